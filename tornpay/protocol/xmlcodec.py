@@ -1,0 +1,86 @@
+"""WeChat's flat ``<xml>`` documents: CDATA encoding and a hardened, size-limited decoder."""
+
+import xml.etree.ElementTree as ET
+from typing import Mapping, Union
+
+import defusedxml
+import defusedxml.ElementTree as DET
+
+# Notifies and API replies are a few KiB; anything bigger is refused before parsing.
+MAX_XML_BYTES = 64 * 1024
+
+
+class XMLError(ValueError):
+    """The body is not an acceptable WeChat XML document; ``str(e)`` says why."""
+
+
+def _cdata(text: str) -> str:
+    # "]]>" cannot appear inside one CDATA section: split it across two.
+    return "<![CDATA[" + text.replace("]]>", "]]]]><![CDATA[>") + "]]>"
+
+
+def encode_xml(params: Mapping[str, object]) -> bytes:
+    """Encode a flat mapping as WeChat XML (UTF-8); strings in CDATA, integers bare.
+
+    Names must be simple element names; values are written as received so the
+    signature computed over them still matches.
+    """
+    parts = ["<xml>"]
+    for name, value in params.items():
+        if value is None:
+            continue
+        if not name.replace("_", "a").isalnum() or not name[0].isalpha():
+            raise XMLError(f"bad element name {name!r}")
+        text = str(value)
+        body = text if text.isdigit() and text.isascii() else _cdata(text)
+        parts.append(f"<{name}>{body}</{name}>")
+    parts.append("</xml>")
+    return "".join(parts).encode("utf-8")
+
+
+def decode_xml(body: Union[bytes, str], root: str = "xml", limit: int = MAX_XML_BYTES) -> dict:
+    """Decode a flat WeChat XML document into ``{name: str}``.
+
+    Refuses, with :class:`XMLError`: bodies over ``limit`` bytes, empty or
+    non-UTF-8 bodies, any DTD (DOCTYPE, ENTITY, ATTLIST), undeclared entities,
+    a root other than ``root``, attributes, nested elements and duplicated
+    fields. Values keep their exact text (no stripping) because the signature
+    is computed over exactly what was sent.
+    """
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    if len(body) > limit:
+        raise XMLError(f"body larger than {limit} bytes")
+    if not body.strip():
+        raise XMLError("empty body")
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise XMLError("body is not UTF-8") from None
+    try:
+        element = DET.fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except defusedxml.DTDForbidden:
+        raise XMLError("DTD (DOCTYPE) is not allowed") from None
+    except defusedxml.EntitiesForbidden:
+        raise XMLError("entities are not allowed") from None
+    except defusedxml.DefusedXmlException as exc:
+        raise XMLError(f"forbidden XML construct: {type(exc).__name__}") from None
+    except ET.ParseError as exc:
+        raise XMLError(f"malformed XML: {exc}") from None
+    if element.tag != root:
+        raise XMLError(f"root element must be <{root}>")
+    if element.attrib:
+        raise XMLError(f"attributes are not allowed on <{root}>")
+    fields: dict = {}
+    for child in element:
+        name = child.tag
+        if not isinstance(name, str):
+            raise XMLError("unexpected XML node")
+        if len(child):
+            raise XMLError(f"field {name!r} must not contain elements")
+        if child.attrib:
+            raise XMLError(f"field {name!r} must not have attributes")
+        if name in fields:
+            raise XMLError(f"field {name!r} is duplicated")
+        fields[name] = child.text or ""
+    return fields
