@@ -1,0 +1,1 @@
+"""Storage: the peewee database and tornpay's tables."""

@@ -1,0 +1,144 @@
+"""tornpay's tables: orders, received notifies, the hook outbox (events, deliveries), refunds."""
+
+import datetime
+
+import peewee
+
+from tornpay.storage.db import database_proxy
+
+# Order states (SPEC §4).
+CREATED = "CREATED"
+PREPAID = "PREPAID"
+PAID = "PAID"
+PARTIAL_REFUNDED = "PARTIAL_REFUNDED"
+REFUNDED = "REFUNDED"
+CLOSED = "CLOSED"
+PAYERROR = "PAYERROR"
+ORDER_STATES = (CREATED, PREPAID, PAID, PARTIAL_REFUNDED, REFUNDED, CLOSED, PAYERROR)
+
+# Delivery states.
+PENDING = "pending"
+DONE = "done"
+FAILED = "failed"
+
+
+def utcnow() -> datetime.datetime:
+    """Naive UTC now: one convention for every timestamp column, on every database."""
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+
+
+class BaseModel(peewee.Model):
+    class Meta:
+        database = database_proxy
+
+
+class Order(BaseModel):
+    """One payment attempt for one product by one payer."""
+
+    out_trade_no = peewee.CharField(max_length=32, primary_key=True)
+    product_id = peewee.CharField(max_length=64, index=True)
+    openid = peewee.CharField(max_length=128, index=True)
+    body = peewee.CharField(max_length=128)
+    attach = peewee.CharField(max_length=128, default="")
+    total_fee = peewee.IntegerField()  # fen, from resolve_product, never the browser
+    fee_type = peewee.CharField(max_length=8, default="CNY")
+    sign_type = peewee.CharField(max_length=16, default="MD5")
+    state = peewee.CharField(max_length=20, default=CREATED, index=True)
+    spbill_create_ip = peewee.CharField(max_length=64, default="")
+    # The exact signed unified-order request, kept so a retry or a prepay_id
+    # refresh re-sends identical parameters (reference §4.4, P16).
+    unified_request = peewee.TextField(default="")
+    prepay_id = peewee.CharField(max_length=64, null=True)
+    prepay_at = peewee.DateTimeField(null=True)
+    transaction_id = peewee.CharField(max_length=32, null=True, unique=True)
+    time_end = peewee.CharField(max_length=14, null=True)
+    bank_type = peewee.CharField(max_length=32, null=True)
+    cash_fee = peewee.IntegerField(null=True)
+    refunded_fee = peewee.IntegerField(default=0)  # refunds WeChat reported SUCCESS
+    reserved_refund_fee = peewee.IntegerField(default=0)  # refunds asked for, not yet failed
+    close_reason = peewee.CharField(max_length=32, null=True)
+    last_error = peewee.TextField(null=True)  # why a half-made order stopped
+    created_at = peewee.DateTimeField(default=utcnow, index=True)
+    updated_at = peewee.DateTimeField(default=utcnow)
+    expire_at = peewee.DateTimeField()
+    paid_at = peewee.DateTimeField(null=True)
+    # Reconciler bookkeeping: next query time and a lease so two processes
+    # never query the same order at once.
+    next_check_at = peewee.DateTimeField(null=True, index=True)
+    check_attempts = peewee.IntegerField(default=0)
+    lease_owner = peewee.CharField(max_length=64, null=True)
+    lease_until = peewee.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "tornpay_order"
+
+
+class Notification(BaseModel):
+    """One POST received on /notify or /refund-notify, and what we answered."""
+
+    id = peewee.AutoField()
+    kind = peewee.CharField(max_length=16)  # "pay" or "refund"
+    out_trade_no = peewee.CharField(max_length=64, null=True, index=True)
+    received_at = peewee.DateTimeField(default=utcnow)
+    remote_ip = peewee.CharField(max_length=64, default="")
+    outcome = peewee.CharField(max_length=16)  # accepted, duplicate, refused
+    reason = peewee.CharField(max_length=255, default="")
+
+    class Meta:
+        table_name = "tornpay_notification"
+
+
+class Event(BaseModel):
+    """Outbox row: a durable hook event written in the transaction that caused it."""
+
+    id = peewee.CharField(max_length=32, primary_key=True)  # uuid4 hex
+    hook = peewee.CharField(max_length=32)  # on_paid, on_cancel, on_refund
+    out_trade_no = peewee.CharField(max_length=32, index=True)
+    payload = peewee.TextField(default="{}")  # JSON: reason, refund
+    created_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "tornpay_event"
+
+
+class Delivery(BaseModel):
+    """One event for one plugin; retried with backoff until it returns or is exhausted."""
+
+    id = peewee.CharField(max_length=128, primary_key=True)  # f"{event_id}:{plugin}"
+    event = peewee.ForeignKeyField(Event, backref="deliveries", on_delete="CASCADE")
+    plugin = peewee.CharField(max_length=128)
+    state = peewee.CharField(max_length=16, default=PENDING, index=True)
+    attempts = peewee.IntegerField(default=0)
+    next_attempt_at = peewee.DateTimeField(default=utcnow, index=True)
+    last_error = peewee.TextField(null=True)
+    lease_owner = peewee.CharField(max_length=64, null=True)
+    lease_until = peewee.DateTimeField(null=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+    done_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "tornpay_delivery"
+
+
+class Refund(BaseModel):
+    """One refund request (full or partial) of a paid order."""
+
+    out_refund_no = peewee.CharField(max_length=64, primary_key=True)
+    order = peewee.ForeignKeyField(Order, backref="refunds", column_name="out_trade_no")
+    refund_fee = peewee.IntegerField()
+    reason = peewee.CharField(max_length=80, default="")
+    # REQUESTED (stored before calling WeChat), PROCESSING (accepted), SUCCESS,
+    # CHANGE, REFUNDCLOSE, FAILED (WeChat refused the request).
+    state = peewee.CharField(max_length=16, default="REQUESTED", index=True)
+    refund_id = peewee.CharField(max_length=32, null=True)
+    request = peewee.TextField(default="")  # the signed request, re-sent verbatim on retry
+    last_error = peewee.TextField(null=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+    success_time = peewee.CharField(max_length=20, null=True)
+    updated_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "tornpay_refund"
+
+
+ALL_MODELS = (Order, Notification, Event, Delivery, Refund)
