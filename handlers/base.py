@@ -1,0 +1,114 @@
+"""Base handlers: HTML pages with tornpay's own templates and cookies, and the XML-speaking notify base."""
+
+import http.client
+import logging
+import os
+
+import tornado.web
+
+from tornpay.protocol.xmlcodec import encode_xml
+
+logger = logging.getLogger(__name__)
+
+TEMPLATE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "templates")
+
+
+def _template_dir():
+    # Installed, templates live in the tornpay.templates package; in a source
+    # checkout (editable install) that is the top-level templates/ folder.
+    try:
+        import tornpay.templates as pkg
+
+        return os.path.dirname(os.path.abspath(pkg.__file__))
+    except ImportError:  # pragma: no cover
+        return os.path.abspath(TEMPLATE_DIR)
+
+
+class PageError(tornado.web.HTTPError):
+    """An error shown to a person: status plus a message safe to display."""
+
+    def __init__(self, status_code: int, message: str, title: str = ""):
+        super().__init__(status_code, reason=None)
+        self.message = message
+        self.title = title or http.client.responses.get(status_code, "Error")
+
+
+class BaseHandler(tornado.web.RequestHandler):
+    """Render tornpay pages with our own templates and cookie secret (estates keep theirs)."""
+
+    def initialize(self, ctx):
+        self.ctx = ctx
+
+    @property
+    def settings_(self):
+        return self.ctx.settings
+
+    def get_template_path(self):
+        return _template_dir()
+
+    def get_template_namespace(self):
+        ns = super().get_template_namespace()
+        ns.update(
+            simulator=self.ctx.simulator is not None,
+            prefix=self.ctx.prefix,
+            tp_static=self.tp_static_url,
+        )
+        return ns
+
+    def tp_static_url(self, name):
+        return f"{self.ctx.prefix}/static/{name}"
+
+    # Signed cookies with tornpay's own secret, so an embedding estate's
+    # cookie_secret is neither required nor overwritten.
+    def set_tp_cookie(self, name, value, max_age_days=30):
+        signed = tornado.web.create_signed_value(
+            self.ctx.settings.server.cookie_secret, name, value)
+        self.set_cookie(name, signed, expires_days=max_age_days, httponly=True,
+                        samesite="Lax", secure=self.request.protocol == "https",
+                        path="/")
+
+    def get_tp_cookie(self, name, max_age_days=31):
+        raw = self.get_cookie(name)
+        if not raw:
+            return None
+        value = tornado.web.decode_signed_value(
+            self.ctx.settings.server.cookie_secret, name, raw, max_age_days=max_age_days)
+        return value.decode("utf-8") if value else None
+
+    def client_ip(self):
+        """The payer's address: X-Real-IP is honoured only through HTTPServer(xheaders=True)."""
+        return self.request.remote_ip or "127.0.0.1"
+
+    def write_error(self, status_code, **kwargs):
+        # Synchronous on purpose (a failed template must not recurse into async code).
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, PageError):
+            title, message = exc.title, exc.message
+        else:
+            title = http.client.responses.get(status_code, "Error")
+            message = "Something went wrong. Please try again." if status_code >= 500 else title
+        try:
+            self.render("error.html", status_code=status_code, title=title, message=message)
+        except Exception:  # never let the error page itself fail with a traceback
+            logger.exception("error page failed")
+            self.finish(f"{status_code} {title}")
+
+
+class XMLHandler(tornado.web.RequestHandler):
+    """Speak WeChat's notify XML in every answer, errors included (never an HTML 500)."""
+
+    def initialize(self, ctx):
+        self.ctx = ctx
+
+    def check_xsrf_cookie(self):
+        # WeChat's servers cannot carry an XSRF token; authenticity comes from
+        # the signature (or the req_info encryption) checked by the handler.
+        pass
+
+    def reply(self, ok: bool, message: str = "OK"):
+        self.set_header("Content-Type", "text/xml; charset=utf-8")
+        self.finish(encode_xml({"return_code": "SUCCESS" if ok else "FAIL", "return_msg": message}))
+
+    def write_error(self, status_code, **kwargs):
+        self.set_status(200 if status_code < 500 else status_code)
+        self.reply(False, "request refused" if status_code < 500 else "internal error, retry")

@@ -1,0 +1,24 @@
+"""GET /healthz: 200 while the database answers, 503 otherwise."""
+
+import tornado.web
+
+from tornpay.storage.db import ping
+
+
+class HealthHandler(tornado.web.RequestHandler):
+    """Report whether this process can reach its database."""
+
+    def initialize(self, ctx):
+        self.ctx = ctx
+
+    def get(self):
+        self.set_header("Cache-Control", "no-store")
+        if ping(self.ctx.db):
+            self.write({"status": "ok"})
+        else:
+            self.set_status(503)
+            self.write({"status": "unavailable", "reason": "database"})
+
+
+default_handlers = []
+root_handlers = [(r"/healthz", HealthHandler, "health")]

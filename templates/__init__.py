@@ -1,0 +1,1 @@
+"""tornpay's page templates (data package: the .html files beside this one)."""

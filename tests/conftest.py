@@ -1,0 +1,94 @@
+"""Shared fixtures.
+
+- ``tp_overrides``: a dict merged into the test settings (override it in a module).
+- ``tp_settings_dict``: the plain settings dict of a test (SQLite in tmp_path,
+  simulator on, public_url = this test's server, fast background intervals).
+- ``tp_settings``: the checked :class:`tornpay.settings.Settings` for it.
+- ``app``: ``make_app(tp_settings)`` for pytest-tornado (``http_client``/``base_url``).
+- ``ctx``: the app's :class:`tornpay.context.Context`.
+- ``tp_make_settings``: a function building Settings from overrides, for tests that need several.
+"""
+
+import copy
+
+import pytest
+
+from tornpay.settings import settings_from_dict
+
+TEST_API_KEY = "192006250b4c09247ec02edce69f6a2d"
+
+
+def base_settings_dict(tmp_path, port):
+    return {
+        "server": {
+            "address": "127.0.0.1",
+            "port": port,
+            "public_url": f"http://127.0.0.1:{port}",
+            "prefix": "/wxpay",
+            "cookie_secret": "test-cookie-secret-0123456789abcdef",
+            "xheaders": True,
+        },
+        "wechat": {
+            "appid": "wxd930ea5d5a258f4f",
+            "app_secret": "test-app-secret-do-not-log",
+            "mch_id": "10000100",
+            "api_key": TEST_API_KEY,
+            "sign_type": "MD5",
+            "timeout": 5,
+        },
+        "database": {"url": f"sqlite:///{tmp_path}/tornpay-test.db"},
+        "orders": {"reconcile_after_seconds": 3600, "reconcile_interval_seconds": 0.2},
+        "deliveries": {"first_retry_seconds": 0.05, "max_retry_seconds": 0.2,
+                       "timeout_seconds": 2, "poll_interval_seconds": 0.05},
+        "simulator": {"enabled": True, "notify_time_scale": 0.001},
+        "catalog": {"products": {"coach-101": {"body": "Private coaching, 1 hour",
+                                               "total_fee": 1},
+                                 "coach-205": {"body": "Group clinic", "total_fee": 9900}}},
+    }
+
+
+def merge(base, overrides):
+    out = copy.deepcopy(base)
+    for key, value in (overrides or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+@pytest.fixture
+def tp_overrides():
+    return {}
+
+
+@pytest.fixture
+def tp_settings_dict(tmp_path, http_port, tp_overrides):
+    return merge(base_settings_dict(tmp_path, http_port), tp_overrides)
+
+
+@pytest.fixture
+def tp_settings(tp_settings_dict):
+    return settings_from_dict(tp_settings_dict, env={})
+
+
+@pytest.fixture
+def tp_make_settings(tmp_path, http_port):
+    def make(overrides=None, env=None):
+        return settings_from_dict(merge(base_settings_dict(tmp_path, http_port), overrides),
+                                  env=env or {})
+    return make
+
+
+@pytest.fixture
+def app(tp_settings, io_loop):
+    from tornpay.app import make_app  # imported late: a broken app must not break unit tests
+
+    application = make_app(tp_settings)
+    yield application
+    io_loop.run_sync(application.settings["tornpay"].stop)
+
+
+@pytest.fixture
+def ctx(app):
+    return app.settings["tornpay"]

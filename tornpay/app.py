@@ -1,0 +1,119 @@
+"""Composition root: ``make_app(settings)`` builds the Tornado application; ``main()`` serves it."""
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from typing import Iterable, Optional
+
+import tornado.web
+from tornado.httpserver import HTTPServer
+
+from tornpay.context import Context
+from tornpay.settings import Settings, SettingsError, load_settings
+from tornpay.weblog import log_request
+
+logger = logging.getLogger(__name__)
+
+STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
+
+
+def tornpay_routes(ctx: Context, prefix: Optional[str] = None, include_root: bool = True):
+    """All of tornpay's URL specs for ``ctx``: its routes, its static files and the simulator."""
+    from tornpay import handlers as handlers_pkg
+
+    prefix = ctx.prefix if prefix is None else prefix
+    specs = handlers_pkg.routes(ctx, prefix, include_root=include_root)
+    specs.append(tornado.web.url(prefix + r"/static/(.*)", tornado.web.StaticFileHandler,
+                                 {"path": STATIC_DIR}, name="tornpay-static"))
+    if ctx.simulator is not None:
+        from tornpay.simulator.app import simulator_routes
+
+        specs.extend(simulator_routes(ctx.simulator, prefix="/_sim"))
+    return specs
+
+
+def make_app(settings: Settings, *, plugins: Iterable = (), hooks=None, http_client=None,
+             database=None, start: bool = True) -> tornado.web.Application:
+    """Build the Tornado application for ``settings``; its Context is ``app.settings['tornpay']``.
+
+    ``start`` starts the dispatcher and reconciler on the current IOLoop.
+    """
+    ctx = Context(settings, plugins=plugins, hooks=hooks, http_client=http_client,
+                  database=database)
+    app = tornado.web.Application(
+        tornpay_routes(ctx),
+        tornpay=ctx,
+        xsrf_cookies=True,
+        cookie_secret=settings.server.cookie_secret,
+        debug=settings.server.debug,
+        log_function=log_request,
+    )
+    if start:
+        ctx.start()
+    return app
+
+
+def configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=getattr(logging, settings.server.log_level),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+async def serve(settings: Settings) -> None:
+    """Listen, run until SIGTERM/SIGINT, then stop accepting, finish in-flight work and exit."""
+    app = make_app(settings)
+    ctx: Context = app.settings["tornpay"]
+    server = HTTPServer(app, xheaders=settings.server.xheaders)
+    server.listen(settings.server.port, settings.server.address)
+    logger.info("tornpay listening on http://%s:%s%s (simulator %s, database %s)",
+                settings.server.address, settings.server.port, settings.server.prefix,
+                "on" if ctx.simulator is not None else "off",
+                settings.database.url.split(":", 1)[0])
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    logger.info("shutting down: no new connections, finishing requests in flight")
+    server.stop()
+    # Give requests in flight (a notify mid-commit, a checkout awaiting WeChat)
+    # time to finish before the connections are closed.
+    deadline = loop.time() + settings.wechat.timeout + 1
+    while loop.time() < deadline and _busy(server):
+        await asyncio.sleep(0.05)
+    await server.close_all_connections()
+    await ctx.stop()
+    logger.info("stopped")
+
+
+def _busy(server: HTTPServer) -> bool:
+    # HTTP1ServerConnection keeps the in-progress stream in _serving_future.
+    for conn in list(getattr(server, "_connections", ())):
+        fut = getattr(conn, "_serving_future", None)
+        if fut is not None and not fut.done():
+            return True
+    return False
+
+
+def main(argv: Optional[list] = None) -> int:
+    """``python server.py [--settings FILE]``: the same as ``tornpay serve``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="server.py", description="Run the tornpay server.")
+    parser.add_argument("--settings", default="settings.yaml", help="settings file (YAML)")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(args.settings)
+    except SettingsError as exc:
+        print(f"tornpay: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings)
+    try:
+        asyncio.run(serve(settings))
+    except SettingsError as exc:
+        print(f"tornpay: {exc}", file=sys.stderr)
+        return 2
+    return 0

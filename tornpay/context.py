@@ -1,0 +1,111 @@
+"""The application context: every long-lived part of one tornpay instance, started and stopped together."""
+
+import logging
+import os
+import socket
+from typing import Iterable, Optional
+
+from tornado.httpclient import AsyncHTTPClient
+
+from tornpay.hooks import HookManager
+from tornpay.protocol.client import PayClient
+from tornpay.protocol.oauth import OAuthClient
+from tornpay.settings import Settings, SettingsError
+from tornpay.storage import db as storage
+
+logger = logging.getLogger(__name__)
+
+
+def make_http_client(settings: Settings):
+    """One explicit client for every WeChat call: curl when pycurl imports, else the simple one."""
+    defaults = dict(connect_timeout=settings.wechat.timeout, request_timeout=settings.wechat.timeout)
+    try:
+        from tornado.curl_httpclient import CurlAsyncHTTPClient
+
+        # max_clients defaults to 10: hundreds of checkouts waiting on a slow
+        # WeChat would queue behind ten transfers.
+        return CurlAsyncHTTPClient(force_instance=True, max_clients=1000, defaults=defaults)
+    except ImportError:  # pragma: no cover - pycurl is a declared dependency
+        logger.warning("pycurl is not importable; using Tornado's simple HTTP client")
+        return AsyncHTTPClient(force_instance=True, max_clients=1000, defaults=defaults)
+
+
+def check_startable(settings: Settings) -> None:
+    """Refuse to talk to the real WeChat with the shipped test credentials."""
+    if not settings.simulator.enabled and settings.uses_shipped_credentials():
+        raise SettingsError(
+            "setting wechat.api_key/app_secret or server.cookie_secret: still the shipped test "
+            "values while simulator.enabled is false; set your own credentials")
+
+
+class Context:
+    """Settings, database, WeChat clients, hooks and background workers of one app."""
+
+    def __init__(self, settings: Settings, *, hooks: Optional[HookManager] = None,
+                 plugins: Iterable = (), http_client=None, database=None):
+        check_startable(settings)
+        self.settings = settings
+        self.owner_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self.db = database or storage.open_database(settings.database.url)
+        storage.bind(self.db)
+        self.hooks = hooks or HookManager()
+        if hooks is None:
+            self.hooks.load_settings_plugins(settings)
+            self.hooks.load_entry_points()
+        for plugin in plugins:
+            self.hooks.register(plugin)
+        self.hooks.check()
+        storage.create_tables(self.hooks.models())
+        self._own_http_client = http_client is None
+        self.http_client = http_client or make_http_client(settings)
+        self.metrics = None  # set by tornpay.metrics when enabled
+        self.pay_client = PayClient.from_settings(settings, self.http_client,
+                                                  observer=self._observe_upstream)
+        self.oauth_client = OAuthClient.from_settings(settings, self.http_client)
+        self.simulator = None
+        if settings.simulator.enabled:
+            from tornpay.simulator.state import SimulatorConfig, SimulatorState
+
+            config = SimulatorConfig.from_settings(settings)
+            self.simulator = SimulatorState(config)
+        from tornpay.orders.dispatcher import Dispatcher
+        from tornpay.orders.reconciler import Reconciler
+
+        self.dispatcher = Dispatcher(self.hooks, settings, self.owner_id)
+        self.reconciler = Reconciler(self.pay_client, self.hooks, settings, self.owner_id,
+                                     on_change=self.dispatcher.kick)
+        self.started = False
+
+    def _observe_upstream(self, api: str, seconds: float, outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.observe_upstream(api, seconds, outcome)
+
+    @property
+    def prefix(self) -> str:
+        return self.settings.server.prefix
+
+    def start(self) -> None:
+        """Start the delivery dispatcher and the reconciler on the current IOLoop."""
+        if self.started:
+            return
+        self.started = True
+        self.dispatcher.start()
+        self.reconciler.start()
+        if self.simulator is not None and hasattr(self.simulator, "start"):
+            self.simulator.start()
+
+    async def stop(self) -> None:
+        """Stop background work, let in-flight hook calls finish, close clients."""
+        if self.started:
+            self.started = False
+            await self.reconciler.stop()
+            await self.dispatcher.stop()
+            if self.simulator is not None and hasattr(self.simulator, "stop"):
+                result = self.simulator.stop()
+                if hasattr(result, "__await__"):
+                    await result
+        self.hooks.close()
+        if self._own_http_client:
+            self.http_client.close()
+        if not self.db.is_closed():
+            self.db.close()
