@@ -219,7 +219,7 @@ class PayClient:
         try:
             response = await self.http_client.fetch(request, raise_error=False)
         except Exception as exc:  # connection set-up errors some clients raise directly
-            raise TransportError(f"{type(exc).__name__}: {exc}") from exc
+            raise TransportError(f"network error: {type(exc).__name__}: {exc}") from exc
         if response.code == 599:  # Tornado's code for timeouts and connection failures
             raise TransportError(f"network error: {response.error}")
         if not 200 <= response.code < 300:

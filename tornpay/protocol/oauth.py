@@ -2,6 +2,7 @@
 
 import json
 import logging
+import re
 import time
 from typing import Optional
 from urllib.parse import quote, urlencode
@@ -12,6 +13,29 @@ from .client import wechat_urls
 from .errors import OAuthError, ProtocolError, TransportError
 
 log = logging.getLogger(__name__)
+
+# Tornado's curl client logs every URL at DEBUG, and the access log of an in-process
+# simulator logs request URIs: both would show the app secret of the token URL.
+_SECRET_IN_URL = re.compile(r"(secret=)[^&\s]+")
+_URL_LOGGERS = ("tornado.curl_httpclient", "tornado.access")
+
+
+class RedactSecretFilter(logging.Filter):
+    """Rewrites ``secret=...`` in a log record to ``secret=***``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "secret=" in message:
+            record.msg, record.args = _SECRET_IN_URL.sub(r"\1***", message), ()
+        return True
+
+
+def install_secret_redaction() -> None:
+    """Attach :class:`RedactSecretFilter` once to the loggers that print URLs."""
+    for name in _URL_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactSecretFilter) for f in logger.filters):
+            logger.addFilter(RedactSecretFilter())
 
 
 class OAuthClient:
@@ -32,6 +56,7 @@ class OAuthClient:
         self.api_base = api_base.rstrip("/")
         self.http_client = http_client
         self.timeout = timeout
+        install_secret_redaction()
 
     def __repr__(self) -> str:  # never show the secret
         return f"OAuthClient(appid={self.appid!r}, api_base={self.api_base!r})"
