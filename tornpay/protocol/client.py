@@ -6,7 +6,13 @@ from typing import Callable, Mapping, Optional, Tuple
 
 from tornado.httpclient import HTTPRequest
 
-from .errors import BusinessError, ProtocolError, ResponseSignatureError, TransportError, WeChatError
+from .errors import (
+    BusinessError,
+    ProtocolError,
+    ResponseSignatureError,
+    TransportError,
+    WeChatError,
+)
 from .ids import nonce_str
 from .sign import MD5, SIGN_TYPES, UnknownSignType, sign_params, verify_sign
 from .xmlcodec import XMLError, decode_xml, encode_xml
@@ -15,7 +21,9 @@ log = logging.getLogger(__name__)
 
 # (api_name, seconds, outcome) -> None; outcome is one of OUTCOMES.
 Observer = Callable[[str, float, str], None]
-OUTCOMES = ("success", "transport_error", "protocol_error", "signature_error", "business_error")
+OUTCOMES = (
+    "success", "transport_error", "protocol_error", "signature_error", "business_error", "error",
+)
 _OUTCOME_OF = {
     TransportError: "transport_error",
     ProtocolError: "protocol_error",
@@ -73,7 +81,7 @@ class PayClient:
         self.observer = observer
 
     def __repr__(self) -> str:  # never show the key
-        return f"PayClient(appid={self.appid!r}, mch_id={self.mch_id!r}, base_url={self.base_url!r})"
+        return f"PayClient(appid={self.appid!r}, mch_id={self.mch_id!r}, base={self.base_url!r})"
 
     @classmethod
     def from_settings(cls, settings, http_client, observer: Optional[Observer] = None):
@@ -183,18 +191,20 @@ class PayClient:
         api = path.rstrip("/").rsplit("/", 1)[-1]
         ref = sent.get("out_trade_no") or sent.get("out_refund_no") or sent.get("transaction_id")
         started = time.monotonic()
-        outcome = "success"
+        # "error" stays only if something other than a WeChatError escapes (a bug, cancel).
+        outcome, level, detail = "error", logging.WARNING, ""
         try:
-            reply = await self._fetch(path, body)
-            return self._check_reply(reply, sign_type)
+            fields = self._check_reply(await self._fetch(path, body), sign_type)
+            outcome, level = "success", logging.INFO
+            return fields
         except WeChatError as exc:
             outcome = _OUTCOME_OF.get(type(exc), "protocol_error")
-            log.warning("wechat %s out_trade_no=%s failed: %s", api, ref, exc)
+            level, detail = logging.WARNING, exc
             raise
         finally:
             elapsed = time.monotonic() - started
-            log.info("wechat %s out_trade_no=%s outcome=%s elapsed=%.3fs",
-                     api, ref, outcome, elapsed)
+            log.log(level, "wechat %s out_trade_no=%s outcome=%s elapsed=%.3fs %s",
+                    api, ref, outcome, elapsed, detail)
             self._observe(api, elapsed, outcome)
 
     def _observe(self, api: str, elapsed: float, outcome: str) -> None:
