@@ -5,7 +5,7 @@ import importlib
 from tornado.web import URLSpec
 
 # Route families, one module each. Missing modules are a programming error.
-MODULES = ("health", "shop", "checkout", "pay", "orders", "notify")
+MODULES = ("health", "metrics", "shop", "checkout", "pay", "orders", "notify", "refunds")
 
 
 def routes(ctx, prefix=None, include_root=True):
