@@ -2,6 +2,7 @@
 
 import asyncio
 import datetime
+import ipaddress
 import json
 import logging
 from types import SimpleNamespace
@@ -330,13 +331,20 @@ async def test_same_signed_request_resent_byte_identical(pay, fake):
 # -- refund client certificate ----------------------------------------------------
 
 
-def _write_cert(tmp_path):
+def _write_cert(tmp_path, ip=None):
+    """A self-signed PEM certificate + key; with ``ip`` it is a server certificate for it."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, V.MCH_ID)])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ip or V.MCH_ID)])
     now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(1).not_valid_before(now)
-            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    builder = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+               .public_key(key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(now - datetime.timedelta(minutes=1))
+               .not_valid_after(now + datetime.timedelta(days=1)))
+    if ip:
+        san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))])
+        builder = builder.add_extension(san, critical=False).add_extension(
+            x509.BasicConstraints(ca=True, path_length=None), critical=True)
+    cert = builder.sign(key, hashes.SHA256())
     cert_file, key_file = tmp_path / "apiclient_cert.pem", tmp_path / "apiclient_key.pem"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
@@ -457,3 +465,46 @@ async def test_exchange_code_transport_and_garbage(oauth, fake):
     fake.oauth_reply = lambda a: json.dumps({"access_token": "AT"})
     with pytest.raises(ProtocolError, match="openid"):
         await oauth.exchange_code("C")
+
+
+@pytest.mark.gen_test
+async def test_refund_presents_certificate_over_real_mutual_tls(curl, tmp_path):
+    import ssl
+
+    import tornado.httpserver
+    import tornado.testing
+
+    server_dir, client_dir = tmp_path / "server", tmp_path / "client"
+    server_dir.mkdir()
+    client_dir.mkdir()
+    server_cert, server_key = _write_cert(server_dir, "127.0.0.1")
+    client_cert, client_key = _write_cert(client_dir)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(server_cert, server_key)
+    context.load_verify_locations(client_cert)
+    context.verify_mode = ssl.CERT_REQUIRED  # the handshake fails without our certificate
+    seen = []
+
+    class Refund(tornado.web.RequestHandler):
+        def post(self):
+            seen.append(self.request.get_ssl_certificate())
+            self.write(signed_reply(decode_xml(self.request.body), refund_id="503")[1])
+
+    server = tornado.httpserver.HTTPServer(
+        tornado.web.Application([(r"/secapi/pay/refund", Refund)]), ssl_options=context)
+    sock, port = tornado.testing.bind_unused_port()
+    server.add_socket(sock)
+    try:
+        base = f"https://127.0.0.1:{port}"
+        pay = PayClient(V.APPID, V.MCH_ID, V.KEY, base, curl, timeout=2, ca_certs=server_cert,
+                        cert_file=client_cert, key_file=client_key)
+        assert (await pay.refund("T1", "R1", 2, 1))["refund_id"] == "503"
+        assert dict(x[0] for x in seen[0]["subject"])["commonName"] == V.MCH_ID
+        anonymous = PayClient(V.APPID, V.MCH_ID, V.KEY, base, curl, timeout=2,
+                              ca_certs=server_cert)
+        with pytest.raises(TransportError):
+            await anonymous.refund("T1", "R1", 2, 1)
+        assert len(seen) == 1
+    finally:
+        server.stop()
+        await server.close_all_connections()

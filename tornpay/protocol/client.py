@@ -66,6 +66,7 @@ class PayClient:
         key_file: Optional[str] = None,
         sign_type: str = MD5,
         observer: Optional[Observer] = None,
+        ca_certs: Optional[str] = None,
     ):
         if sign_type not in SIGN_TYPES:
             raise UnknownSignType(f"unknown sign type {sign_type!r}")
@@ -79,6 +80,7 @@ class PayClient:
         self.key_file = key_file or None
         self.sign_type = sign_type
         self.observer = observer
+        self.ca_certs = ca_certs or None  # a private CA (e.g. a TLS simulator); None = system
 
     def __repr__(self) -> str:  # never show the key
         return f"PayClient(appid={self.appid!r}, mch_id={self.mch_id!r}, base={self.base_url!r})"
@@ -216,10 +218,10 @@ class PayClient:
             log.exception("latency observer failed")
 
     async def _fetch(self, path: str, body: bytes) -> bytes:
-        cert = {}
+        cert = {"ca_certs": self.ca_certs} if self.ca_certs else {}
         if path.startswith("/secapi/") and self.cert_file:
             # curl_httpclient refuses ssl_options; client_cert/client_key are its mTLS knobs.
-            cert = {"client_cert": self.cert_file, "client_key": self.key_file}
+            cert.update(client_cert=self.cert_file, client_key=self.key_file)
         request = HTTPRequest(
             self.base_url + path, method="POST", body=body,
             headers={"Content-Type": "text/xml; charset=utf-8"},
