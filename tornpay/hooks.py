@@ -1,0 +1,254 @@
+"""HookManager: loads plugins (settings, entry points, code), validates them, calls them isolated."""
+
+import asyncio
+import functools
+import importlib
+import inspect
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from importlib import metadata
+from typing import Any, Callable, Dict, List, Optional
+
+import pluggy
+
+from tornpay.plugins import hookspecs
+from tornpay.plugins.hookspecs import HOOK_NAMES
+
+logger = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "tornpay.plugins"
+# Names that look like a hook: a public one not in the spec is a typo (on_payed).
+HOOK_PREFIXES = ("on_", "resolve_")
+PRODUCT_KEYS = frozenset({"body", "total_fee", "attach"})
+
+
+class PluginError(Exception):
+    """A plugin problem, as one line naming the plugin (fails the start or the checkout)."""
+
+
+class _Manager(pluggy.PluginManager):
+    """pluggy manager that also accepts undecorated functions named after a hook."""
+
+    def parse_hookimpl_opts(self, plugin, name):
+        opts = super().parse_hookimpl_opts(plugin, name)
+        if opts is None and name in HOOK_NAMES and inspect.isroutine(getattr(plugin, name, None)):
+            # SPEC §6: "a module that defines functions named after hooks".
+            opts = {"wrapper": False, "hookwrapper": False, "optionalhook": False,
+                    "tryfirst": False, "trylast": False, "specname": None}
+        return opts
+
+
+class HookManager:
+    """One per application: the registered plugins and the way tornpay calls them."""
+
+    def __init__(self, settings: Any = None, max_workers: int = 8):
+        self.settings = settings
+        self._pm = _Manager("tornpay")
+        self._pm.add_hookspecs(hookspecs)
+        self._names: List[str] = []  # registration order (pluggy calls LIFO)
+        self._objects: Dict[str, Any] = {}
+        # Plain (sync) hook functions run here so a blocking plugin cannot
+        # freeze the IOLoop; created lazily so building a manager is cheap.
+        self._max_workers = max_workers
+        self._executor: Optional[ThreadPoolExecutor] = None
+
+    # -- loading -------------------------------------------------------------
+
+    def load_settings_plugins(self, settings: Any = None) -> None:
+        """Import and register every dotted module name in ``settings.plugins``, in order."""
+        settings = settings if settings is not None else self.settings
+        if self.settings is None:
+            self.settings = settings
+        for dotted in list(getattr(settings, "plugins", None) or ()):
+            try:
+                module = importlib.import_module(dotted)
+            except Exception as exc:
+                raise PluginError(f"plugin {dotted}: cannot import it ({type(exc).__name__}: "
+                                  f"{exc})") from None
+            self.register(module, name=dotted)
+
+    def load_entry_points(self, group: str = ENTRY_POINT_GROUP) -> None:
+        """Register plugins installed with an entry point in ``group`` (``tornpay.plugins``)."""
+        for ep in metadata.entry_points(group=group):
+            try:
+                plugin = ep.load()
+            except Exception as exc:
+                raise PluginError(f"plugin {ep.name} (entry point {ep.value}): cannot load it "
+                                  f"({type(exc).__name__}: {exc})") from None
+            if any(obj is plugin for obj in self._objects.values()):
+                logger.debug("plugin %s already registered from settings", ep.name)
+                continue
+            self.register(plugin, name=ep.name)
+
+    def register(self, plugin: Any, name: Optional[str] = None) -> str:
+        """Register a module or object; return its name. Raises :class:`PluginError`."""
+        name = name or getattr(plugin, "__name__", None) or type(plugin).__name__
+        if name in self._objects:
+            raise PluginError(f"plugin {name}: registered twice")
+        configure = getattr(plugin, "tornpay_configure", None)
+        if callable(configure):
+            try:
+                replacement = configure(self.settings)
+            except Exception as exc:
+                raise PluginError(f"plugin {name}: tornpay_configure failed "
+                                  f"({type(exc).__name__}: {exc})") from None
+            if replacement is not None:
+                # Per-application state lives in the returned object, not the module.
+                replacement.tornpay_models = list(getattr(plugin, "tornpay_models", ()))
+                plugin = replacement
+        self._check_names(plugin, name)
+        try:
+            self._pm.register(plugin, name=name)
+        except pluggy.PluginValidationError as exc:
+            raise PluginError(f"plugin {name}: {_first_line(exc)}") from None
+        self._names.append(name)
+        self._objects[name] = plugin
+        return name
+
+    def _check_names(self, plugin: Any, name: str) -> None:
+        for attr in dir(plugin):
+            if attr.startswith(HOOK_PREFIXES) and attr not in HOOK_NAMES:
+                value = getattr(plugin, attr, None)
+                if inspect.isroutine(value):
+                    raise PluginError(
+                        f"plugin {name}: function {attr}() is not a tornpay hook "
+                        f"(hooks are: {', '.join(HOOK_NAMES)})")
+
+    def check(self) -> None:
+        """Validate the whole set once everything is registered, and log what was loaded."""
+        try:
+            self._pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            raise PluginError(_first_line(exc)) from None
+        for hook in HOOK_NAMES:
+            for impl in getattr(self._pm.hook, hook).get_hookimpls():
+                if inspect.isgeneratorfunction(impl.function):
+                    raise PluginError(f"plugin {impl.plugin_name}: {hook} must not be a "
+                                      "generator")
+        if not self.plugin_names("resolve_product"):
+            logger.warning("no plugin implements resolve_product: every checkout will 404")
+        for name in self._names:
+            hooks = [h for h in HOOK_NAMES if self._impl(h, name) is not None]
+            logger.info("plugin %s: %s", name, ", ".join(hooks) or "no hooks")
+
+    # -- introspection ---------------------------------------------------------
+
+    def plugin_names(self, hook: str) -> List[str]:
+        """Names of the plugins implementing ``hook``, in registration order."""
+        return [n for n in self._names if self._impl(hook, n) is not None]
+
+    def get_plugin(self, name: str) -> Any:
+        return self._objects.get(name)
+
+    def models(self) -> list:
+        """Peewee models that plugins list in ``tornpay_models`` (their tables are created)."""
+        out: list = []
+        for name in self._names:
+            for model in getattr(self._objects[name], "tornpay_models", ()) or ():
+                if model not in out:
+                    out.append(model)
+        return out
+
+    def _impl(self, hook: str, plugin_name: str):
+        caller = getattr(self._pm.hook, hook)
+        for impl in caller.get_hookimpls():
+            if impl.plugin_name == plugin_name:
+                return impl
+        return None
+
+    # -- calling ----------------------------------------------------------------
+
+    async def call_plugin(self, hook: str, plugin_name: str, **kwargs: Any) -> Any:
+        """Call one plugin's ``hook``: await it if async, else run it in a worker thread."""
+        impl = self._impl(hook, plugin_name)
+        if impl is None:
+            raise PluginError(f"plugin {plugin_name}: not loaded or has no {hook}")
+        # Like pluggy: an implementation may take a subset of the spec's arguments.
+        args = {k: kwargs[k] for k in impl.argnames}
+        func: Callable = impl.function
+        if inspect.iscoroutinefunction(func):
+            return await func(**args)
+        result = await asyncio.get_running_loop().run_in_executor(
+            self._get_executor(), functools.partial(_call_in_thread, func, args))
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+    async def resolve_product(self, product_id: str, openid: str) -> Optional[dict]:
+        """First non-None ``resolve_product`` answer in registration order, checked."""
+        for name in self.plugin_names("resolve_product"):
+            try:
+                answer = await self._with_timeout(self.call_plugin(
+                    "resolve_product", name, product_id=product_id, openid=openid))
+            except PluginError:
+                raise
+            except Exception as exc:
+                logger.exception("plugin %s: resolve_product(%r) raised", name, product_id)
+                raise PluginError(f"plugin {name}: resolve_product raised "
+                                  f"{type(exc).__name__}") from exc
+            if answer is not None:
+                return _check_product(name, answer)
+        return None
+
+    async def notify_order_created(self, order_view: Any) -> None:
+        """Tell every ``on_order_created`` plugin, concurrently; failures are only logged."""
+        names = self.plugin_names("on_order_created")
+        await asyncio.gather(*(self._call_isolated("on_order_created", n, order=order_view)
+                               for n in names))
+
+    async def _call_isolated(self, hook: str, name: str, **kwargs: Any) -> None:
+        try:
+            await self._with_timeout(self.call_plugin(hook, name, **kwargs))
+        except Exception:
+            logger.exception("plugin %s: %s failed (ignored)", name, hook)
+
+    async def _with_timeout(self, aw):
+        timeout = getattr(getattr(self.settings, "deliveries", None), "timeout_seconds", None)
+        return await asyncio.wait_for(aw, timeout)
+
+    def _get_executor(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=self._max_workers,
+                                                thread_name_prefix="tornpay-plugin")
+        return self._executor
+
+    def close(self) -> None:
+        """Shut the worker threads down (without waiting for a hung plugin)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+
+
+def _call_in_thread(func: Callable, args: dict) -> Any:
+    try:
+        return func(**args)
+    finally:
+        # peewee connections are per thread: close the one this call may have
+        # opened, so pool threads never keep stale connections or transactions.
+        from tornpay.storage.db import database_proxy
+
+        if database_proxy.obj is not None and not database_proxy.is_closed():
+            database_proxy.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _check_product(name: str, answer: Any) -> dict:
+    where = f"plugin {name}: resolve_product"
+    if not isinstance(answer, dict):
+        raise PluginError(f"{where} must return a dict or None, not {type(answer).__name__}")
+    unknown = set(answer) - PRODUCT_KEYS
+    if unknown:
+        raise PluginError(f"{where} returned unknown keys {', '.join(sorted(unknown))}")
+    body, fee, attach = answer.get("body"), answer.get("total_fee"), answer.get("attach", "")
+    if not isinstance(body, str) or not body or len(body.encode("utf-8")) > 128:
+        raise PluginError(f"{where}: body must be a non-empty str of at most 128 bytes")
+    if not isinstance(fee, int) or isinstance(fee, bool) or fee <= 0:
+        raise PluginError(f"{where}: total_fee must be a positive int (fen)")
+    if attach is None:
+        attach = ""
+    if not isinstance(attach, str) or len(attach.encode("utf-8")) > 127:
+        raise PluginError(f"{where}: attach must be a str of at most 127 bytes")
+    return {"body": body, "total_fee": fee, "attach": attach}

@@ -1,0 +1,1 @@
+"""The orders core: state transitions, the hook outbox dispatcher and the reconciler."""

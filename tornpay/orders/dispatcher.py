@@ -1,0 +1,243 @@
+"""Outbox dispatcher: delivers durable hook events to each plugin with leases, timeouts, backoff."""
+
+import asyncio
+import datetime
+import json
+import logging
+import os
+import socket
+import uuid
+from typing import Any, Dict, List, Optional, Set
+
+from peewee import fn
+
+from tornpay.orders.events import OrderView, RefundView
+from tornpay.storage.db import database_proxy as db
+from tornpay.storage.models import DONE, FAILED, PENDING, Delivery, Event, Order, utcnow
+
+logger = logging.getLogger(__name__)
+
+BATCH = 100  # deliveries claimed per pass
+ERROR_CHARS = 500
+
+
+def default_owner_id() -> str:
+    """A lease owner id unique to this process (host, pid, random)."""
+    return f"{socket.gethostname()[:24]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def claim_due_deliveries(owner_id: str, lease_seconds: float, limit: int = BATCH,
+                         exclude: Optional[Set[str]] = None) -> List[str]:
+    """Lease up to ``limit`` due pending deliveries for ``owner_id``; return their ids.
+
+    Portable version: select candidates, then take each with a conditional
+    UPDATE that only succeeds while the lease is free or expired, so several
+    processes on one database never hold the same row. (PostgreSQL can do both
+    steps at once with ``SELECT ... FOR UPDATE SKIP LOCKED``.)
+    """
+    now = utcnow()
+    free = Delivery.lease_until.is_null() | (Delivery.lease_until < now)
+    # A plugin sees one order's events in the order they happened (a cancel of
+    # a closed order before the late payment's on_paid), so a delivery waits
+    # while an earlier one for the same plugin and order is still pending.
+    Earlier, EarlierEvent, ThisEvent = Delivery.alias(), Event.alias(), Event.alias()
+    blocked = (Earlier.select(Earlier.id)
+               .join(EarlierEvent, on=(Earlier.event == EarlierEvent.id))
+               .where((Earlier.plugin == Delivery.plugin) & (Earlier.state == PENDING)
+                      & (EarlierEvent.out_trade_no == ThisEvent.out_trade_no)
+                      & (Earlier.created_at < Delivery.created_at)))
+    query = (Delivery.select(Delivery.id)
+             .join(ThisEvent, on=(Delivery.event == ThisEvent.id))
+             .where((Delivery.state == PENDING) & (Delivery.next_attempt_at <= now) & free
+                    & ~fn.EXISTS(blocked))
+             .order_by(Delivery.next_attempt_at, Delivery.created_at)
+             .limit(limit + len(exclude or ())))
+    candidates = [row.id for row in query if row.id not in (exclude or ())][:limit]
+    until = now + datetime.timedelta(seconds=lease_seconds)
+    claimed = []
+    for delivery_id in candidates:
+        with db.atomic():
+            n = (Delivery.update(lease_owner=owner_id, lease_until=until)
+                 .where((Delivery.id == delivery_id) & (Delivery.state == PENDING) & free)
+                 .execute())
+        if n == 1:
+            claimed.append(delivery_id)
+    return claimed
+
+
+class Dispatcher:
+    """Deliver pending ``on_paid``/``on_cancel``/``on_refund`` calls from the IOLoop."""
+
+    def __init__(self, hooks: Any, settings: Any, owner_id: Optional[str] = None):
+        self.hooks = hooks
+        self.cfg = settings.deliveries
+        self.owner_id = owner_id or default_owner_id()
+        self._inflight: Dict[str, asyncio.Task] = {}
+        self._wake: Optional[asyncio.Event] = None
+        self._loop_task: Optional[asyncio.Task] = None
+        self._stopping = False
+
+    @property
+    def lease_seconds(self) -> float:
+        # Twice the call timeout: a live owner always finishes (or times out)
+        # before its lease ends; a dead owner's rows come back after it.
+        return self.cfg.timeout_seconds * 2
+
+    def start(self) -> None:
+        """Start the background loop; anything pending (e.g. from before a restart) resumes."""
+        if self._loop_task is None:
+            self._stopping = False
+            self._wake = asyncio.Event()
+            self._loop_task = asyncio.ensure_future(self._run())
+
+    def kick(self) -> None:
+        """Look for work now (call it after a transition committed)."""
+        if self._wake is not None:
+            self._wake.set()
+
+    async def stop(self, grace: Optional[float] = None) -> None:
+        """Stop claiming; let in-flight calls finish for ``grace`` seconds, then cancel them."""
+        self._stopping = True
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            await asyncio.gather(self._loop_task, return_exceptions=True)
+            self._loop_task = None
+        tasks = list(self._inflight.values())
+        if tasks:
+            grace = self.cfg.timeout_seconds if grace is None else grace
+            _, pending = await asyncio.wait(tasks, timeout=grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        self._release_leases()
+
+    def _release_leases(self) -> None:
+        # Unfinished rows are claimable at once by the next process, not after the lease.
+        with db.atomic():
+            (Delivery.update(lease_owner=None, lease_until=None)
+             .where((Delivery.lease_owner == self.owner_id) & (Delivery.state == PENDING))
+             .execute())
+
+    async def run_once(self) -> int:
+        """Claim what is due, deliver it all, and return how many deliveries were attempted."""
+        tasks = self._claim_and_spawn()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        return len(tasks)
+
+    async def _run(self) -> None:
+        assert self._wake is not None
+        while not self._stopping:
+            try:
+                self._claim_and_spawn()
+            except Exception:
+                logger.exception("dispatcher: claiming deliveries failed; will retry")
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.cfg.poll_interval_seconds)
+            except asyncio.TimeoutError:
+                pass
+
+    def _claim_and_spawn(self) -> List[asyncio.Task]:
+        ids = claim_due_deliveries(self.owner_id, self.lease_seconds,
+                                   exclude=set(self._inflight))
+        tasks = []
+        for delivery_id in ids:
+            task = asyncio.ensure_future(self._deliver(delivery_id))
+            self._inflight[delivery_id] = task
+            task.add_done_callback(lambda _t, d=delivery_id: self._inflight.pop(d, None))
+            tasks.append(task)
+        return tasks
+
+    async def _deliver(self, delivery_id: str) -> None:
+        delivery = Delivery.get_or_none(Delivery.id == delivery_id)
+        if delivery is None or delivery.state != PENDING:
+            return
+        event = Event.get_by_id(delivery.event_id)
+        try:
+            kwargs = self._hook_kwargs(event, delivery_id)
+            await asyncio.wait_for(
+                self.hooks.call_plugin(event.hook, delivery.plugin, **kwargs),
+                self.cfg.timeout_seconds)
+        except asyncio.CancelledError:
+            raise  # stopping: the row stays pending and is released
+        except asyncio.TimeoutError:
+            self._failed(delivery, f"timeout after {self.cfg.timeout_seconds:g}s")
+        except Exception as exc:
+            logger.warning("delivery %s (%s to %s) raised %s", delivery_id, event.hook,
+                           delivery.plugin, type(exc).__name__, exc_info=True)
+            self._failed(delivery, f"{type(exc).__name__}: {exc}")
+        else:
+            self._done(delivery)
+
+    def _hook_kwargs(self, event: Event, delivery_id: str) -> dict:
+        order = Order.get_by_id(event.out_trade_no)
+        payload = json.loads(event.payload or "{}")
+        kwargs: dict = {"order": OrderView.from_row(order, delivery_id=delivery_id)}
+        if event.hook == "on_cancel":
+            kwargs["reason"] = payload.get("reason", "closed")
+        elif event.hook == "on_refund":
+            kwargs["refund"] = RefundView.from_payload(payload["refund"])
+        return kwargs
+
+    def _mine(self, delivery: Delivery):
+        return ((Delivery.id == delivery.id) & (Delivery.state == PENDING)
+                & (Delivery.lease_owner == self.owner_id))
+
+    def _done(self, delivery: Delivery) -> None:
+        with db.atomic():
+            n = (Delivery.update(state=DONE, attempts=Delivery.attempts + 1, done_at=utcnow(),
+                                 lease_owner=None, lease_until=None)
+                 .where(self._mine(delivery)).execute())
+        if n != 1:
+            logger.warning("delivery %s returned after its lease was lost", delivery.id)
+        else:
+            logger.info("delivery %s done (%s)", delivery.id, delivery.plugin)
+
+    def _failed(self, delivery: Delivery, error: str) -> None:
+        attempts = delivery.attempts + 1
+        values: dict = {"attempts": attempts, "last_error": error[:ERROR_CHARS],
+                        "lease_owner": None, "lease_until": None}
+        if attempts >= self.cfg.max_attempts:
+            values["state"] = FAILED
+            logger.error("delivery %s to plugin %s failed %d times; parked (tornpay deliveries "
+                         "retry)", delivery.id, delivery.plugin, attempts)
+        else:
+            delay = min(self.cfg.first_retry_seconds * 2 ** (attempts - 1),
+                        self.cfg.max_retry_seconds)
+            values["next_attempt_at"] = utcnow() + datetime.timedelta(seconds=delay)
+            logger.info("delivery %s attempt %d failed; retry in %.1fs", delivery.id, attempts,
+                        delay)
+        with db.atomic():
+            Delivery.update(**values).where(self._mine(delivery)).execute()
+
+
+def list_deliveries(state: Optional[str] = None) -> List[dict]:
+    """Deliveries (newest first) as dicts, optionally only those in ``state``."""
+    query = (Delivery.select(Delivery, Event).join(Event)
+             .order_by(Delivery.created_at.desc()))
+    if state is not None:
+        query = query.where(Delivery.state == state)
+    return [{"id": d.id, "hook": d.event.hook, "out_trade_no": d.event.out_trade_no,
+             "plugin": d.plugin, "state": d.state, "attempts": d.attempts,
+             "next_attempt_at": d.next_attempt_at, "last_error": d.last_error,
+             "created_at": d.created_at, "done_at": d.done_at} for d in query]
+
+
+def retry_delivery(delivery_id: Optional[str] = None) -> int:
+    """Make one failed/pending delivery (or, with None, every failed one) due now; count them.
+
+    A delivery that is done is never repeated.
+    """
+    # A pending row leased by a live dispatcher is left alone: resetting its
+    # lease could let a second process deliver it at the same time.
+    free = Delivery.lease_until.is_null() | (Delivery.lease_until < utcnow())
+    cond = (Delivery.state == FAILED) | ((Delivery.state == PENDING) & free)
+    if delivery_id is not None:
+        cond = (Delivery.id == delivery_id) & cond
+    else:
+        cond = Delivery.state == FAILED
+    with db.atomic():
+        return (Delivery.update(state=PENDING, attempts=0, next_attempt_at=utcnow(),
+                                lease_owner=None, lease_until=None)
+                .where(cond).execute())

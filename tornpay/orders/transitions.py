@@ -1,0 +1,172 @@
+"""The only code that changes an order's state: conditional updates plus outbox rows, atomically.
+
+Every function here is synchronous on purpose: a ``db.atomic()`` block must
+never contain an ``await`` (peewee shares one connection per thread, so another
+coroutine's queries would run inside our transaction). Each state change is one
+``UPDATE ... WHERE out_trade_no=? AND state IN (...)``; a row count of 1 means
+this caller won, so concurrent notifies, the reconciler and other processes
+cannot pay or cancel an order twice. Callers wake the dispatcher after a
+function returns True (the transaction has committed by then).
+"""
+
+import datetime
+import json
+import logging
+import uuid
+from typing import Any, Callable, Iterable, Mapping, Optional, Union
+
+from tornpay.storage.db import database_proxy as db
+from tornpay.storage.models import (CLOSED, CREATED, PAID, PAYERROR, PREPAID, Delivery, Event,
+                                    Order, utcnow)
+
+logger = logging.getLogger(__name__)
+
+CANCEL_REASONS = ("expired", "closed", "user_cancelled", "payerror")
+PAYABLE_STATES = (CREATED, PREPAID, CLOSED, PAYERROR)  # a verified payment is never lost
+CLOSABLE_STATES = (CREATED, PREPAID)
+BEIJING = datetime.timezone(datetime.timedelta(hours=8))
+
+# Either a HookManager or any callable hook -> [plugin names].
+Hooks = Union[Any, Callable[[str], Iterable[str]]]
+
+
+def _plugin_names(hooks: Hooks, hook: str) -> list:
+    names = hooks.plugin_names if hasattr(hooks, "plugin_names") else hooks
+    return list(names(hook))
+
+
+def write_event(out_trade_no: str, hook: str, payload: Mapping[str, Any], hooks: Hooks) -> str:
+    """Write one outbox Event and a Delivery per plugin implementing ``hook``; return its id.
+
+    Call it inside the ``db.atomic()`` block of the state change it reports
+    (e.g. ``on_refund`` with ``{"refund": RefundView.as_payload()}``).
+    """
+    event_id = uuid.uuid4().hex
+    now = utcnow()
+    Event.create(id=event_id, hook=hook, out_trade_no=out_trade_no,
+                 payload=json.dumps(dict(payload), sort_keys=True), created_at=now)
+    names = _plugin_names(hooks, hook)
+    if names:
+        Delivery.insert_many([
+            {"id": f"{event_id}:{name}", "event": event_id, "plugin": name, "attempts": 0,
+             "next_attempt_at": now, "created_at": now}
+            for name in names
+        ]).execute()
+    logger.info("order %s: %s event %s for %d plugin(s)", out_trade_no, hook, event_id,
+                len(names))
+    return event_id
+
+
+def _update(out_trade_no: str, states: Iterable[str], **values: Any) -> bool:
+    values.setdefault("updated_at", utcnow())
+    query = Order.update(**values).where(
+        (Order.out_trade_no == out_trade_no) & (Order.state.in_(list(states))))
+    return query.execute() == 1
+
+
+def mark_prepaid(out_trade_no: str, prepay_id: str, unified_request: str) -> bool:
+    """CREATED -> PREPAID after a unified order; on PREPAID just refresh the prepay_id."""
+    with db.atomic():
+        won = _update(out_trade_no, (CREATED, PREPAID), state=PREPAID, prepay_id=prepay_id,
+                      prepay_at=utcnow(), unified_request=unified_request, last_error=None)
+    if not won:
+        logger.warning("order %s: prepay id not stored (order missing or no longer payable)",
+                       out_trade_no)
+    return won
+
+
+def record_error(out_trade_no: str, message: str) -> None:
+    """Remember why a half-made order stopped (the reconciler looks at such orders)."""
+    with db.atomic():
+        Order.update(last_error=message[:1000], updated_at=utcnow()).where(
+            Order.out_trade_no == out_trade_no).execute()
+
+
+def _paid_at(time_end: Optional[str]) -> datetime.datetime:
+    # time_end is Beijing time yyyyMMddHHmmss; store naive UTC like every column.
+    try:
+        local = datetime.datetime.strptime(time_end or "", "%Y%m%d%H%M%S")
+    except ValueError:
+        return utcnow()
+    return local.replace(tzinfo=BEIJING).astimezone(datetime.timezone.utc).replace(tzinfo=None)
+
+
+def mark_paid(out_trade_no: str, *, transaction_id: str, time_end: Optional[str],
+              bank_type: Optional[str], cash_fee: Optional[int], source: str,
+              hooks: Hooks) -> bool:
+    """-> PAID from CREATED, PREPAID, CLOSED or PAYERROR, with an ``on_paid`` event.
+
+    The caller has verified the payment (signature, appid, mch_id, amount).
+    Returns True only for the one caller whose update won.
+    """
+    with db.atomic():
+        won = _update(out_trade_no, PAYABLE_STATES, state=PAID, transaction_id=transaction_id,
+                      time_end=time_end, bank_type=bank_type,
+                      cash_fee=int(cash_fee) if cash_fee not in (None, "") else None,
+                      paid_at=_paid_at(time_end), last_error=None,
+                      lease_owner=None, lease_until=None)
+        if won:
+            write_event(out_trade_no, "on_paid", {"source": source}, hooks)
+            # close_reason survives the payment, so it tells us we had closed it.
+            reason = Order.select(Order.close_reason).where(
+                Order.out_trade_no == out_trade_no).scalar()
+    if won:
+        if reason:
+            logger.warning("order %s: paid (%s) after it was closed locally (%s); payment kept",
+                           out_trade_no, source, reason)
+        logger.info("order %s: PAID via %s", out_trade_no, source)
+    return won
+
+
+def mark_closed(out_trade_no: str, reason: str, *, hooks: Hooks) -> bool:
+    """CREATED|PREPAID -> CLOSED with an ``on_cancel(reason)`` event."""
+    if reason not in ("expired", "closed", "user_cancelled"):
+        raise ValueError(f"unknown close reason {reason!r}")
+    return _cancel(out_trade_no, CLOSED, reason, hooks)
+
+
+def mark_payerror(out_trade_no: str, *, hooks: Hooks) -> bool:
+    """CREATED|PREPAID -> PAYERROR with an ``on_cancel("payerror")`` event."""
+    return _cancel(out_trade_no, PAYERROR, "payerror", hooks)
+
+
+def _cancel(out_trade_no: str, state: str, reason: str, hooks: Hooks) -> bool:
+    with db.atomic():
+        won = _update(out_trade_no, CLOSABLE_STATES, state=state, close_reason=reason)
+        if won:
+            write_event(out_trade_no, "on_cancel", {"reason": reason}, hooks)
+    if won:
+        logger.info("order %s: %s (%s)", out_trade_no, state, reason)
+    return won
+
+
+def apply_trade_state(out_trade_no: str, query_fields: Mapping[str, Any], hooks: Hooks) -> str:
+    """Apply a verified ``orderquery`` reply; return its trade_state (or ``AMOUNT_MISMATCH``).
+
+    SUCCESS pays (same transition as a notify), CLOSED/REVOKED close with reason
+    ``closed``, PAYERROR -> PAYERROR; NOTPAY, USERPAYING and REFUND change nothing.
+    """
+    trade_state = str(query_fields.get("trade_state", ""))
+    if query_fields.get("out_trade_no") not in (None, out_trade_no):
+        raise ValueError(f"orderquery reply is for another order than {out_trade_no}")
+    if trade_state == "SUCCESS":
+        order = Order.get_or_none(Order.out_trade_no == out_trade_no)
+        if order is None:
+            raise LookupError(f"order {out_trade_no} not found")
+        try:
+            fee = int(query_fields.get("total_fee", -1))
+        except (TypeError, ValueError):
+            fee = -1
+        if fee != order.total_fee:
+            logger.error("ALERT order %s: orderquery total_fee %s differs from the order's %s; "
+                         "not marked paid", out_trade_no, query_fields.get("total_fee"),
+                         order.total_fee)
+            return "AMOUNT_MISMATCH"
+        mark_paid(out_trade_no, transaction_id=query_fields.get("transaction_id"),
+                  time_end=query_fields.get("time_end"), bank_type=query_fields.get("bank_type"),
+                  cash_fee=query_fields.get("cash_fee"), source="orderquery", hooks=hooks)
+    elif trade_state in ("CLOSED", "REVOKED"):
+        mark_closed(out_trade_no, "closed", hooks=hooks)
+    elif trade_state == "PAYERROR":
+        mark_payerror(out_trade_no, hooks=hooks)
+    return trade_state
