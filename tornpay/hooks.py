@@ -107,12 +107,21 @@ class HookManager:
 
     def _check_names(self, plugin: Any, name: str) -> None:
         for attr in dir(plugin):
-            if attr.startswith(HOOK_PREFIXES) and attr not in HOOK_NAMES:
-                value = getattr(plugin, attr, None)
-                if inspect.isroutine(value):
-                    raise PluginError(
-                        f"plugin {name}: function {attr}() is not a tornpay hook "
-                        f"(hooks are: {', '.join(HOOK_NAMES)})")
+            if not attr.startswith(HOOK_PREFIXES):
+                continue
+            value = getattr(plugin, attr, None)
+            if not inspect.isroutine(value):
+                continue
+            if attr not in HOOK_NAMES:
+                raise PluginError(
+                    f"plugin {name}: function {attr}() is not a tornpay hook "
+                    f"(hooks are: {', '.join(HOOK_NAMES)})")
+            allowed = _argnames(getattr(hookspecs, attr))
+            extra = [a for a in _argnames(value) if a not in allowed]
+            if extra:
+                raise PluginError(
+                    f"plugin {name}: {attr}() asks for {', '.join(extra)}, but the hook "
+                    f"only passes {attr}({', '.join(allowed)})")
 
     def check(self) -> None:
         """Validate the whole set once everything is registered, and log what was loaded."""
@@ -229,6 +238,16 @@ def _call_in_thread(func: Callable, args: dict) -> Any:
 
         if database_proxy.obj is not None and not database_proxy.is_closed():
             database_proxy.close()
+
+
+def _argnames(func: Callable) -> List[str]:
+    # Parameters without a default (defaults are never filled in, as in pluggy).
+    try:
+        params = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in params if p.default is p.empty
+            and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
 
 def _first_line(exc: BaseException) -> str:
