@@ -1,0 +1,62 @@
+"""The simulator's small HTML dashboard: orders, refunds and every notify attempt and reply."""
+
+import tornado.web
+from tornado.escape import xhtml_escape as esc
+
+from tornpay.simulator.records import dashed_time
+from tornpay.simulator.state import SimulatorState
+
+STYLE = ("body{font-family:sans-serif;margin:0}table{border-collapse:collapse;margin:8px}"
+         "td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px;vertical-align:top}"
+         ".banner{background:#c00;color:#fff;padding:6px 10px;font-weight:bold}"
+         "pre{margin:0;white-space:pre-wrap;max-width:40em}")
+
+
+def _attempts(attempts) -> str:
+    rows = []
+    for a in attempts:
+        if a.dropped:
+            rows.append("<li>dropped (fault notify_drop)</li>")
+            continue
+        outcome = "ok" if a.ok else (a.error or f"HTTP {a.status}")
+        dup = " (duplicate)" if a.duplicate else ""
+        rows.append(f"<li>#{a.n}{dup} {esc(dashed_time(a.at))} → {esc(outcome)}"
+                    f"<pre>{esc(a.reply)}</pre></li>")
+    return f"<ol>{''.join(rows)}</ol>" if rows else "—"
+
+
+class DashboardHandler(tornado.web.RequestHandler):
+    """GET / : a read-only view for people; the control API is the machine interface."""
+
+    def initialize(self, state: SimulatorState) -> None:
+        self.state = state
+
+    def get(self) -> None:
+        s = self.state
+        orders = "".join(
+            f"<tr><td>{esc(o.out_trade_no)}</td><td>{esc(o.trade_state)}</td>"
+            f"<td>{o.total_fee}</td><td>{esc(o.body)}</td><td>{esc(o.openid)}</td>"
+            f"<td>{esc(o.transaction_id)}</td><td>{esc(o.notify_status)}</td>"
+            f"<td>{_attempts(o.notifies)}</td></tr>"
+            for o in sorted(s.orders.values(), key=lambda o: -o.created_at)
+        )
+        refunds = "".join(
+            f"<tr><td>{esc(r.out_refund_no)}</td><td>{esc(r.out_trade_no)}</td>"
+            f"<td>{r.refund_fee}</td><td>{esc(r.status)}</td><td>{esc(r.notify_status)}</td>"
+            f"<td>{_attempts(r.notifies)}</td></tr>"
+            for r in s.refunds.values()
+        )
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.finish(
+            "<!doctype html><html><head><meta charset='utf-8'><title>tornpay SIMULATOR</title>"
+            f"<style>{STYLE}</style></head><body>"
+            "<div class='banner' id='tornpay-simulator-banner'>SIMULATOR — not WeChat, no real "
+            "money</div>"
+            f"<p style='margin:8px'>Simulator clock: {esc(dashed_time(s.now()))} (Beijing)</p>"
+            "<h2 style='margin:8px'>Orders</h2><table><tr><th>out_trade_no</th><th>state</th>"
+            "<th>fen</th><th>body</th><th>openid</th><th>transaction_id</th><th>notify</th>"
+            f"<th>attempts (reply)</th></tr>{orders}</table>"
+            "<h2 style='margin:8px'>Refunds</h2><table><tr><th>out_refund_no</th>"
+            "<th>out_trade_no</th><th>fen</th><th>status</th><th>notify</th>"
+            f"<th>attempts (reply)</th></tr>{refunds}</table></body></html>"
+        )

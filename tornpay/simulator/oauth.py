@@ -1,0 +1,130 @@
+"""Official Account web authorization: the authorize page (pick a test user) and access_token."""
+
+import json
+import logging
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import tornado.web
+from tornado.escape import xhtml_escape
+
+from tornpay.simulator.state import SimulatorError, SimulatorState
+
+log = logging.getLogger(__name__)
+
+SCOPES = ("snsapi_base", "snsapi_userinfo")
+ERRMSG = {
+    40029: "invalid code", 40163: "code been used", 41008: "missing code",
+    40013: "invalid appid", 40125: "invalid appsecret", 40002: "invalid grant_type",
+}
+
+
+def append_query(url: str, params: dict) -> str:
+    """Add params to url's query with '?' or '&' as needed, keeping any fragment."""
+    parts = urlsplit(url)
+    extra = urlencode(params)
+    query = f"{parts.query}&{extra}" if parts.query else extra
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+
+
+class AuthorizeHandler(tornado.web.RequestHandler):
+    """GET shows the test users; GET with `sim_user` (or oauth_auto_user) redirects with a code."""
+
+    def initialize(self, state: SimulatorState) -> None:
+        self.state = state
+
+    def get(self) -> None:
+        appid = self.get_query_argument("appid", "")
+        redirect_uri = self.get_query_argument("redirect_uri", "")
+        scope = self.get_query_argument("scope", "")
+        if not appid:
+            return self._error(10012, "appid参数为空")
+        if appid not in self.state.config.accounts:
+            return self._error(40013, "invalid appid")
+        if not redirect_uri:
+            return self._error(10011, "redirect_uri参数为空")
+        if not urlsplit(redirect_uri).scheme.startswith("http"):
+            return self._error(10003, "redirect_uri参数错误")
+        if self.get_query_argument("response_type", "") != "code":
+            return self._error(10003, "response_type参数错误")
+        if not scope:
+            return self._error(10010, "scope参数为空")
+        if scope not in SCOPES:
+            return self._error(10005, "scope参数错误或没有scope权限")
+        chosen = self.get_query_argument("sim_user", "") or self.state.config.oauth_auto_user
+        if chosen:
+            return self._redirect_with_code(appid, redirect_uri, scope, chosen)
+        self._page(appid, scope)
+
+    def _redirect_with_code(self, appid: str, redirect_uri: str, scope: str, openid: str) -> None:
+        if self.state.config.user(openid) is None:
+            return self._error(40003, "invalid openid")
+        code = self.state.issue_code(appid, openid, scope)
+        params = {"code": code}
+        state_arg = self.get_query_argument("state", None)
+        if state_arg is not None:
+            params["state"] = state_arg
+        log.info("simulator: OAuth code issued for appid %s", appid)
+        self.redirect(append_query(redirect_uri, params))
+
+    def _page(self, appid: str, scope: str) -> None:
+        base = dict(parse_qsl(self.request.query, keep_blank_values=True))
+        items = []
+        for user in self.state.config.users:
+            href = self.request.path + "?" + urlencode(dict(base, sim_user=user.openid))
+            items.append(
+                f'<li><a class="tornpay-sim-user" data-openid="{xhtml_escape(user.openid)}" '
+                f'href="{xhtml_escape(href)}">{xhtml_escape(user.name)}</a> '
+                f'<small>{xhtml_escape(user.openid)}</small></li>'
+            )
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.finish(
+            "<!doctype html><html><head><meta charset='utf-8'>"
+            "<meta name='viewport' content='width=device-width'><title>微信授权 (SIMULATOR)</title>"
+            "</head><body><div style='background:#c00;color:#fff;padding:4px'>SIMULATOR</div>"
+            f"<h1>Sign in with WeChat</h1><p>App <code>{xhtml_escape(appid)}</code> asks for "
+            f"<code>{xhtml_escape(scope)}</code>. Choose a test user:</p>"
+            f"<ul>{''.join(items)}</ul></body></html>"
+        )
+
+    def _error(self, code: int, message: str) -> None:
+        self.set_status(400)
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.finish(f"<!doctype html><html><body><div>SIMULATOR</div><h1>{code}</h1>"
+                    f"<p class='error'>{xhtml_escape(message)}</p></body></html>")
+
+
+class AccessTokenHandler(tornado.web.RequestHandler):
+    """GET /sns/oauth2/access_token: code -> openid, with WeChat's errcodes (HTTP 200)."""
+
+    def initialize(self, state: SimulatorState) -> None:
+        self.state = state
+
+    def get(self) -> None:
+        arg = self.get_query_argument
+        appid, secret, code = arg("appid", ""), arg("secret", ""), arg("code", "")
+        accounts = self.state.config.accounts
+        if appid not in accounts:
+            return self._err(40013)
+        if secret != accounts[appid]:
+            return self._err(40125)
+        if arg("grant_type", "") != "authorization_code":
+            return self._err(40002)
+        if not code:
+            return self._err(41008)
+        try:
+            entry = self.state.use_code(code, appid)
+        except SimulatorError as exc:
+            return self._err(int(exc.err_code))
+        self._json({
+            "access_token": "SIMACCESS" + self.state.new_code(), "expires_in": 7200,
+            "refresh_token": "SIMREFRESH" + self.state.new_code(), "openid": entry.openid,
+            "scope": entry.scope,
+        })
+
+    def _err(self, errcode: int) -> None:
+        # Real errmsgs carry a request id suffix; clients must match on errcode.
+        self._json({"errcode": errcode, "errmsg": f"{ERRMSG[errcode]}, rid: {self.state.nonce()}"})
+
+    def _json(self, data: dict) -> None:
+        self.set_header("Content-Type", "application/json; encoding=utf-8")
+        self.finish(json.dumps(data, ensure_ascii=False))
