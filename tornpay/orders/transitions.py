@@ -103,8 +103,7 @@ def mark_paid(out_trade_no: str, *, transaction_id: str, time_end: Optional[str]
         won = _update(out_trade_no, PAYABLE_STATES, state=PAID, transaction_id=transaction_id,
                       time_end=time_end, bank_type=bank_type,
                       cash_fee=int(cash_fee) if cash_fee not in (None, "") else None,
-                      paid_at=_paid_at(time_end), last_error=None,
-                      lease_owner=None, lease_until=None)
+                      paid_at=_paid_at(time_end), last_error=None)
         if won:
             write_event(out_trade_no, "on_paid", {"source": source}, hooks)
             # close_reason survives the payment, so it tells us we had closed it.

@@ -1,0 +1,180 @@
+"""Reconciler: queries WeChat about orders never notified, and closes the expired ones."""
+
+import asyncio
+import datetime
+import logging
+from typing import Any, Callable, List, Optional
+
+from tornpay.orders import transitions
+from tornpay.orders.dispatcher import default_owner_id
+from tornpay.protocol.errors import BusinessError, WeChatError
+from tornpay.storage.db import database_proxy as db
+from tornpay.storage.models import CREATED, PREPAID, Order, utcnow
+
+logger = logging.getLogger(__name__)
+
+BATCH = 20  # orders per pass, queried concurrently
+MAX_BACKOFF_SECONDS = 600.0
+CHANGED_STATES = ("SUCCESS", "CLOSED", "REVOKED", "PAYERROR")
+
+
+def claim_stale_orders(owner_id: str, reconcile_after: float, lease_seconds: float,
+                       limit: int = BATCH) -> List[str]:
+    """Lease up to ``limit`` orders due for a check; return their out_trade_nos.
+
+    Due: PREPAID (or CREATED after a failed unified order, or past expiry)
+    older than ``reconcile_after`` whose ``next_check_at`` has come. Same
+    pattern as the dispatcher: select, then a conditional UPDATE per row.
+    """
+    now = utcnow()
+    old = now - datetime.timedelta(seconds=reconcile_after)
+    free = Order.lease_until.is_null() | (Order.lease_until < now)
+    stale_created = (Order.state == CREATED) & (Order.last_error.is_null(False)
+                                                | (Order.expire_at < now))
+    due = (((Order.state == PREPAID) | stale_created) & (Order.created_at <= old)
+           & (Order.next_check_at.is_null() | (Order.next_check_at <= now)))
+    candidates = [o.out_trade_no for o in Order.select(Order.out_trade_no)
+                  .where(due & free).order_by(Order.created_at).limit(limit)]
+    until = now + datetime.timedelta(seconds=lease_seconds)
+    claimed = []
+    for out_trade_no in candidates:
+        with db.atomic():
+            n = (Order.update(lease_owner=owner_id, lease_until=until)
+                 .where((Order.out_trade_no == out_trade_no) & due & free).execute())
+        if n == 1:
+            claimed.append(out_trade_no)
+    return claimed
+
+
+class Reconciler:
+    """Periodic ``orderquery`` / ``closeorder`` of orders WeChat never told us about."""
+
+    def __init__(self, pay_client: Any, hooks: Any, settings: Any,
+                 owner_id: Optional[str] = None, on_change: Optional[Callable[[], None]] = None):
+        self.client = pay_client
+        self.hooks = hooks
+        self.cfg = settings.orders
+        self.timeout = float(getattr(getattr(settings, "wechat", None), "timeout", 10.0))
+        self.owner_id = owner_id or default_owner_id()
+        self.on_change = on_change or (lambda: None)
+        self._task: Optional[asyncio.Task] = None
+
+    @property
+    def lease_seconds(self) -> float:
+        # Room for a query, a close and a second query, each bounded by the timeout.
+        return max(60.0, self.timeout * 4)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except Exception:
+                logger.exception("reconciler pass failed; will retry")
+            await asyncio.sleep(self.cfg.reconcile_interval_seconds)
+
+    async def run_once(self) -> int:
+        """Check every due order once; return how many were checked."""
+        claimed = claim_stale_orders(self.owner_id, self.cfg.reconcile_after_seconds,
+                                     self.lease_seconds)
+        await asyncio.gather(*(self._check_claimed(no) for no in claimed))
+        return len(claimed)
+
+    async def _check_claimed(self, out_trade_no: str) -> None:
+        error: Optional[str] = None
+        try:
+            await self.check(out_trade_no)
+        except WeChatError as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            logger.warning("reconcile %s: %s", out_trade_no, error)
+        except Exception as exc:
+            error = type(exc).__name__
+            logger.exception("reconcile %s failed", out_trade_no)
+        self._reschedule(out_trade_no, error)
+
+    async def check(self, out_trade_no: str) -> str:
+        """Query one order, apply the answer, close it if expired; return the trade_state."""
+        order = Order.get_by_id(out_trade_no)
+        try:
+            reply = await self.client.order_query(out_trade_no=out_trade_no,
+                                                  sign_type=order.sign_type)
+        except BusinessError as exc:
+            if exc.err_code != "ORDERNOTEXIST":
+                raise
+            return self._not_at_wechat(order)
+        trade_state = self._apply(out_trade_no, reply)
+        if trade_state == "NOTPAY" and self._closable(order):
+            await self._close(order)
+        return trade_state
+
+    def _apply(self, out_trade_no: str, reply: dict) -> str:
+        trade_state = transitions.apply_trade_state(out_trade_no, reply, self.hooks)
+        if trade_state in CHANGED_STATES:
+            self.on_change()
+        logger.info("reconcile %s: trade_state %s", out_trade_no, trade_state)
+        return trade_state
+
+    def _not_at_wechat(self, order: Order) -> str:
+        # WeChat never saw a CREATED order (its unified order failed): nothing
+        # can be paid, so close it here. A PREPAID one it should know: wait.
+        if order.state == CREATED or self._closable(order):
+            reason = "expired" if utcnow() >= order.expire_at else "closed"
+            if transitions.mark_closed(order.out_trade_no, reason, hooks=self.hooks):
+                self.on_change()
+        else:
+            logger.warning("reconcile %s: ORDERNOTEXIST for a %s order", order.out_trade_no,
+                           order.state)
+        return "ORDERNOTEXIST"
+
+    def _closable(self, order: Order) -> bool:
+        now = utcnow()
+        age = (now - order.created_at).total_seconds()
+        return now >= order.expire_at and age >= self.cfg.min_close_age_seconds
+
+    async def _close(self, order: Order) -> None:
+        try:
+            await self.client.close_order(order.out_trade_no, sign_type=order.sign_type)
+        except BusinessError as exc:
+            if exc.err_code == "ORDERPAID":
+                # Paid in the meantime: the query has the payment details.
+                reply = await self.client.order_query(out_trade_no=order.out_trade_no,
+                                                      sign_type=order.sign_type)
+                self._apply(order.out_trade_no, reply)
+                return
+            if exc.err_code != "ORDERCLOSED":
+                raise
+        if transitions.mark_closed(order.out_trade_no, "expired", hooks=self.hooks):
+            self.on_change()
+
+    def _reschedule(self, out_trade_no: str, error: Optional[str]) -> None:
+        order = Order.get_or_none(Order.out_trade_no == out_trade_no)
+        if order is None:
+            return
+        now = utcnow()
+        attempts = order.check_attempts + 1
+        base = max(self.cfg.reconcile_after_seconds, self.cfg.reconcile_interval_seconds, 1.0)
+        delay = min(base * 2 ** min(attempts - 1, 16), MAX_BACKOFF_SECONDS)
+        next_at = now + datetime.timedelta(seconds=delay)
+        if error is None:
+            # Do not sleep past the moment the order becomes closable.
+            close_at = max(order.expire_at, order.created_at + datetime.timedelta(
+                seconds=self.cfg.min_close_age_seconds))
+            if now < close_at < next_at:
+                next_at = close_at
+        values = {"check_attempts": attempts, "next_check_at": next_at,
+                  "lease_owner": None, "lease_until": None}
+        if error is not None and order.state == CREATED:
+            values["last_error"] = error[:1000]
+        with db.atomic():
+            (Order.update(**values)
+             .where((Order.out_trade_no == out_trade_no) & (Order.lease_owner == self.owner_id))
+             .execute())
