@@ -8,6 +8,7 @@ from typing import Iterable, Optional
 from tornado.httpclient import AsyncHTTPClient
 
 from tornpay.hooks import HookManager
+from tornpay.metrics import Metrics
 from tornpay.protocol.client import PayClient
 from tornpay.protocol.oauth import OAuthClient
 from tornpay.settings import Settings, SettingsError
@@ -58,7 +59,7 @@ class Context:
         storage.create_tables(self.hooks.models())
         self._own_http_client = http_client is None
         self.http_client = http_client or make_http_client(settings)
-        self.metrics = None  # set by tornpay.metrics when enabled
+        self.metrics = Metrics(self)  # per-app registry: two apps in one process never collide
         self.pay_client = PayClient.from_settings(settings, self.http_client,
                                                   observer=self._observe_upstream)
         self.oauth_client = OAuthClient.from_settings(settings, self.http_client)
