@@ -76,10 +76,7 @@ class Notifier:
     def notify_payment(self, order: Order) -> Optional["asyncio.Future"]:
         """Start delivering the payment notify; returns a future set after the first attempt."""
         faults = self.state.faults
-        if faults.fire("notify_drop"):
-            order.notify_status = "dropped"
-            self._record("payment", order, Attempt(n=0, at=self.state.now(), dropped=True))
-            log.info("simulator: fault notify_drop, notify for %s not sent", order.out_trade_no)
+        if self._dropped("payment", order):
             return None
         fields = payment_notify_fields(
             self.state, order,
@@ -91,8 +88,19 @@ class Notifier:
     def notify_refund(self, refund: Refund) -> Optional["asyncio.Future"]:
         if not refund.notify_url:
             return None  # WeChat sends nothing without a refund notify URL
+        if self._dropped("refund", refund):
+            return None
         body = encode_xml(refund_notify_fields(self.state, refund))
         return self._start("refund", refund, refund.notify_url, body)
+
+    def _dropped(self, kind: str, record) -> bool:
+        if not self.state.faults.fire("notify_drop"):
+            return False
+        record.notify_status = "dropped"
+        self._record(kind, record, Attempt(n=0, at=self.state.now(), dropped=True))
+        log.info("simulator: fault notify_drop, %s notify for %s not sent", kind,
+                 record.out_trade_no)
+        return True
 
     def _start(self, kind: str, record, url: str, body: bytes) -> "asyncio.Future":
         record.notify_status = "pending"
@@ -167,6 +175,11 @@ class Notifier:
     def cancel_all(self) -> None:
         for task in list(self._tasks):
             task.cancel()
+
+    async def wait_idle(self) -> None:
+        """Wait until every delivery job has finished or been cancelled."""
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     def close(self) -> None:
         self.cancel_all()

@@ -236,3 +236,10 @@ class SimulatorState:
         """Cancel pending notifies and timers; close the HTTP client if we made it."""
         self.notifier.close()
         self._cancel_timers()
+
+    async def aclose(self) -> None:
+        """close(), then let the cancelled deliveries unwind (clean test teardown)."""
+        self.notifier.cancel_all()
+        self._cancel_timers()
+        await self.notifier.wait_idle()
+        self.notifier.close()
