@@ -47,6 +47,7 @@ class HookManager:
         self._pm.add_hookspecs(hookspecs)
         self._names: List[str] = []  # registration order (pluggy calls LIFO)
         self._objects: Dict[str, Any] = {}
+        self._sources: List[Any] = []  # what was passed to register (before tornpay_configure)
         # Plain (sync) hook functions run here so a blocking plugin cannot
         # freeze the IOLoop; created lazily so building a manager is cheap.
         self._max_workers = max_workers
@@ -75,7 +76,7 @@ class HookManager:
             except Exception as exc:
                 raise PluginError(f"plugin {ep.name} (entry point {ep.value}): cannot load it "
                                   f"({type(exc).__name__}: {exc})") from None
-            if any(obj is plugin for obj in self._objects.values()):
+            if any(obj is plugin for obj in self._sources):
                 logger.debug("plugin %s already registered from settings", ep.name)
                 continue
             self.register(plugin, name=ep.name)
@@ -85,6 +86,7 @@ class HookManager:
         name = name or getattr(plugin, "__name__", None) or type(plugin).__name__
         if name in self._objects:
             raise PluginError(f"plugin {name}: registered twice")
+        source = plugin
         configure = getattr(plugin, "tornpay_configure", None)
         if callable(configure):
             try:
@@ -103,6 +105,7 @@ class HookManager:
             raise PluginError(f"plugin {name}: {_first_line(exc)}") from None
         self._names.append(name)
         self._objects[name] = plugin
+        self._sources.append(source)
         return name
 
     def _check_names(self, plugin: Any, name: str) -> None:
