@@ -1,0 +1,138 @@
+"""GET /checkout/{product_id} and GET /oauth/callback: who pays (OAuth openid), then the order."""
+
+import binascii
+import hashlib
+import hmac
+import logging
+import time
+
+from tornpay.handlers.base import BaseHandler, PageError
+from tornpay.orders.service import CheckoutError, create_order, resolve
+from tornpay.hooks import PluginError
+from tornpay.protocol.errors import OAuthError, WeChatError
+from tornpay.protocol.ids import nonce_str
+
+logger = logging.getLogger(__name__)
+
+OPENID_COOKIE = "tornpay_openid"
+OAUTH_COOKIE = "tornpay_oauth"
+STATE_MAX_AGE = 600  # seconds between leaving for WeChat and coming back
+# Short enough that the hex-encoded id fits WeChat's state (a-zA-Z0-9, <= 128 bytes).
+PRODUCT_ID = r"([A-Za-z0-9_.-]{1,32})"
+_NONCE_LEN, _TS_LEN, _MAC_LEN = 16, 10, 32
+
+
+def make_state(secret: str, product_id: str, nonce: str, now: float) -> str:
+    """``<ts><nonce><hex(product_id)><mac>``: letters and digits only, as WeChat wants."""
+    ts = "%010d" % int(now)
+    return ts + nonce + product_id.encode("utf-8").hex() + _mac(secret, ts, nonce, product_id)
+
+
+def read_state(secret: str, state: str, nonce: str, now: float) -> str:
+    """Return the product id ``state`` carries, or raise ValueError saying why it is refused."""
+    if not state or len(state) > 128 or not state.isascii() or not state.isalnum():
+        raise ValueError("missing or malformed state")
+    ts, got_nonce = state[:_TS_LEN], state[_TS_LEN:_TS_LEN + _NONCE_LEN]
+    body, mac = state[_TS_LEN + _NONCE_LEN:-_MAC_LEN], state[-_MAC_LEN:]
+    try:
+        product_id = binascii.unhexlify(body).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise ValueError("malformed state") from None
+    if not ts.isdigit() or not hmac.compare_digest(mac, _mac(secret, ts, got_nonce, product_id)):
+        raise ValueError("state signature invalid")
+    if not 0 <= now - int(ts) <= STATE_MAX_AGE:
+        raise ValueError("state expired")
+    if not nonce or not hmac.compare_digest(got_nonce, nonce):
+        raise ValueError("state belongs to another browser")
+    return product_id
+
+
+def _mac(secret: str, ts: str, nonce: str, product_id: str) -> str:
+    msg = f"tornpay-oauth-state|{ts}|{nonce}|{product_id}".encode("utf-8")
+    return hmac.new(secret.encode("utf-8"), msg, hashlib.sha256).hexdigest()[:_MAC_LEN]
+
+
+class OrderCreatingHandler(BaseHandler):
+    """Create the order for a known payer and send the browser to the pay page."""
+
+    async def create_and_redirect(self, product_id: str, openid: str) -> None:
+        try:
+            order = await create_order(self.ctx, product_id, openid, self.client_ip())
+        except CheckoutError as exc:
+            raise PageError(exc.status, exc.message,
+                            title="Product not found" if exc.status == 404 else
+                            "Payment could not start") from None
+        except PluginError:
+            logger.exception("checkout of %s: product lookup failed", product_id)
+            raise PageError(500, "This product cannot be sold right now.") from None
+        # 303: the browser must GET the pay page, never repeat this request.
+        self.redirect(f"{self.ctx.prefix}/pay/{order.out_trade_no}", status=303)
+
+
+class CheckoutHandler(OrderCreatingHandler):
+    """Start a payment: straight to the order with a known openid, else via WeChat OAuth."""
+
+    async def get(self, product_id: str) -> None:
+        self.set_header("Cache-Control", "no-store")
+        # Any price or fee in the query string is ignored: the hook prices it.
+        openid = self.get_tp_cookie(OPENID_COOKIE)
+        if openid:
+            await self.create_and_redirect(product_id, openid)
+            return
+        try:
+            await resolve(self.ctx, product_id, "")  # 404 before sending anyone to WeChat
+        except CheckoutError as exc:
+            raise PageError(exc.status, exc.message, title="Product not found") from None
+        except PluginError:
+            logger.exception("checkout of %s: product lookup failed", product_id)
+            raise PageError(500, "This product cannot be sold right now.") from None
+        nonce = self.get_tp_cookie(OAUTH_COOKIE, max_age_days=1)
+        if not nonce or len(nonce) != _NONCE_LEN or not nonce.isalnum():
+            nonce = nonce_str(_NONCE_LEN)
+        # Refreshed on every start so its lifetime always covers this state.
+        self.set_tp_cookie(OAUTH_COOKIE, nonce, max_age_days=1)
+        secret = self.ctx.settings.server.cookie_secret
+        state = make_state(secret, product_id, nonce, time.time())
+        server = self.ctx.settings.server
+        redirect_uri = server.public_url.rstrip("/") + server.prefix + "/oauth/callback"
+        self.redirect(self.ctx.oauth_client.authorize_url(redirect_uri, state))
+
+
+class OAuthCallbackHandler(OrderCreatingHandler):
+    """WeChat sends the browser back here with a single-use code and our state."""
+
+    async def get(self) -> None:
+        self.set_header("Cache-Control", "no-store")
+        nonce = self.get_tp_cookie(OAUTH_COOKIE, max_age_days=1)
+        try:
+            product_id = read_state(self.ctx.settings.server.cookie_secret,
+                                    self.get_query_argument("state", ""), nonce or "",
+                                    time.time())
+        except ValueError as exc:
+            # Checked before any call to WeChat: a forged or replayed link costs nothing.
+            logger.warning("oauth callback refused from %s: %s", self.client_ip(), exc)
+            raise PageError(400, "This sign-in link is invalid or has expired. Please open the "
+                            "shop link again.", title="Sign-in link not valid") from None
+        code = self.get_query_argument("code", "")
+        if not code:
+            raise PageError(400, "WeChat did not confirm who you are. Please try again.",
+                            title="Sign-in cancelled")
+        try:
+            # Exactly once, never retried: a code is single-use (40163 otherwise).
+            data = await self.ctx.oauth_client.exchange_code(code)
+        except OAuthError as exc:
+            raise PageError(400, f"WeChat sign-in failed (error {exc.errcode}). Please open the "
+                            "shop link again.", title="WeChat sign-in failed") from None
+        except WeChatError as exc:
+            logger.warning("oauth exchange failed: %s", exc)
+            raise PageError(502, "WeChat sign-in is not answering right now. Please open the "
+                            "shop link again.", title="WeChat sign-in failed") from None
+        openid = data["openid"]
+        self.set_tp_cookie(OPENID_COOKIE, openid)
+        await self.create_and_redirect(product_id, openid)
+
+
+default_handlers = [
+    (r"/checkout/" + PRODUCT_ID, CheckoutHandler, "tornpay-checkout"),
+    (r"/oauth/callback", OAuthCallbackHandler, "tornpay-oauth-callback"),
+]

@@ -1,0 +1,60 @@
+"""GET /orders/{out_trade_no} (JSON for the pay page's polling) and its /result page."""
+
+import logging
+
+from tornpay.handlers.base import BaseHandler, PageError
+from tornpay.handlers.pay import OUT_TRADE_NO, PAID_STATES, OwnedOrderMixin
+from tornpay.orders.service import order_json
+from tornpay.storage.models import CLOSED, PAYERROR
+
+logger = logging.getLogger(__name__)
+
+BOOKING_PLUGIN = "tornpay.plugins.booking"
+
+
+class OrderJSONHandler(OwnedOrderMixin, BaseHandler):
+    """The owner's view of one order; the only proof of payment the pay page trusts."""
+
+    def get(self, out_trade_no: str) -> None:
+        self.set_header("Cache-Control", "no-store")
+        self.write(order_json(self.owned_order(out_trade_no)))
+
+    def write_error(self, status_code, **kwargs):
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        message = exc.message if isinstance(exc, PageError) else "error"
+        self.finish({"error": message, "status": status_code})
+
+
+class OrderResultHandler(OwnedOrderMixin, BaseHandler):
+    """Paid, pending or cancelled, in words; refreshes itself while pending."""
+
+    def get(self, out_trade_no: str) -> None:
+        self.set_header("Cache-Control", "no-store")
+        order = self.owned_order(out_trade_no)
+        if order.state in PAID_STATES:
+            status = "paid"
+        elif order.state in (CLOSED, PAYERROR):
+            status = "cancelled"
+        else:
+            status = "pending"
+        self.render("result.html", order=order, status=status,
+                    yuan="%d.%02d" % divmod(order.total_fee, 100),
+                    booking=self._booking(order), pay_url=f"{self.ctx.prefix}/pay/"
+                    f"{order.out_trade_no}")
+
+    def _booking(self, order):
+        plugin = self.ctx.hooks.get_plugin(BOOKING_PLUGIN)
+        helper = getattr(plugin, "booking_status", None)
+        if helper is None:
+            return None
+        try:
+            return helper(order.out_trade_no)
+        except Exception:  # a plugin's page extra must never break the result page
+            logger.exception("booking_status(%s) failed", order.out_trade_no)
+            return None
+
+
+default_handlers = [
+    (r"/orders/" + OUT_TRADE_NO, OrderJSONHandler, "tornpay-order"),
+    (r"/orders/" + OUT_TRADE_NO + r"/result", OrderResultHandler, "tornpay-order-result"),
+]

@@ -1,0 +1,64 @@
+"""GET /pay/{out_trade_no}: the JSAPI pay page, in the one registered directory ``{prefix}/pay/``."""
+
+import logging
+
+from tornpay.handlers.base import BaseHandler, PageError
+from tornpay.orders.service import jsapi_params
+from tornpay.protocol.ids import OUT_TRADE_NO_RE
+from tornpay.storage.models import CLOSED, PAID, PAYERROR, PREPAID, Order
+
+logger = logging.getLogger(__name__)
+
+OPENID_COOKIE = "tornpay_openid"
+OUT_TRADE_NO = r"([A-Za-z0-9_-]{1,32})"
+PAID_STATES = (PAID, "PARTIAL_REFUNDED", "REFUNDED")
+
+
+class OwnedOrderMixin:
+    """Load an order only for the payer whose signed openid cookie matches it."""
+
+    def owned_order(self, out_trade_no: str) -> Order:
+        if not OUT_TRADE_NO_RE.match(out_trade_no):
+            raise PageError(404, "There is no such order.", title="Order not found")
+        order = Order.get_or_none(Order.out_trade_no == out_trade_no)
+        openid = self.get_tp_cookie(OPENID_COOKIE)
+        if order is None:
+            raise PageError(404, "There is no such order.", title="Order not found")
+        if not openid or openid != order.openid:
+            # Same answer whether or not the cookie is there: nothing about the order leaks.
+            raise PageError(403, "This order belongs to another WeChat user.",
+                            title="Not your order")
+        return order
+
+    def success_url(self, order: Order) -> str:
+        return self.ctx.settings.success_url.format(out_trade_no=order.out_trade_no)
+
+
+class PayHandler(OwnedOrderMixin, BaseHandler):
+    """Render the pay page with JSAPI parameters signed fresh on every load (refresh-safe)."""
+
+    def get(self, out_trade_no: str) -> None:
+        self.set_header("Cache-Control", "no-store")
+        order = self.owned_order(out_trade_no)
+        if order.state in PAID_STATES:
+            self.redirect(self.success_url(order))
+            return
+        if order.state in (CLOSED, PAYERROR):
+            raise PageError(410, "This order is closed and can no longer be paid. Please start "
+                            "again from the shop.", title="Order closed")
+        if order.state != PREPAID or not order.prepay_id:  # CREATED: unified order failed
+            raise PageError(409, "This order has no WeChat payment yet. Please start again "
+                            "from the shop.", title="Payment not ready")
+        settings = self.ctx.settings
+        bridge = None
+        if self.ctx.simulator is not None:
+            bridge = settings.server.public_url.rstrip("/") + "/_sim/jsbridge.js"
+        self.render("pay.html", order=order, params=jsapi_params(self.ctx, order),
+                    yuan="%d.%02d" % divmod(order.total_fee, 100), bridge_url=bridge,
+                    poll_url=f"{self.ctx.prefix}/orders/{order.out_trade_no}",
+                    success_url=self.success_url(order))
+
+
+default_handlers = [
+    (r"/pay/" + OUT_TRADE_NO, PayHandler, "tornpay-pay"),
+]

@@ -1,0 +1,28 @@
+"""GET /: the demo shop (when ``server.shop_page`` is on): the catalog with links to checkout."""
+
+from urllib.parse import quote
+
+from tornpay.handlers.base import BaseHandler
+
+
+class ShopHandler(BaseHandler):
+    """List the bundled catalog's products, each with a "Pay with WeChat" link."""
+
+    def get(self):
+        if not self.ctx.settings.server.shop_page:
+            self.send_error(404)
+            return
+        products = []
+        for product_id, item in sorted(self.ctx.settings.catalog.products.items()):
+            fee = int(item.get("total_fee", 0))
+            products.append({
+                "id": product_id,
+                "body": item.get("body", product_id),
+                "yuan": "%d.%02d" % divmod(fee, 100),
+                "href": f"{self.ctx.prefix}/checkout/{quote(str(product_id), safe='')}",
+            })
+        self.render("shop.html", products=products)
+
+
+default_handlers = []
+root_handlers = [(r"/", ShopHandler, "tornpay-shop")]

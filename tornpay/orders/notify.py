@@ -1,0 +1,161 @@
+"""The payment-notify pipeline (SPEC §5): every check, one atomic PAID transition, a record of each POST."""
+
+import logging
+from typing import Optional, Tuple
+
+import peewee
+
+from tornpay.orders import transitions
+from tornpay.protocol.ids import is_valid_out_trade_no
+from tornpay.protocol.sign import verify_sign
+from tornpay.protocol.xmlcodec import MAX_XML_BYTES, XMLError, decode_xml
+from tornpay.storage.db import database_proxy as db
+from tornpay.storage.models import Notification, Order
+
+logger = logging.getLogger(__name__)
+
+ACCEPTED, DUPLICATE, REFUSED, IGNORED = "accepted", "duplicate", "refused", "ignored"
+
+
+class Refusal(Exception):
+    """A notify that fails a check: nothing changes, WeChat gets FAIL with ``reply``."""
+
+    def __init__(self, reason: str, reply: str = "", out_trade_no: Optional[str] = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.reply = reply or reason
+        self.out_trade_no = out_trade_no
+
+
+def process_pay_notify(ctx, body: bytes, remote_ip: str) -> Tuple[bool, str]:
+    """Check and apply one payment notify; return ``(ok, return_msg)`` for the XML reply.
+
+    Synchronous on purpose: it only touches the database, and no ``await``
+    may run inside its transaction. Plugins are woken afterwards through the
+    outbox, so the reply never waits on them. A database failure answers FAIL
+    (WeChat will retry) with nothing half-written.
+    """
+    out_trade_no = None
+    try:
+        try:
+            fields = _decode(body)
+            out_trade_no = fields.get("out_trade_no")
+            order = _check(ctx, fields)
+        except Refusal as refusal:
+            logger.warning("notify from %s refused: %s (out_trade_no=%s)", remote_ip,
+                           refusal.reason, refusal.out_trade_no or out_trade_no)
+            _record(refusal.out_trade_no, remote_ip, REFUSED, refusal.reason)
+            return False, refusal.reply
+        if fields.get("result_code") != "SUCCESS":
+            # Ordinary JSAPI payments are only notified on success; anything else
+            # is logged and acknowledged so WeChat stops, and pays nothing.
+            why = f"result_code {fields.get('result_code')} {fields.get('err_code', '')}".strip()
+            logger.warning("notify for order %s from %s not a payment: %s", order.out_trade_no,
+                           remote_ip, why)
+            _record(order.out_trade_no, remote_ip, IGNORED, why)
+            return True, "OK"
+        won = _apply(ctx, order, fields, remote_ip)
+    except peewee.PeeweeException:
+        logger.exception("notify for order %s: database error; answering FAIL so WeChat retries",
+                         out_trade_no)
+        _rollback_quietly()
+        return False, "temporary failure, retry"
+    if won:
+        ctx.dispatcher.kick()
+    return True, "OK"
+
+
+def _decode(body: bytes) -> dict:
+    if len(body) > MAX_XML_BYTES:
+        raise Refusal(f"body of {len(body)} bytes is over {MAX_XML_BYTES}", "body too large")
+    try:
+        return decode_xml(body)
+    except XMLError as exc:
+        raise Refusal(f"unacceptable XML: {exc}", "invalid XML") from None
+
+
+def _check(ctx, fields: dict) -> Order:
+    """Every check of SPEC §5 except result_code; return the order it pays."""
+    wechat = ctx.settings.wechat
+    if fields.get("return_code") != "SUCCESS":
+        raise Refusal(f"return_code {fields.get('return_code')!r}: {fields.get('return_msg')}",
+                      "return_code is not SUCCESS")
+    out_trade_no = fields.get("out_trade_no")
+    if not is_valid_out_trade_no(out_trade_no):
+        raise Refusal("missing or malformed out_trade_no", "invalid out_trade_no")
+    order = Order.get_or_none(Order.out_trade_no == out_trade_no)
+    if order is None:
+        raise Refusal("unknown out_trade_no", "order not found", out_trade_no)
+    # The order decides the algorithm (an HMAC order's notify usually has no
+    # sign_type, reference P2); a notify claiming another one is not ours.
+    declared = fields.get("sign_type")
+    if declared is not None and declared != order.sign_type:
+        raise Refusal(f"sign_type {declared!r} differs from the order's {order.sign_type}",
+                      "signature failed", out_trade_no)
+    if not verify_sign(fields, wechat.api_key, order.sign_type):
+        raise Refusal("bad signature", "signature failed", out_trade_no)
+    if fields.get("appid") != wechat.appid:
+        raise Refusal(f"appid {fields.get('appid')!r} is not ours", "appid mismatch",
+                      out_trade_no)
+    if fields.get("mch_id") != wechat.mch_id:
+        raise Refusal(f"mch_id {fields.get('mch_id')!r} is not ours", "mch_id mismatch",
+                      out_trade_no)
+    if fields.get("result_code") == "SUCCESS":
+        _check_amount(order, fields)
+    return order
+
+
+def _check_amount(order: Order, fields: dict) -> None:
+    total = fields.get("total_fee", "")
+    if not (total.isascii() and total.isdigit()) or int(total) != order.total_fee:
+        # Correctly signed yet a different amount: someone must look at this.
+        logger.error("ALERT order %s: signed notify total_fee %r differs from the order's %d "
+                     "fen; not marked paid", order.out_trade_no, total, order.total_fee)
+        raise Refusal(f"total_fee {total!r} != {order.total_fee}", "total_fee mismatch",
+                      order.out_trade_no)
+    if fields.get("fee_type", "CNY") != "CNY":
+        raise Refusal(f"fee_type {fields.get('fee_type')!r}", "fee_type mismatch",
+                      order.out_trade_no)
+    if not fields.get("transaction_id"):
+        raise Refusal("no transaction_id", "missing transaction_id", order.out_trade_no)
+
+
+def _apply(ctx, order: Order, fields: dict, remote_ip: str) -> bool:
+    """PAID once, with its Notification row in the same transaction; True if this call won."""
+    cash_fee = fields.get("cash_fee")
+    with db.atomic():
+        won = transitions.mark_paid(
+            order.out_trade_no, transaction_id=fields["transaction_id"],
+            time_end=fields.get("time_end"), bank_type=fields.get("bank_type"),
+            cash_fee=int(cash_fee) if cash_fee and cash_fee.isdigit() else None,
+            source="notify", hooks=ctx.hooks)
+        if won:
+            _record(order.out_trade_no, remote_ip, ACCEPTED, "")
+        else:
+            current = Order.get_by_id(order.out_trade_no)
+            reason = f"order already {current.state}"
+            if current.transaction_id != fields["transaction_id"]:
+                # Signed by WeChat, so a real second payment: someone must refund it.
+                logger.error("ALERT order %s: notify with transaction_id %s but the order was "
+                             "paid by %s", order.out_trade_no, fields["transaction_id"],
+                             current.transaction_id)
+                reason += f"; other transaction_id {fields['transaction_id']}"
+            _record(order.out_trade_no, remote_ip, DUPLICATE, reason)
+    if not won:
+        logger.info("notify for order %s: duplicate, nothing changed", order.out_trade_no)
+    return won
+
+
+def _record(out_trade_no: Optional[str], remote_ip: str, outcome: str, reason: str) -> None:
+    with db.atomic():
+        Notification.create(kind="pay", out_trade_no=(out_trade_no or None) and out_trade_no[:64],
+                            remote_ip=(remote_ip or "")[:64], outcome=outcome,
+                            reason=reason[:255])
+
+
+def _rollback_quietly() -> None:
+    try:
+        if db.in_transaction():
+            db.rollback()
+    except Exception:  # the connection itself may be gone; the next request reconnects
+        logger.debug("rollback after a database error failed", exc_info=True)

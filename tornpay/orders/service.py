@@ -1,0 +1,180 @@
+"""Order creation (product from the hook, one signed unified order, bounded retries) and JSAPI params."""
+
+import asyncio
+import datetime
+import logging
+import time
+from typing import Optional
+
+from tornpay.orders import transitions
+from tornpay.orders.events import OrderView
+from tornpay.protocol.errors import BusinessError, WeChatError
+from tornpay.protocol.ids import make_out_trade_no, nonce_str
+from tornpay.protocol.sign import make_sign
+from tornpay.storage.db import database_proxy as db
+from tornpay.storage.models import CREATED, Order
+
+logger = logging.getLogger(__name__)
+
+UNIFIED_ORDER_PATH = "/pay/unifiedorder"
+BEIJING = datetime.timezone(datetime.timedelta(hours=8))
+# First pause between unified-order attempts, doubled each time: short, because
+# a person is waiting on the checkout redirect.
+RETRY_BACKOFF_SECONDS = 0.2
+
+
+class CheckoutError(Exception):
+    """A checkout that cannot go on; ``message`` is safe to show to the payer."""
+
+    def __init__(self, message: str, status: int = 502, out_trade_no: Optional[str] = None):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.out_trade_no = out_trade_no
+
+
+class UnknownProduct(CheckoutError):
+    """No plugin knows the product id."""
+
+    def __init__(self, product_id: str):
+        super().__init__(f"There is no product {product_id!r} for sale here.", status=404)
+
+
+def beijing_stamp(moment: datetime.datetime) -> str:
+    """``yyyyMMddHHmmss`` in Beijing time, as time_start/time_expire want it."""
+    return moment.astimezone(BEIJING).strftime("%Y%m%d%H%M%S")
+
+
+async def resolve(ctx, product_id: str, openid: str) -> dict:
+    """The product from the ``resolve_product`` hook (never the browser), or UnknownProduct."""
+    product = await ctx.hooks.resolve_product(product_id, openid)
+    if product is None:
+        raise UnknownProduct(product_id)
+    return product
+
+
+def _unified_fields(ctx, out_trade_no: str, product: dict, openid: str, client_ip: str,
+                    now: datetime.datetime) -> dict:
+    settings = ctx.settings
+    expire = now + datetime.timedelta(minutes=settings.orders.expire_minutes)
+    return {
+        "body": product["body"],
+        "attach": product.get("attach") or None,
+        "out_trade_no": out_trade_no,
+        "fee_type": "CNY",
+        "total_fee": product["total_fee"],
+        "spbill_create_ip": client_ip,
+        "time_start": beijing_stamp(now),
+        "time_expire": beijing_stamp(expire),
+        "notify_url": notify_url(settings),
+        "trade_type": "JSAPI",
+        "openid": openid,
+    }
+
+
+def notify_url(settings) -> str:
+    return settings.server.public_url.rstrip("/") + settings.server.prefix + "/notify"
+
+
+async def create_order(ctx, product_id: str, openid: str, client_ip: str) -> Order:
+    """Create an order for ``product_id`` paid by ``openid`` and get its prepay_id.
+
+    The signed unified-order request is stored with the CREATED row before it
+    is sent, and every retry re-sends those exact bytes (reference §4.4), so an
+    order is never half-made without a record of what was asked and why it stopped.
+    Raises :class:`CheckoutError` (with the order's number when one was made).
+    """
+    product = await resolve(ctx, product_id, openid)
+    sign_type = ctx.settings.wechat.sign_type
+    out_trade_no = make_out_trade_no()
+    now = datetime.datetime.now(datetime.timezone.utc)
+    fields = _unified_fields(ctx, out_trade_no, product, openid, client_ip, now)
+    body, _signed = ctx.pay_client.build_request(UNIFIED_ORDER_PATH, fields, sign_type)
+    request_text = body.decode("utf-8")
+    created = now.replace(tzinfo=None)
+    with db.atomic():
+        Order.create(
+            out_trade_no=out_trade_no, product_id=product_id, openid=openid,
+            body=product["body"], attach=product.get("attach") or "",
+            total_fee=product["total_fee"], fee_type="CNY", sign_type=sign_type, state=CREATED,
+            spbill_create_ip=client_ip, unified_request=request_text, created_at=created,
+            updated_at=created,
+            expire_at=created + datetime.timedelta(minutes=ctx.settings.orders.expire_minutes),
+        )
+    logger.info("order %s: created for product %s (%d fen, %s)", out_trade_no, product_id,
+                product["total_fee"], sign_type)
+    reply = await _send_unified_order(ctx, out_trade_no, body)
+    prepay_id = reply.get("prepay_id")
+    if not prepay_id:
+        transitions.record_error(out_trade_no, "unified order reply without prepay_id")
+        raise CheckoutError("WeChat Pay did not return a payment session. Please try again.",
+                            out_trade_no=out_trade_no)
+    if not transitions.mark_prepaid(out_trade_no, prepay_id, request_text):
+        # Already paid or closed meanwhile (a notify can beat the reply): the
+        # pay page shows whatever state the order is in now.
+        logger.info("order %s: prepay id arrived after the order moved on", out_trade_no)
+    order = Order.get_by_id(out_trade_no)
+    await ctx.hooks.notify_order_created(OrderView.from_row(order))
+    return order
+
+
+async def _send_unified_order(ctx, out_trade_no: str, body: bytes) -> dict:
+    attempts = ctx.settings.orders.unified_order_attempts
+    delay = RETRY_BACKOFF_SECONDS
+    for attempt in range(1, attempts + 1):
+        try:
+            return await ctx.pay_client.send_prepared(UNIFIED_ORDER_PATH, body)
+        except WeChatError as exc:
+            error = exc
+            if exc.retryable and attempt < attempts:
+                logger.warning("order %s: unified order attempt %d/%d failed (%s); retrying",
+                               out_trade_no, attempt, attempts, exc)
+                await asyncio.sleep(delay)
+                delay *= 2
+                continue
+            break
+    code = error.err_code if isinstance(error, BusinessError) else type(error).__name__
+    why = f"unified order failed after {attempt} attempt(s): {code}: {error}"
+    logger.error("order %s: %s", out_trade_no, why)
+    transitions.record_error(out_trade_no, why)
+    if error.retryable:
+        message = (f"WeChat Pay is not answering right now ({code}). "
+                   "Please try again in a minute.")
+    else:
+        message = f"WeChat Pay refused to create the payment ({code})."
+    raise CheckoutError(message, out_trade_no=out_trade_no)
+
+
+def jsapi_params(ctx, order, *, timestamp: Optional[int] = None,
+                 nonce: Optional[str] = None) -> dict:
+    """The six ``getBrandWCPayRequest`` parameters, paySign fresh over exactly five (§5.4).
+
+    The sign type is the order's (it must match the unified order), whatever
+    the settings say today.
+    """
+    params = {
+        "appId": ctx.settings.wechat.appid,
+        "timeStamp": str(int(time.time()) if timestamp is None else int(timestamp)),
+        "nonceStr": nonce or nonce_str(),
+        "package": "prepay_id=" + order.prepay_id,
+        "signType": order.sign_type,
+    }
+    params["paySign"] = make_sign(params, ctx.settings.wechat.api_key, order.sign_type)
+    return params
+
+
+def order_json(order) -> dict:
+    """The owner's view of an order, as GET /orders/{out_trade_no} answers it."""
+    return {
+        "out_trade_no": order.out_trade_no,
+        "product_id": order.product_id,
+        "total_fee": order.total_fee,
+        "state": order.state,
+        "transaction_id": order.transaction_id,
+        "created_at": _iso(order.created_at),
+        "paid_at": _iso(order.paid_at),
+    }
+
+
+def _iso(moment: Optional[datetime.datetime]) -> Optional[str]:
+    return None if moment is None else moment.replace(microsecond=0).isoformat() + "Z"
