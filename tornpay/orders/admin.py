@@ -1,0 +1,211 @@
+"""Order administration for the CLI: a dispatcher-less context, listings, query and close."""
+
+import datetime
+import logging
+from typing import Any, List, Optional
+
+from tornpay.orders import transitions
+from tornpay.orders.dispatcher import list_deliveries
+from tornpay.orders.refunds import NotFound
+from tornpay.protocol.errors import BusinessError
+from tornpay.storage import db as storage
+from tornpay.storage.models import CREATED, PREPAID, Event, Notification, Order, Refund, utcnow
+
+logger = logging.getLogger(__name__)
+
+
+class Refused(Exception):
+    """An admin operation refused (order state, age, a delivery in flight); nothing changed."""
+
+
+class AdminContext:
+    """Settings, database, hooks and a WeChat client: what the CLI needs, no background work.
+
+    The hooks are loaded only so outbox rows get one Delivery per plugin, exactly
+    as in the server; the serving process's dispatcher delivers them.
+    """
+
+    dispatcher = None
+    reconciler = None
+
+    def __init__(self, settings: Any, hooks: Any = None):
+        from tornpay.context import make_http_client
+        from tornpay.hooks import HookManager
+        from tornpay.protocol.client import PayClient
+
+        self.settings = settings
+        self.db = storage.bind(storage.open_database(settings.database.url))
+        self.hooks = hooks or HookManager(settings)
+        if hooks is None:
+            self.hooks.load_settings_plugins(settings)
+            self.hooks.load_entry_points()
+            self.hooks.check()
+        storage.create_tables(self.hooks.models())
+        self._http_client = None
+        self._pay_client = None
+        self._make_http = make_http_client
+        self._pay_cls = PayClient
+
+    @property
+    def pay_client(self):
+        # Made on first use: local verbs (orders list) never touch the network.
+        if self._pay_client is None:
+            self._http_client = self._make_http(self.settings)
+            self._pay_client = self._pay_cls.from_settings(self.settings, self._http_client)
+        return self._pay_client
+
+    def close(self) -> None:
+        if self._http_client is not None:
+            self._http_client.close()
+        self.hooks.close()
+        if not self.db.is_closed():
+            self.db.close()
+
+
+def get_order(out_trade_no: str) -> Order:
+    order = Order.get_or_none(Order.out_trade_no == out_trade_no)
+    if order is None:
+        raise NotFound(f"order {out_trade_no} not found")
+    return order
+
+
+def list_orders(state: Optional[str] = None, since: Optional[datetime.date] = None,
+                until: Optional[datetime.date] = None, limit: int = 50) -> List[Order]:
+    """Orders newest first; ``since``/``until`` are inclusive UTC dates of creation."""
+    query = Order.select().order_by(Order.created_at.desc())
+    if state:
+        query = query.where(Order.state == state)
+    if since:
+        query = query.where(Order.created_at >= datetime.datetime.combine(since,
+                                                                          datetime.time()))
+    if until:
+        end = datetime.datetime.combine(until, datetime.time()) + datetime.timedelta(days=1)
+        query = query.where(Order.created_at < end)
+    return list(query.limit(limit))
+
+
+def order_details(out_trade_no: str) -> dict:
+    """The order and everything about it: notifies, deliveries, refunds."""
+    order = get_order(out_trade_no)
+    events = {e.id for e in Event.select(Event.id).where(Event.out_trade_no == out_trade_no)}
+    return {
+        "order": order,
+        "notifies": list(Notification.select().where(Notification.out_trade_no == out_trade_no)
+                         .order_by(Notification.received_at)),
+        "deliveries": [d for d in list_deliveries() if d["id"].split(":", 1)[0] in events],
+        "refunds": list(Refund.select().where(Refund.order == out_trade_no)
+                        .order_by(Refund.created_at)),
+    }
+
+
+async def query_order(ctx: Any, out_trade_no: str) -> str:
+    """orderquery and apply the answer like the reconciler; return trade_state."""
+    order = get_order(out_trade_no)
+    reply = await ctx.pay_client.order_query(out_trade_no=out_trade_no, sign_type=order.sign_type)
+    trade_state = transitions.apply_trade_state(out_trade_no, reply, ctx.hooks)
+    _kick(ctx)
+    return trade_state
+
+
+async def close_order(ctx: Any, out_trade_no: str) -> str:
+    """closeorder a CREATED/PREPAID order at least min_close_age_seconds old; return the outcome.
+
+    ``CLOSED`` when closed here, or the trade_state found when WeChat says the
+    order was paid meanwhile (ORDERPAID: it is queried and marked paid).
+    """
+    order = get_order(out_trade_no)
+    if order.state not in (CREATED, PREPAID):
+        raise Refused(f"order {out_trade_no} is {order.state}; only CREATED or PREPAID "
+                            "orders can be closed")
+    age = (utcnow() - order.created_at).total_seconds()
+    min_age = ctx.settings.orders.min_close_age_seconds
+    if age < min_age:
+        raise Refused(f"order {out_trade_no} is {age:.0f}s old; WeChat refuses to close "
+                            f"orders younger than {min_age:.0f}s (orders.min_close_age_seconds)")
+    try:
+        await ctx.pay_client.close_order(out_trade_no, sign_type=order.sign_type)
+    except BusinessError as exc:
+        if exc.err_code == "ORDERPAID":
+            logger.warning("order %s: closeorder says ORDERPAID; querying it", out_trade_no)
+            return await query_order(ctx, out_trade_no)
+        # ORDERNOTEXIST: WeChat never saw it (failed unified order), so nothing can pay it.
+        if exc.err_code not in ("ORDERCLOSED", "ORDERNOTEXIST"):
+            raise
+    changed = transitions.mark_closed(out_trade_no, "closed", hooks=ctx.hooks)
+    _kick(ctx)
+    if not changed:
+        return get_order(out_trade_no).state
+    return "CLOSED"
+
+
+def _kick(ctx: Any) -> None:
+    if getattr(ctx, "dispatcher", None) is not None:
+        ctx.dispatcher.kick()
+
+
+async def query_everything(ctx: Any, out_trade_no: str) -> List[str]:
+    """``tornpay query``: orderquery, then refundquery for each open refund; report lines."""
+    from tornpay.orders.refunds import query_refund
+
+    trade_state = await query_order(ctx, out_trade_no)
+    lines = [f"order {out_trade_no}: WeChat trade_state {trade_state}; "
+             f"here {get_order(out_trade_no).state}"]
+    open_refunds = Refund.select().where((Refund.order == out_trade_no)
+                                         & Refund.state.in_(("REQUESTED", "PROCESSING")))
+    for refund in open_refunds:
+        try:
+            status, _ = await query_refund(ctx, refund.out_refund_no)
+        except BusinessError as exc:
+            if exc.err_code != "REFUNDNOTEXIST":
+                raise
+            lines.append(f"refund {refund.out_refund_no}: unknown to WeChat; re-send it with "
+                         f"tornpay refund {out_trade_no} --resend {refund.out_refund_no}")
+            continue
+        lines.append(f"refund {refund.out_refund_no}: WeChat refund_status {status}; here "
+                     f"{Refund.get_by_id(refund.out_refund_no).state}")
+    return lines
+
+
+async def refund_and_report(ctx: Any, out_trade_no: str, fee: Optional[int], reason: str,
+                            resend: Optional[str]) -> str:
+    """``tornpay refund``: request (or re-send) a refund; a line on success, else raise."""
+    from tornpay.orders.refunds import RefundError, request_refund, send_refund
+
+    get_order(out_trade_no)
+    if resend:
+        row = Refund.get_or_none((Refund.out_refund_no == resend)
+                                 & (Refund.order == out_trade_no))
+        if row is None:
+            raise NotFound(f"refund {resend} of order {out_trade_no} not found")
+        refund = await send_refund(ctx, resend)
+    else:
+        refund = await request_refund(ctx, out_trade_no, fee, reason)
+    if refund.state == "FAILED":
+        raise RefundError(f"refund {refund.out_refund_no} of {refund.refund_fee} fen refused by "
+                          f"WeChat: {refund.last_error}")
+    if refund.state == "REQUESTED":
+        raise RefundError(f"refund {refund.out_refund_no} of {refund.refund_fee} fen not "
+                          f"confirmed ({refund.last_error}); nothing is lost, re-send it with "
+                          f"tornpay refund {out_trade_no} --resend {refund.out_refund_no}")
+    if refund.state == "PROCESSING":
+        return (f"refund {refund.out_refund_no} of {refund.refund_fee} fen accepted by WeChat "
+                f"(refund_id {refund.refund_id}); final when WeChat reports SUCCESS")
+    return f"refund {refund.out_refund_no} of {refund.refund_fee} fen: {refund.state}"
+
+
+def retry_deliveries(delivery_id: Optional[str]) -> str:
+    """``tornpay deliveries retry``: make failed deliveries due now; a report line."""
+    from tornpay.orders.dispatcher import retry_delivery
+    from tornpay.storage.models import DONE, Delivery
+
+    if delivery_id is None:
+        return f"{retry_delivery(None)} failed deliveries made due again"
+    row = Delivery.get_or_none(Delivery.id == delivery_id)
+    if row is None:
+        raise NotFound(f"delivery {delivery_id} not found")
+    if row.state == DONE:
+        raise Refused(f"delivery {delivery_id} is done; a delivery that returned is "
+                          "never repeated")
+    if retry_delivery(delivery_id) != 1:
+        raise Refused(f"delivery {delivery_id} is being delivered right now")
+    return f"delivery {delivery_id} made due again"
