@@ -1,0 +1,185 @@
+"""The simulator reproduces the reference's signed samples (Appendix B) and §12.4 req_info exactly."""
+
+import pytest
+
+from sim_helpers import API_KEY, app, box, make_config, sim, sim_config, state  # noqa: F401
+from tornpay.protocol.sign import HMAC_SHA256
+from tornpay.protocol.xmlcodec import decode_xml
+from tornpay.simulator.notifier import payment_notify_fields
+from tornpay.simulator.records import parse_compact_time
+from tornpay.simulator.refundcipher import encrypt_req_info, req_info_plaintext
+
+UNIFIEDORDER_B3 = """<xml>
+  <appid>wxd930ea5d5a258f4f</appid>
+  <mch_id>10000100</mch_id>
+  <device_info>WEB</device_info>
+  <nonce_str>5K8264ILTKCH16CQ2502SI8ZNMTM67VS</nonce_str>
+  <body>示例商城-会员充值</body>
+  <attach>shop=sz01</attach>
+  <out_trade_no>20240601123045000123</out_trade_no>
+  <fee_type>CNY</fee_type>
+  <total_fee>1</total_fee>
+  <spbill_create_ip>123.12.12.123</spbill_create_ip>
+  <time_start>20240601123045</time_start>
+  <time_expire>20240601143045</time_expire>
+  <notify_url>https://merchant.example.com/wxpay/notify</notify_url>
+  <trade_type>JSAPI</trade_type>
+  <openid>oUpF8uMuAJO_M2pxb1Q9zNjWeS6o</openid>
+  <sign>209867E353F8E8E8D22CF881F9AE3F2B</sign>
+</xml>""".encode()
+
+ORDERQUERY_B9 = b"""<xml>
+  <appid>wxd930ea5d5a258f4f</appid>
+  <mch_id>10000100</mch_id>
+  <out_trade_no>20240601123045000123</out_trade_no>
+  <nonce_str>ec2316275641faa3aacf3cc599e8730f</nonce_str>
+  <sign>C2A59E78C25CB009BD0BE51AF18C5707</sign>
+</xml>"""
+
+CLOSEORDER_B13 = b"""<xml>
+  <appid>wxd930ea5d5a258f4f</appid>
+  <mch_id>10000100</mch_id>
+  <out_trade_no>20240601123045000124</out_trade_no>
+  <nonce_str>4ca93f17ddf3443ceabf72f26d64fe0e</nonce_str>
+  <sign>BFB31A487FC00BA2D35259F7D788ED62</sign>
+</xml>"""
+
+REFUND_B15 = """<xml>
+  <appid>wxd930ea5d5a258f4f</appid>
+  <mch_id>10000100</mch_id>
+  <nonce_str>6cefdb308e1e2e8aabd48cf79e546a02</nonce_str>
+  <transaction_id>4200002315202406013425869417</transaction_id>
+  <out_refund_no>R20240602000001</out_refund_no>
+  <total_fee>1</total_fee>
+  <refund_fee>1</refund_fee>
+  <refund_desc>用户取消订单</refund_desc>
+  <notify_url>https://merchant.example.com/wxpay/refund-notify</notify_url>
+  <sign>B1D261E43643C7889185B5B8A0A42085</sign>
+</xml>""".encode()
+
+REFUNDQUERY_B17 = b"""<xml>
+  <appid>wxd930ea5d5a258f4f</appid>
+  <mch_id>10000100</mch_id>
+  <nonce_str>0b9f35f484df17a732e537c37708d1d0</nonce_str>
+  <out_refund_no>R20240602000001</out_refund_no>
+  <sign>5E15D695B192E55F134ACE62FF123D71</sign>
+</xml>"""
+
+REQ_INFO_12_4 = "4gS8kbcHysCW7bHqyEU0M9umdFVGKPOUBs+y0jA3BljAcdqjGw0Ml89/LlRTCrJcxyIJDKwsKMcMuxrZm5SNh4S5hTLaZEZqBm36jrcCaprygzSkETEba42QbqnSyo9dkhleBj0iUoPNZ2KF7X11Z7p5iVRHY+N4Mc+EBk8zi/lH8srmuKPuKev5bad+cFddSqaKvAUkctjavfjt0YguICHtq+TaTx5wTilDBay/9d/5H9esOmltP25m1TwAnWjxQVHUDFHIEsvtzAJtDQqxwVD4gaEdQdXwW3CpZ/vnctfYktU+tV+yGN8vCyJs3b+X0fzovS9Tos0t50E7RzVcRyZxy27aMsz3Hj7ykkWTu3pVaaJbFZL9PuOZEsZAqWxlplqjv+5NpNnPQ/iZ8y3c5HgUBcaojudxhuR+qz9UZb94QNYW/35JxNrPjSbITGOxRZFj7v0hlvNu3js6FCNmaMGgqEKZ/BFgWYDs4zyDZj6V+zqjzTs90nqN10iqZmKGxoqF5gN2cYebjraU2TyXMi78EAzpVoDQapy5zPmuE5r+V00UY8T0pRqjYKzYkmcU/5iruCO64/Dpx49Ld12zYuTirl8lnUJqK/+IcT+ILU5QwoyDIeSmDaComiQqDN/wUTSsMFCAEUZdbZlunKX3miNcWERc3npClOM3/nf1izrIhqFgroBjD48lDL/GToanUd41FBCKxiaXJJK4sDqhwYlY2oxPZka+PhwJmJGQVz/wiKl3OLqGjgzPJlBA2Q+VOIkImuAVw0zoQ5uW/qg2x5/SdhVZyzGIwVnWsye8q8u+dPy76XNkj9k6bH7PNlPvCilC0kckUnhKuTVKNxHzhXr/lyw/d11qYRGuxvTAr8doEz3DKwGQvUY0dXd4Cm5NQZqw30oU4gcNFhMdNT6C5ilv1mamFqkQlnZ7Ab45IbSjz/Hz5gI627ZR1oWUoOZSNzhk/Q3/Ws4q5g1W1VJbHwOP7kV8NUo6RW28CF0onkd4RKkAD4JIncnH+XZQ20ikKI91OprLcFWLIJOJBU35utIQ/Rez2LyEXjEUVKonAT8="
+
+
+def pin(state, **values):
+    """Make the state's id/nonce generators return fixed reference values."""
+    for name, value in values.items():
+        setattr(state, name, lambda value=value: value)
+
+
+async def post(sim, path, body):
+    response = await sim.raw(path, body)
+    assert response.code == 200
+    return decode_xml(response.body)
+
+
+@pytest.mark.gen_test
+async def test_replies_match_reference_signatures(sim):
+    st = sim.state
+    st.set_now(parse_compact_time("20240601123045"))
+    pin(st, nonce="IITRi8Iabbblz1Jc", new_prepay_id="wx01123045912345a1b2c3d4e5f60718290000")
+    reply = await post(sim, "/pay/unifiedorder", UNIFIEDORDER_B3)
+    assert reply == {
+        "return_code": "SUCCESS", "return_msg": "OK", "appid": "wxd930ea5d5a258f4f",
+        "mch_id": "10000100", "device_info": "WEB", "nonce_str": "IITRi8Iabbblz1Jc",
+        "result_code": "SUCCESS", "prepay_id": "wx01123045912345a1b2c3d4e5f60718290000",
+        "trade_type": "JSAPI", "sign": "9594894636778AA4FC9E759AD1F49CED",  # B5
+    }
+
+    # A second, unpaid order (B11 shape: device_info WEB, total_fee 1).
+    params = sim.order_params("20240601123045000124", device_info="WEB", total_fee="1")
+    await sim.api("/pay/unifiedorder", params)
+    pin(st, nonce="yQETQFFag5TTMB8d")
+    notpay = await sim.api("/pay/orderquery", {
+        "appid": "wxd930ea5d5a258f4f", "mch_id": "10000100", "nonce_str": "x",
+        "out_trade_no": "20240601123045000124"})
+    assert notpay["sign"] == "953AE78F5673B0B5147586F2EC18B9B0"  # B11
+    assert set(notpay) == {"return_code", "return_msg", "appid", "mch_id", "device_info",
+                           "nonce_str", "result_code", "total_fee", "out_trade_no",
+                           "trade_state", "trade_state_desc", "sign"}
+
+    # Paid at 12:31:10 Beijing; the notify goes to merchant.example.com, so drop it.
+    st.set_now(parse_compact_time("20240601123110"))
+    pin(st, new_transaction_id="4200002315202406013425869417")
+    await sim.control("faults", {"name": "notify_drop", "count": 1})
+    code, _ = await sim.control("pay", {"out_trade_no": "20240601123045000123"})
+    assert code == 200
+    pin(st, nonce="C5h9TIF57KyXXr3M")
+    paid = await post(sim, "/pay/orderquery", ORDERQUERY_B9)
+    assert paid["sign"] == "CD82D4A006F8E013EF85CEF0BBE39BD8"  # B10
+    assert paid["time_end"] == "20240601123110" and paid["trade_state_desc"] == "支付成功"
+    assert len(paid) == 22
+
+    pin(st, nonce="Ror2WQTEfAl3Y40q")
+    again = await post(sim, "/pay/unifiedorder", UNIFIEDORDER_B3)
+    assert (again["err_code"], again["err_code_des"]) == ("ORDERPAID", "该订单已支付")
+    assert again["sign"] == "2709224F3CE4B81C66EA970C33398DAF"  # B6
+
+    pin(st, nonce="TN55wO9Pba5yENl8")
+    missing = await sim.api("/pay/orderquery", {
+        "appid": "wxd930ea5d5a258f4f", "mch_id": "10000100", "nonce_str": "y",
+        "out_trade_no": "20240601999999999999"})
+    assert missing["sign"] == "5F13089726CE66FC3C73D10E307C5FFA"  # B12
+
+    st.advance(600)
+    pin(st, nonce="BFK89FC6rxKCOjLX")
+    closed = await post(sim, "/pay/closeorder", CLOSEORDER_B13)
+    assert closed["sign"] == "1998AEAE7E4FC50B3EAFD25B31C59553"  # B14
+
+    pin(st, nonce="NfsMFbUFpdbEhPXP", new_refund_id="50300008812024060201234567890")
+    refund = await post(sim, "/secapi/pay/refund", REFUND_B15)
+    assert refund["refund_channel"] == "" and refund["coupon_refund_fee"] == "0"
+    assert refund["sign"] == "F409E7D0442C7BFD085522699715478E"  # B16
+
+    st.set_now(parse_compact_time("20240602101532"))
+    await sim.control("faults", {"name": "notify_drop", "count": 1})
+    code, _ = await sim.control("refunds/finish", {"out_refund_no": "R20240602000001"})
+    assert code == 200
+    pin(st, nonce="TeqClE3i0mvn3DrK")
+    rq = await post(sim, "/pay/refundquery", REFUNDQUERY_B17)
+    assert rq["refund_success_time_0"] == "2024-06-02 10:15:32"
+    assert rq["sign"] == "A5D14B9809B9D64DCE1B47AA4B1E4B22"  # B18
+
+
+def test_payment_notify_matches_b20_and_b22():
+    from tornpay.simulator.records import Order
+    from tornpay.simulator.state import SimulatorState
+    state = SimulatorState(make_config())
+    order = Order(
+        mch_id="10000100", appid="wxd930ea5d5a258f4f", out_trade_no="20240601123045000123",
+        request={}, sign_type="MD5", created_at=0, total_fee=1,
+        openid="oUpF8uMuAJO_M2pxb1Q9zNjWeS6o", notify_url="", body="x", attach="shop=sz01",
+        device_info="WEB", trade_state="SUCCESS", transaction_id="4200002315202406013425869417",
+        time_end="20240601123110",
+    )
+    pin(state, nonce="5d2b6c2a8db53831f7eda20af46e531c")
+    fields = payment_notify_fields(state, order)
+    assert fields["sign"] == "B1142321B79837618DD55A8DE4A3B381"  # B20
+    assert "sign_type" not in fields and "device_info" not in fields
+    order.sign_type = HMAC_SHA256
+    assert payment_notify_fields(state, order)["sign"] == (
+        "799E96C889F024D9F7E2B726E04DE854FEB8E8D4A50180DDFE58F9D2F570D070")  # B22
+
+
+def test_req_info_matches_reference_12_4():
+    fields = {
+        "out_refund_no": "R20240602000001", "out_trade_no": "20240601123045000123",
+        "refund_account": "REFUND_SOURCE_UNSETTLED_FUNDS", "refund_fee": "1",
+        "refund_id": "50300008812024060201234567890", "refund_recv_accout": "支付用户零钱",
+        "refund_request_source": "API", "refund_status": "SUCCESS",
+        "settlement_refund_fee": "1", "settlement_total_fee": "1",
+        "success_time": "2024-06-02 10:15:32", "total_fee": "1",
+        "transaction_id": "4200002315202406013425869417",
+    }
+    import hashlib
+    plaintext = req_info_plaintext(fields)
+    assert hashlib.sha256(plaintext).hexdigest() == (
+        "4e49a5cc43faf426d32babe6d821f2765ca465a1494047050fe8195e75d47327")  # B28
+    assert encrypt_req_info(fields, API_KEY) == REQ_INFO_12_4
