@@ -105,7 +105,11 @@ class XMLHandler(tornado.web.RequestHandler):
         # the signature (or the req_info encryption) checked by the handler.
         pass
 
+    notify_kind = "pay"  # the label of this handler's notifies in /metrics
+
     def reply(self, ok: bool, message: str = "OK"):
+        if self.ctx.metrics is not None:
+            self.ctx.metrics.notify("accepted" if ok else "refused", kind=self.notify_kind)
         self.set_header("Content-Type", "text/xml; charset=utf-8")
         self.finish(encode_xml({"return_code": "SUCCESS" if ok else "FAIL", "return_msg": message}))
 

@@ -57,7 +57,7 @@ def _check(info: dict) -> Refund:
     """The Refund row ``info`` is about, when ids and amounts all match ours."""
     out_trade_no, out_refund_no = info.get("out_trade_no"), info.get("out_refund_no")
     refund = Refund.get_or_none(Refund.out_refund_no == (out_refund_no or ""))
-    if refund is None or refund.order_id != out_trade_no:
+    if refund is None or refund.out_trade_no != out_trade_no:
         raise Refused(f"unknown refund {out_refund_no!r} of order {out_trade_no!r}",
                       "refund not found", out_trade_no)
     order = Order.get_by_id(out_trade_no)
@@ -87,14 +87,14 @@ def process_refund_notify(ctx, body: bytes, remote_ip: str) -> Tuple[bool, str, 
                 settlement_refund_fee=info.get("settlement_refund_fee"),
                 refund_recv_accout=info.get("refund_recv_accout"))
             if won:
-                _record(refund.order_id, remote_ip, ACCEPTED, f"refund {status}")
+                _record(refund.out_trade_no, remote_ip, ACCEPTED, f"refund {status}")
             else:
                 now = Refund.get_by_id(refund.out_refund_no).state
                 if now != status:
                     # WeChat's verdict is final: ours disagrees, a person must look.
                     logger.error("ALERT refund %s is %s here but WeChat reports %s",
                                  refund.out_refund_no, now, status)
-                _record(refund.order_id, remote_ip, DUPLICATE, f"refund already {now}")
+                _record(refund.out_trade_no, remote_ip, DUPLICATE, f"refund already {now}")
     except (Refused, RefundError) as exc:
         refused = exc if isinstance(exc, Refused) else Refused(str(exc), "not applied")
         out_trade_no = refused.out_trade_no or info.get("out_trade_no")
@@ -114,6 +114,8 @@ def process_refund_notify(ctx, body: bytes, remote_ip: str) -> Tuple[bool, str, 
 
 class RefundNotifyHandler(XMLHandler):
     """WeChat's refund-result notify; the reply never waits on plugins."""
+
+    notify_kind = "refund"
 
     def post(self):
         ok, message, changed = process_refund_notify(self.ctx, self.request.body,

@@ -200,7 +200,11 @@ async def test_whole_payment_through_the_estate(http_client, estate):
 
     r = await browser.fetch(base_url + "/pay/metrics")
     assert r.code == 200
-    assert 'tornpay_orders{state="PAID"} 1.0' in r.body.decode()
+    exposition = r.body.decode()
+    assert 'tornpay_orders{state="PAID"} 1.0' in exposition
+    accepted = re.search(r'tornpay_notifies_total\{kind="pay",outcome="accepted"\} (\S+)',
+                         exposition)
+    assert float(accepted.group(1)) >= 1
     r = await browser.fetch(base_url + "/pay/healthz")
     assert r.code == 200
 

@@ -119,3 +119,16 @@ async def test_metrics_endpoint(http_client, base_url, ctx):
     from prometheus_client import REGISTRY
     assert REGISTRY.get_sample_value("tornpay_notifies_total",
                                      {"kind": "pay", "outcome": "refused"}) is None
+
+
+@pytest.mark.gen_test
+async def test_notify_replies_are_counted(http_client, base_url, ctx):
+    response = await http_client.fetch(base_url + "/wxpay/notify", method="POST",
+                                       body=b"<xml><return_code>SUCCESS</return_code></xml>")
+    assert b"FAIL" in response.body
+    response = await http_client.fetch(base_url + "/metrics")
+    data = samples(response.body.decode())
+    assert value(data, "tornpay_notifies_received_total", kind="pay") == 1
+    assert value(data, "tornpay_notifies_total", kind="pay", outcome="refused") == 1
+    assert value(data, "tornpay_notifications_recorded_total", kind="pay",
+                 outcome="refused") == 1

@@ -9,7 +9,9 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 logger = logging.getLogger(__name__)
 
-NOTIFY_OUTCOMES = ("accepted", "duplicate", "refused")
+# What we answered WeChat: SUCCESS (new or duplicate) or FAIL; duplicates are told apart
+# in tornpay_notifications_recorded_total, read from the Notification table.
+NOTIFY_OUTCOMES = ("accepted", "refused")
 # WeChat answers in tens of milliseconds when healthy; timeouts sit at wechat.timeout (10s).
 UPSTREAM_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -30,7 +32,7 @@ class Metrics:
             "tornpay_notifies_received", "Notify POSTs received from WeChat", ["kind"],
             registry=self.registry)
         self.notifies = Counter(
-            "tornpay_notifies", "Notify POSTs by what we answered (accepted, duplicate, refused)",
+            "tornpay_notifies", "Notify POSTs by what we answered (accepted = SUCCESS, refused = FAIL)",
             ["kind", "outcome"], registry=self.registry)
         self.upstream = Histogram(
             "tornpay_upstream_seconds", "Latency of WeChat API calls", ["api", "outcome"],
@@ -45,7 +47,7 @@ class Metrics:
     # -- fed by the code paths ----------------------------------------------
 
     def notify(self, outcome: str, kind: str = "pay") -> None:
-        """Count one notify: ``outcome`` is accepted, duplicate or refused; ``kind`` pay or refund."""
+        """Count one notify: ``outcome`` accepted (SUCCESS) or refused (FAIL); ``kind`` pay or refund."""
         self.notifies_received.labels(kind=kind).inc()
         self.notifies.labels(kind=kind, outcome=outcome).inc()
 
