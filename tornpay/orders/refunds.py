@@ -182,7 +182,7 @@ def _mark_failed(out_refund_no: str, message: str) -> None:
 
 def _release(refund: Refund) -> None:
     Order.update(reserved_refund_fee=Order.reserved_refund_fee - refund.refund_fee,
-                 updated_at=utcnow()).where(Order.out_trade_no == refund.order_id).execute()
+                 updated_at=utcnow()).where(Order.out_trade_no == refund.out_trade_no).execute()
 
 
 def apply_refund_result(out_refund_no: str, refund_status: str, *, hooks: Any,
@@ -230,7 +230,7 @@ def apply_refund_result(out_refund_no: str, refund_status: str, *, hooks: Any,
             _release(refund)
             won = True
     if won:
-        logger.info("refund %s of order %s: %s", out_refund_no, refund.order_id, refund_status)
+        logger.info("refund %s of order %s: %s", out_refund_no, refund.out_trade_no, refund_status)
     return won
 
 
@@ -242,15 +242,15 @@ def _credit_order(refund: Refund, refund_id: Optional[str], hooks: Any) -> None:
                       state=Case(None, [(new_total >= Order.total_fee, REFUNDED)],
                                  PARTIAL_REFUNDED),
                       updated_at=utcnow())
-         .where((Order.out_trade_no == refund.order_id) & Order.state.in_(REFUNDABLE_STATES)
+         .where((Order.out_trade_no == refund.out_trade_no) & Order.state.in_(REFUNDABLE_STATES)
                 & (new_total <= Order.total_fee))
          .execute())
     if n != 1:
         logger.error("ALERT refund %s: order %s cannot take a refund of %d fen (state or "
-                     "amount); not applied", refund.out_refund_no, refund.order_id, fee)
-        raise RefundError(f"order {refund.order_id} cannot take refund {refund.out_refund_no}")
+                     "amount); not applied", refund.out_refund_no, refund.out_trade_no, fee)
+        raise RefundError(f"order {refund.out_trade_no} cannot take refund {refund.out_refund_no}")
     view = RefundView(out_refund_no=refund.out_refund_no, refund_fee=fee, refund_id=refund_id)
-    write_event(refund.order_id, "on_refund", {"refund": view.as_payload()}, hooks)
+    write_event(refund.out_trade_no, "on_refund", {"refund": view.as_payload()}, hooks)
 
 
 async def query_refund(ctx: Any, out_refund_no: str) -> Tuple[str, bool]:
