@@ -247,3 +247,36 @@ async def test_call_plugin_passes_only_the_arguments_asked_for(hooks):
 async def test_call_plugin_unknown_plugin(hooks):
     with pytest.raises(PluginError, match="not loaded"):
         await hooks.call_plugin("on_paid", "ghost", order=view())
+
+
+@pytest.mark.gen_test
+async def test_hung_sync_plugin_cannot_take_the_whole_pool():
+    from tornpay.hooks import PluginBusy
+
+    manager = HookManager(make_settings(), max_workers=4)  # one thread per plugin
+    release = threading.Event()
+    manager.register(module("stuck", on_paid=lambda order: release.wait(5)))
+    manager.register(module("fine", on_paid=lambda order: "ok"))
+    try:
+        with pytest.raises(asyncio.TimeoutError):
+            await manager.call_plugin("on_paid", "stuck", timeout=0.05, order=view())
+        with pytest.raises(PluginBusy, match="^plugin stuck: earlier calls"):
+            await manager.call_plugin("on_paid", "stuck", timeout=0.05, order=view())
+        assert await manager.call_plugin("on_paid", "fine", timeout=1, order=view()) == "ok"
+        release.set()
+        assert await manager.call_plugin("on_paid", "stuck", timeout=1, order=view()) is True
+    finally:
+        release.set()
+        manager.close()
+
+
+@pytest.mark.gen_test
+async def test_many_calls_to_one_sync_plugin_queue_for_its_threads():
+    manager = HookManager(make_settings(), max_workers=4)
+    manager.register(module("busy", on_paid=lambda order: order.out_trade_no))
+    try:
+        results = await asyncio.gather(*(manager.call_plugin("on_paid", "busy", timeout=2,
+                                                             order=view()) for _ in range(30)))
+        assert results == ["T1"] * 30
+    finally:
+        manager.close()

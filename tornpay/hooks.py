@@ -1,7 +1,6 @@
 """HookManager: loads plugins (settings, entry points, code), validates them, calls them isolated."""
 
 import asyncio
-import functools
 import importlib
 import inspect
 import logging
@@ -26,6 +25,10 @@ class PluginError(Exception):
     """A plugin problem, as one line naming the plugin (fails the start or the checkout)."""
 
 
+class PluginBusy(PluginError):
+    """A plugin's earlier calls still hold its worker threads (it hangs); retry later."""
+
+
 class _Manager(pluggy.PluginManager):
     """pluggy manager that also accepts undecorated functions named after a hook."""
 
@@ -41,7 +44,7 @@ class _Manager(pluggy.PluginManager):
 class HookManager:
     """One per application: the registered plugins and the way tornpay calls them."""
 
-    def __init__(self, settings: Any = None, max_workers: int = 8):
+    def __init__(self, settings: Any = None, max_workers: int = 16):
         self.settings = settings
         self._pm = _Manager("tornpay")
         self._pm.add_hookspecs(hookspecs)
@@ -51,6 +54,8 @@ class HookManager:
         # Plain (sync) hook functions run here so a blocking plugin cannot
         # freeze the IOLoop; created lazily so building a manager is cheap.
         self._max_workers = max_workers
+        self._per_plugin_threads = max(1, max_workers // 4)
+        self._slots: Dict[str, asyncio.Semaphore] = {}  # worker threads per plugin
         self._executor: Optional[ThreadPoolExecutor] = None
 
     # -- loading -------------------------------------------------------------
@@ -170,8 +175,14 @@ class HookManager:
 
     # -- calling ----------------------------------------------------------------
 
-    async def call_plugin(self, hook: str, plugin_name: str, **kwargs: Any) -> Any:
-        """Call one plugin's ``hook``: await it if async, else run it in a worker thread."""
+    async def call_plugin(self, hook: str, plugin_name: str, *, timeout: Optional[float] = None,
+                          **kwargs: Any) -> Any:
+        """Call one plugin's ``hook``: await it if async, else run it in a worker thread.
+
+        ``timeout`` bounds the call (``asyncio.TimeoutError``) and, for a plain
+        function, separately the wait for one of the plugin's threads
+        (:class:`PluginBusy`), so a call never takes more than twice ``timeout``.
+        """
         impl = self._impl(hook, plugin_name)
         if impl is None:
             raise PluginError(f"plugin {plugin_name}: not loaded or has no {hook}")
@@ -179,19 +190,36 @@ class HookManager:
         args = {k: kwargs[k] for k in impl.argnames}
         func: Callable = impl.function
         if inspect.iscoroutinefunction(func):
-            return await func(**args)
-        result = await asyncio.get_running_loop().run_in_executor(
-            self._get_executor(), functools.partial(_call_in_thread, func, args))
+            return await asyncio.wait_for(func(**args), timeout)
+        # A timed-out thread cannot be stopped: each plugin gets a few threads
+        # so a hung plugin cannot take the whole pool away from the others.
+        slots = self._slots.get(plugin_name)
+        if slots is None:
+            slots = self._slots[plugin_name] = asyncio.Semaphore(self._per_plugin_threads)
+        try:
+            await asyncio.wait_for(slots.acquire(), timeout)
+        except asyncio.TimeoutError:
+            raise PluginBusy(f"plugin {plugin_name}: earlier calls still hold its "
+                             f"{self._per_plugin_threads} worker thread(s)") from None
+        loop = asyncio.get_running_loop()
+        try:
+            future = self._get_executor().submit(_call_in_thread, func, args)
+        except BaseException:
+            slots.release()
+            raise
+        # The slot is freed when the thread is, not when the caller gives up.
+        future.add_done_callback(lambda _f: loop.call_soon_threadsafe(slots.release))
+        result = await asyncio.wait_for(asyncio.wrap_future(future), timeout)
         if inspect.isawaitable(result):
-            result = await result
+            result = await asyncio.wait_for(result, timeout)
         return result
 
     async def resolve_product(self, product_id: str, openid: str) -> Optional[dict]:
         """First non-None ``resolve_product`` answer in registration order, checked."""
         for name in self.plugin_names("resolve_product"):
             try:
-                answer = await self._with_timeout(self.call_plugin(
-                    "resolve_product", name, product_id=product_id, openid=openid))
+                answer = await self.call_plugin("resolve_product", name, timeout=self._timeout(),
+                                                product_id=product_id, openid=openid)
             except PluginError:
                 raise
             except Exception as exc:
@@ -210,13 +238,12 @@ class HookManager:
 
     async def _call_isolated(self, hook: str, name: str, **kwargs: Any) -> None:
         try:
-            await self._with_timeout(self.call_plugin(hook, name, **kwargs))
+            await self.call_plugin(hook, name, timeout=self._timeout(), **kwargs)
         except Exception:
             logger.exception("plugin %s: %s failed (ignored)", name, hook)
 
-    async def _with_timeout(self, aw):
-        timeout = getattr(getattr(self.settings, "deliveries", None), "timeout_seconds", None)
-        return await asyncio.wait_for(aw, timeout)
+    def _timeout(self) -> Optional[float]:
+        return getattr(getattr(self.settings, "deliveries", None), "timeout_seconds", None)
 
     def _get_executor(self) -> ThreadPoolExecutor:
         if self._executor is None:

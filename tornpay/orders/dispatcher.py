@@ -2,6 +2,7 @@
 
 import asyncio
 import datetime
+import functools
 import json
 import logging
 import os
@@ -145,28 +146,41 @@ class Dispatcher:
         for delivery_id in ids:
             task = asyncio.ensure_future(self._deliver(delivery_id))
             self._inflight[delivery_id] = task
-            task.add_done_callback(lambda _t, d=delivery_id: self._inflight.pop(d, None))
+            task.add_done_callback(functools.partial(self._finished, delivery_id))
             tasks.append(task)
         return tasks
 
+    def _finished(self, delivery_id: str, task: asyncio.Task) -> None:
+        self._inflight.pop(delivery_id, None)
+        if not task.cancelled() and task.exception() is not None:
+            # e.g. the database refused the bookkeeping: the lease expires and
+            # the row is claimed again.
+            logger.error("delivery %s: bookkeeping failed", delivery_id,
+                         exc_info=task.exception())
+
     async def _deliver(self, delivery_id: str) -> None:
-        delivery = Delivery.get_or_none(Delivery.id == delivery_id)
-        if delivery is None or delivery.state != PENDING:
-            return
-        event = Event.get_by_id(delivery.event_id)
+        hook = plugin = "?"
+        delivery = None
         try:
+            delivery = Delivery.get_or_none(Delivery.id == delivery_id)
+            if delivery is None or delivery.state != PENDING:
+                return
+            event = Event.get_by_id(delivery.event_id)
+            hook, plugin = event.hook, delivery.plugin
             kwargs = self._hook_kwargs(event, delivery_id)
-            await asyncio.wait_for(
-                self.hooks.call_plugin(event.hook, delivery.plugin, **kwargs),
-                self.cfg.timeout_seconds)
+            # The timeout bounds the call itself (and separately a wait for a
+            # worker thread), which keeps the whole attempt inside the lease.
+            await self.hooks.call_plugin(hook, plugin, timeout=self.cfg.timeout_seconds,
+                                         **kwargs)
         except asyncio.CancelledError:
-            raise  # stopping: the row stays pending and is released
+            raise  # stopping: the row stays pending and its lease is released
         except asyncio.TimeoutError:
             self._failed(delivery, f"timeout after {self.cfg.timeout_seconds:g}s")
         except Exception as exc:
-            logger.warning("delivery %s (%s to %s) raised %s", delivery_id, event.hook,
-                           delivery.plugin, type(exc).__name__, exc_info=True)
-            self._failed(delivery, f"{type(exc).__name__}: {exc}")
+            logger.warning("delivery %s (%s to %s) raised %s", delivery_id, hook, plugin,
+                           type(exc).__name__, exc_info=True)
+            if delivery is not None:
+                self._failed(delivery, f"{type(exc).__name__}: {exc}")
         else:
             self._done(delivery)
 
