@@ -6,7 +6,7 @@ import time
 import pytest
 
 from sim_helpers import (  # noqa: F401  (fixtures)
-    API_KEY, APPID, FAIL_REPLY, MCH_ID, OPENID, app, box, signed, sim, sim_config, state,
+    API_KEY, APPID, FAIL_REPLY, MCH_ID, OPENID, SUCCESS_REPLY, app, box, signed, sim, sim_config, state,
     wait_for,
 )
 from tornpay.protocol.sign import HMAC_SHA256, verify_sign
