@@ -215,3 +215,21 @@ async def test_bad_req_info_and_unknown_refund_are_refused(app, ctx, http_client
     refused = Notification.select().where((Notification.kind == "refund")
                                           & (Notification.outcome == "refused")).count()
     assert refused == len(cases) + 1
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_systemerror_keeps_requested_and_resend_repeats_the_same_bytes(
+        app, ctx, http_client, base_url):
+    out_trade_no = await paid_order(ctx, http_client, base_url)
+    await control(http_client, base_url, "faults", name="systemerror", count=1,
+                  endpoint="refund")
+    refund = await refunds_mod.request_refund(ctx, out_trade_no, 1200)
+    assert refund.state == "REQUESTED" and "SYSTEMERROR" in refund.last_error
+    assert Order.get_by_id(out_trade_no).reserved_refund_fee == 1200  # still held
+    stored = refund.request
+    again = await refunds_mod.send_refund(ctx, refund.out_refund_no)
+    assert again.state == "PROCESSING" and again.request == stored
+    sim = ctx.simulator.refunds[("10000100", refund.out_refund_no)]
+    assert sim.refund_fee == 1200 and len(ctx.simulator.refunds) == 1
+    with pytest.raises(refunds_mod.RefundRefused):
+        await refunds_mod.send_refund(ctx, refund.out_refund_no)  # only REQUESTED is re-sent

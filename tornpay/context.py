@@ -67,7 +67,10 @@ class Context:
         if settings.simulator.enabled:
             from tornpay.simulator.state import SimulatorConfig, SimulatorState
 
-            config = SimulatorConfig.from_settings(settings)
+            sim = settings.simulator
+            config = SimulatorConfig.from_settings(
+                settings, time_scale=sim.notify_time_scale,
+                close_min_age_seconds=sim.close_min_age_seconds)
             self.simulator = SimulatorState(config)
         from tornpay.orders.dispatcher import Dispatcher
         from tornpay.orders.reconciler import Reconciler
