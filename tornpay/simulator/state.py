@@ -10,7 +10,7 @@ from typing import Dict, List, Optional, Tuple
 
 from tornado.ioloop import IOLoop
 
-from tornpay.simulator.config import SimulatorConfig
+from tornpay.simulator.config import SimulatorConfig  # noqa: F401  (re-exported)
 from tornpay.simulator.faults import Faults
 from tornpay.simulator.notifier import Notifier
 from tornpay.simulator.records import (
@@ -236,6 +236,13 @@ class SimulatorState:
         """Cancel pending notifies and timers; close the HTTP client if we made it."""
         self.notifier.close()
         self._cancel_timers()
+
+    def start(self) -> None:
+        """Nothing to start: timers and deliveries begin on demand (Context calls this)."""
+
+    async def stop(self) -> None:
+        """Context.stop() hook: cancel deliveries and close the notify client."""
+        await self.aclose()
 
     async def aclose(self) -> None:
         """close(), then let the cancelled deliveries unwind (clean test teardown)."""
