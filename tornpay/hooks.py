@@ -87,7 +87,12 @@ class HookManager:
             self.register(plugin, name=ep.name)
 
     def register(self, plugin: Any, name: Optional[str] = None) -> str:
-        """Register a module or object; return its name. Raises :class:`PluginError`."""
+        """Register a module or object; return its name. Raises :class:`PluginError`.
+
+        Optional plugin attributes: ``tornpay_models`` (peewee models whose
+        tables are created at start) and ``tornpay_configure(settings)``, called
+        here; an object it returns is registered in place of the module.
+        """
         name = name or getattr(plugin, "__name__", None) or type(plugin).__name__
         if name in self._objects:
             raise PluginError(f"plugin {name}: registered twice")
