@@ -56,10 +56,11 @@ def make_app(settings: Settings, *, plugins: Iterable = (), hooks=None, http_cli
 
 
 def configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=getattr(logging, settings.server.log_level),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    """Standalone only (an embedding estate keeps its own logging): see tornpay.logs."""
+    from tornpay.logs import configure
+
+    configure(settings.server.log_level, getattr(settings.server, "log_format", "text"),
+              secrets=settings.secret_values())
 
 
 async def serve(settings: Settings) -> None:

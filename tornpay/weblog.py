@@ -1,24 +1,88 @@
-"""Access logging that never writes OAuth codes, signatures, keys or cookies."""
+"""Access logging and log scrubbing that never write OAuth codes, signatures, keys or cookies."""
 
 import logging
 import re
+from typing import Iterable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 access_log = logging.getLogger("tornado.access")
 
-# Query parameters whose values are credentials or one-time secrets.
-SCRUB_PARAM_KEYS = ("code", "sign", "paysign", "key", "secret", "token", "state", "openid")
+SECRET = "[secret]"
+# Query parameters whose values are credentials or one-time secrets (matched as
+# substrings, case-insensitively: "paySign", "access_token", "app_secret" ...).
+SCRUB_PARAM_KEYS = ("code", "sign", "sig", "key", "secret", "token", "state", "openid",
+                    "password", "passwd", "ticket", "prepay", "package", "req_info", "session",
+                    "cookie", "auth")
 _SCRUB_RE = re.compile("|".join(SCRUB_PARAM_KEYS), re.IGNORECASE)
+# A value that looks like a key whatever its parameter is called: 32+ characters
+# of hex/base64 alphabet (the v2 API key, md5/HMAC signatures, access tokens).
+# tornpay's own order numbers (30 characters, "TP" + digits + nonce) stay readable.
+_KEYLIKE_RE = re.compile(r"^(?:[A-Fa-f0-9]{32,}|[A-Za-z0-9+/=_-]{33,})$")
+# A URL or path with a query string inside free text (Tornado's own warnings).
+_URI_IN_TEXT_RE = re.compile(r"(?:https?://[^\s?#\"'<>]*|/[^\s?#\"'<>]*)?\?[^\s\"'<>]+")
+
+
+def _secret_param(key: str, value: str) -> bool:
+    return bool(_SCRUB_RE.search(key)) or bool(_KEYLIKE_RE.match(value))
 
 
 def scrub_uri(uri: str) -> str:
-    """Return ``uri`` with sensitive query values replaced by ``[secret]``."""
+    """Return ``uri`` with sensitive query values replaced by ``[secret]`` and no fragment."""
     parts = urlsplit(uri)
-    if not parts.query:
+    if not parts.query and not parts.fragment:
         return uri
-    pairs = [(k, "[secret]" if _SCRUB_RE.search(k) else v)
+    pairs = [(k, SECRET if v and _secret_param(k, v) else v)
              for k, v in parse_qsl(parts.query, keep_blank_values=True)]
-    return urlunsplit(parts._replace(query=urlencode(pairs, safe="[]")))
+    return urlunsplit(parts._replace(query=urlencode(pairs, safe="[]/"), fragment=""))
+
+
+def scrub_text(text: str, secrets: Iterable[str] = ()) -> str:
+    """Scrub every URI with a query inside ``text``, and every literal secret value."""
+    if "?" in text:
+        text = _URI_IN_TEXT_RE.sub(lambda m: scrub_uri(m.group(0)), text)
+    for secret in secrets:
+        if secret and secret in text:
+            text = text.replace(secret, SECRET)
+    return text
+
+
+class ScrubFilter(logging.Filter):
+    """A logging filter (for a handler or a logger) that scrubs each record's message.
+
+    Put it on a *handler* to cover every logger that propagates to it.
+    ``secrets`` are literal values never to print (``settings.secret_values()``).
+    """
+
+    def __init__(self, secrets: Iterable[str] = ()):
+        super().__init__()
+        # Longest first, so a secret containing another is replaced whole.
+        self.secrets = sorted({s for s in secrets if s and len(s) >= 6}, key=len, reverse=True)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string is the logging module's to report
+            return True
+        scrubbed = scrub_text(message, self.secrets)
+        if scrubbed != message:
+            record.msg, record.args = scrubbed, None
+        return True
+
+
+# Tornado's own loggers print request URIs ("400 GET /cb?code=... (ip): ...",
+# "Uncaught exception GET /cb?code=...").
+TORNADO_LOGGERS = ("tornado.access", "tornado.application", "tornado.general")
+
+
+def install_scrub_filter(secrets: Iterable[str] = (), loggers: Iterable[str] = TORNADO_LOGGERS):
+    """Add one :class:`ScrubFilter` to each of ``loggers`` (idempotent); return the filter."""
+    flt = ScrubFilter(secrets)
+    for name in loggers:
+        logger = logging.getLogger(name)
+        for old in [f for f in logger.filters if isinstance(f, ScrubFilter)]:
+            logger.removeFilter(old)
+        logger.addFilter(flt)
+    return flt
 
 
 def log_request(handler) -> None:

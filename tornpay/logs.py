@@ -1,0 +1,115 @@
+"""Structured logging: the out_trade_no on every payment line, as key=value text or JSON lines."""
+
+import datetime
+import json
+import logging
+import sys
+from typing import Any, Iterable, Mapping, Optional
+
+FORMATS = ("text", "json")  # server.log_format
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+
+
+class OrderLogAdapter(logging.LoggerAdapter):
+    """A logger bound to one order: every line carries ``out_trade_no`` (and any other fields).
+
+    The fields go twice: as record attributes (``record.out_trade_no`` and
+    ``record.tornpay_fields``) for tornpay's formatters, and as a
+    ``key=value`` suffix of the message so an estate's own formatter, which
+    knows nothing of them, still prints the order number.
+    """
+
+    def process(self, msg, kwargs):
+        fields = {k: v for k, v in self.extra.items() if v is not None}
+        suffix = " ".join(f"{k}={_kv(v)}" for k, v in fields.items())
+        extra = dict(kwargs.get("extra") or {})
+        extra.update(fields, tornpay_fields=fields, tornpay_suffix=suffix)
+        kwargs["extra"] = extra
+        return (f"{msg} {suffix}" if suffix else msg), kwargs
+
+
+def order_log(logger: logging.Logger, out_trade_no: Optional[str], **fields: Any) -> OrderLogAdapter:
+    """``order_log(logger, "T123").info("notify accepted from %s", ip)``: the line names the order."""
+    return OrderLogAdapter(logger, dict({"out_trade_no": out_trade_no}, **fields))
+
+
+def _kv(value: Any) -> str:
+    text = str(value)
+    if text == "" or any(c in text for c in ' "=\n\t'):
+        return json.dumps(text, ensure_ascii=False)
+    return text
+
+
+def _fields(record: logging.LogRecord) -> Mapping[str, Any]:
+    fields = dict(getattr(record, "tornpay_fields", None) or {})
+    # Plain ``extra={"out_trade_no": ...}`` works too, without the adapter.
+    for key, value in vars(record).items():
+        if key not in _STANDARD and not key.startswith("tornpay_") and key not in fields:
+            fields[key] = value
+    return fields
+
+
+def _message(record: logging.LogRecord) -> str:
+    message = record.getMessage()
+    suffix = getattr(record, "tornpay_suffix", "")
+    if suffix and message.endswith(" " + suffix):
+        message = message[: -len(suffix) - 1]  # the fields are written as fields instead
+    return message
+
+
+def _timestamp(record: logging.LogRecord) -> str:
+    moment = datetime.datetime.fromtimestamp(record.created, datetime.timezone.utc)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class KeyValueFormatter(logging.Formatter):
+    """``time=... level=INFO logger=tornpay.orders.notify msg="..." out_trade_no=T1``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        parts = [f"time={_timestamp(record)}", f"level={record.levelname}",
+                 f"logger={record.name}", f"msg={_kv(_message(record))}"]
+        parts += [f"{k}={_kv(v)}" for k, v in _fields(record).items()]
+        line = " ".join(parts)
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+class JSONFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, msg, the order fields, exc."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data = {"time": _timestamp(record), "level": record.levelname, "logger": record.name,
+                "msg": _message(record)}
+        for key, value in _fields(record).items():
+            data.setdefault(key, value)
+        if record.exc_info:
+            data["exc"] = self.formatException(record.exc_info)
+        return json.dumps(data, ensure_ascii=False, default=str)
+
+
+def make_formatter(fmt: str = "text") -> logging.Formatter:
+    if fmt not in FORMATS:
+        raise ValueError(f"log format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    return JSONFormatter() if fmt == "json" else KeyValueFormatter()
+
+
+def configure(level: str = "INFO", fmt: str = "text", stream=None,
+              secrets: Iterable[str] = ()) -> logging.Handler:
+    """Logging for a standalone tornpay process (never called when embedded: the estate owns it).
+
+    One stderr handler on the root logger with the chosen formatter and a
+    :class:`~tornpay.weblog.ScrubFilter` (URIs with codes or signatures, and the
+    literal ``secrets``, never reach the output).
+    """
+    from tornpay.weblog import ScrubFilter
+
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(make_formatter(fmt))
+    handler.addFilter(ScrubFilter(secrets))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(getattr(logging, level))
+    return handler
