@@ -1,4 +1,4 @@
-"""HookManager: loads plugins (settings, entry points, code), validates them, calls them isolated."""
+"""HookManager: loads plugins (settings, entry points, code), checks them, calls each isolated."""
 
 import asyncio
 import importlib
