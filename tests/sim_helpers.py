@@ -19,8 +19,10 @@ MCH_ID = "10000100"
 API_KEY = "192006250b4c09247ec02edce69f6a2d"
 APP_SECRET = "simsecret0123456789abcdef0123456"
 OPENID = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"
-SUCCESS_REPLY = b"<xml><return_code><![CDATA[SUCCESS]]></return_code><return_msg><![CDATA[OK]]></return_msg></xml>"
-FAIL_REPLY = b"<xml><return_code><![CDATA[FAIL]]></return_code><return_msg><![CDATA[busy]]></return_msg></xml>"
+SUCCESS_REPLY = (b"<xml><return_code><![CDATA[SUCCESS]]></return_code>"
+                 b"<return_msg><![CDATA[OK]]></return_msg></xml>")
+FAIL_REPLY = (b"<xml><return_code><![CDATA[FAIL]]></return_code>"
+              b"<return_msg><![CDATA[busy]]></return_msg></xml>")
 
 
 def make_config(**kwargs) -> SimulatorConfig:

@@ -1,4 +1,4 @@
-"""Simulator mounted under /_sim: OAuth authorize/access_token, bridge script, cashier, dashboard."""
+"""Simulator mounted under /_sim: OAuth, access_token, bridge script, cashier, dashboard."""
 
 import asyncio
 import json
@@ -41,7 +41,8 @@ def authorize_path(redirect_uri="https://shop.example/cb", state="s1", **over):
              "scope": "snsapi_base", "state": state}
     query.update(over)
     from urllib.parse import urlencode
-    return "/connect/oauth2/authorize?" + urlencode({k: v for k, v in query.items() if v is not None})
+    query = {k: v for k, v in query.items() if v is not None}
+    return "/connect/oauth2/authorize?" + urlencode(query)
 
 
 async def token(sim, code, appid=APPID, secret=APP_SECRET, grant_type="authorization_code"):
@@ -221,7 +222,8 @@ async def test_cashier_preflight_and_bad_json(sim):
 
 @pytest.mark.gen_test
 async def test_dashboard_shows_orders_and_notify_replies(sim):
-    sim.box.replies = [b"<xml><return_code>FAIL</return_code><return_msg>db&lt;down</return_msg></xml>"]
+    sim.box.replies = [
+        b"<xml><return_code>FAIL</return_code><return_msg>db&lt;down</return_msg></xml>"]
     order = await sim.paid_order(body="<b>Coaching</b>")
     await wait_for(lambda: len(sim.box.received) == 2)
     page = (await get(sim, "/")).body.decode()

@@ -1,4 +1,4 @@
-"""Simulator notifier and fault switches: retry schedule, duplicates, forged notifies, bad replies."""
+"""Simulator notifier and fault switches: retry schedule, duplicates, forged notifies, replies."""
 
 import asyncio
 import time
@@ -6,8 +6,8 @@ import time
 import pytest
 
 from sim_helpers import (  # noqa: F401  (fixtures)
-    API_KEY, APPID, FAIL_REPLY, MCH_ID, OPENID, SUCCESS_REPLY, app, box, signed, sim, sim_config, state,
-    wait_for,
+    API_KEY, APPID, FAIL_REPLY, MCH_ID, OPENID, SUCCESS_REPLY, app, box, signed, sim, sim_config,
+    state, wait_for,
 )
 from tornpay.protocol.sign import HMAC_SHA256, verify_sign
 
@@ -174,9 +174,11 @@ async def test_systemerror_count_and_probability(sim):
              for _ in range(3)]
     assert codes == ["SYSTEMERROR", "SYSTEMERROR", None]
     await sim.control("faults", {"name": "systemerror", "probability": 0.0})
-    assert (await sim.api("/pay/orderquery", query(order["out_trade_no"])))["result_code"] == "SUCCESS"
+    assert (await sim.api("/pay/orderquery", query(order["out_trade_no"])))[
+        "result_code"] == "SUCCESS"
     await sim.control("faults", {"name": "systemerror", "probability": 1.0, "endpoint": "refund"})
-    assert (await sim.api("/pay/orderquery", query(order["out_trade_no"])))["result_code"] == "SUCCESS"
+    assert (await sim.api("/pay/orderquery", query(order["out_trade_no"])))[
+        "result_code"] == "SUCCESS"
 
 
 @pytest.mark.gen_test
@@ -191,7 +193,8 @@ async def test_reply_faults_for_client_tests(sim):
     await sim.control("faults", {"name": "reply_non_xml", "count": 1, "endpoint": "orderquery"})
     response = await sim.raw("/pay/orderquery", signed(query(order["out_trade_no"])))
     assert response.body.startswith(b"<html>")
-    assert (await sim.api("/pay/orderquery", query(order["out_trade_no"])))["result_code"] == "SUCCESS"
+    assert (await sim.api("/pay/orderquery", query(order["out_trade_no"])))[
+        "result_code"] == "SUCCESS"
 
 
 @pytest.mark.gen_test

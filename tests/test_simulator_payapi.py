@@ -179,7 +179,8 @@ async def test_closeorder_rules(sim):
     sim.state.advance(300)
     assert (await sim.api("/pay/closeorder", close))["result_code"] == "SUCCESS"
     assert (await sim.api("/pay/closeorder", close))["err_code"] == "ORDERCLOSED"
-    assert (await sim.api("/pay/orderquery", query(order["out_trade_no"])))["trade_state"] == "CLOSED"
+    assert (await sim.api("/pay/orderquery", query(order["out_trade_no"])))[
+        "trade_state"] == "CLOSED"
     paid = await sim.paid_order()
     sim.state.advance(300)
     assert (await sim.api("/pay/closeorder", dict(close, out_trade_no=paid["out_trade_no"])))[
@@ -211,4 +212,5 @@ async def test_sandbox_prefix_uses_getsignkey_key(sim):
     ok = await sim.api("/sandboxnew/pay/unifiedorder", sim.order_params(), key=sandbox_key)
     assert ok["result_code"] == "SUCCESS"
     # The production key is refused on the sandbox, like WeChat's sandbox does.
-    assert await layer1(sim, signed(sim.order_params()), path="/sandboxnew/pay/unifiedorder") == "签名错误"
+    refused = await layer1(sim, signed(sim.order_params()), path="/sandboxnew/pay/unifiedorder")
+    assert refused == "签名错误"

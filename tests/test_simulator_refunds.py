@@ -27,7 +27,8 @@ async def test_refund_needs_a_paid_order(sim):
     unpaid = await sim.order()
     reply = await sim.api("/secapi/pay/refund", refund_params(unpaid, "R1"))
     assert reply["err_code"] == "ORDERNOTEXIST"
-    reply = await sim.api("/secapi/pay/refund", refund_params(dict(unpaid, out_trade_no="NOPE"), "R1"))
+    unknown = dict(unpaid, out_trade_no="NOPE")
+    reply = await sim.api("/secapi/pay/refund", refund_params(unknown, "R1"))
     assert reply["err_code"] == "ORDERNOTEXIST"
     reply = await sim.api("/secapi/pay/refund",
                           refund_params(unpaid, "R1", out_trade_no=None, transaction_id="12"))
@@ -44,9 +45,11 @@ async def test_partial_refunds_idempotency_and_over_refund(sim):
     first = await sim.api("/secapi/pay/refund", refund_params(order, "R1", "30"))
     assert first["result_code"] == "SUCCESS"
     assert len(first["refund_id"]) == 29 and first["refund_id"].isdigit()
-    assert (first["refund_fee"], first["total_fee"], first["cash_refund_fee"]) == ("30", "100", "30")
+    assert (first["refund_fee"], first["total_fee"], first["cash_refund_fee"]) == (
+        "30", "100", "30")
     # Retrying with the same out_refund_no and amounts gives the same refund back.
-    retry = await sim.api("/secapi/pay/refund", dict(refund_params(order, "R1", "30"), nonce_str="z"))
+    retry = await sim.api("/secapi/pay/refund",
+                          dict(refund_params(order, "R1", "30"), nonce_str="z"))
     assert retry["refund_id"] == first["refund_id"]
     changed = await sim.api("/secapi/pay/refund", refund_params(order, "R1", "31"))
     assert changed["err_code"] == "INVALID_REQUEST"
@@ -157,7 +160,8 @@ async def test_finished_refund_sends_encrypted_notify(sim):
     assert (outer["appid"], outer["mch_id"]) == (APPID, MCH_ID)
     inner = decrypt_req_info(outer["req_info"], API_KEY)  # the merchant's own decrypter
     assert inner["out_refund_no"] == "RN1" and inner["refund_id"] == reply["refund_id"]
-    assert (inner["refund_fee"], inner["total_fee"], inner["refund_status"]) == ("40", "100", "SUCCESS")
+    assert (inner["refund_fee"], inner["total_fee"], inner["refund_status"]) == (
+        "40", "100", "SUCCESS")
     assert inner["transaction_id"] == reply["transaction_id"]
     assert len(inner["success_time"]) == 19 and inner["refund_request_source"] == "API"
     assert decrypt_req_info_text(outer["req_info"], API_KEY).startswith("<root>\n")

@@ -57,7 +57,8 @@ class SimulatorConfig:
     oauth_auto_user: Optional[str] = None  # authorize page redirects at once as this openid
 
     @classmethod
-    def single(cls, appid: str, app_secret: str, mch_id: str, api_key: str, **kwargs) -> "SimulatorConfig":
+    def single(cls, appid: str, app_secret: str, mch_id: str, api_key: str,
+               **kwargs) -> "SimulatorConfig":
         """One merchant with one Official Account, the usual setup."""
         return cls(
             merchants={mch_id: MerchantConfig(api_key=api_key, appids=[appid])},

@@ -101,7 +101,8 @@ class SimulatorState:
         return hashlib.md5(("sandbox:" + merchant.api_key).encode()).hexdigest()
 
     # -- lookups -----------------------------------------------------------
-    def order(self, mch_id: str, out_trade_no: str = "", transaction_id: str = "") -> Optional[Order]:
+    def order(self, mch_id: str, out_trade_no: str = "",
+              transaction_id: str = "") -> Optional[Order]:
         if transaction_id:
             for order in self.orders.values():
                 if order.mch_id == mch_id and order.transaction_id == transaction_id:
