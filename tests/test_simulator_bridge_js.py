@@ -18,7 +18,9 @@ const http = require("http");
 const [src, href, params, click] = process.argv.slice(1);
 const byId = {}; const listeners = {};
 function Node(tag) { this.tag = tag; this.children = []; this.attrs = {}; this.parentNode = null; }
-Node.prototype.setAttribute = function (k, v) { this.attrs[k] = v; if (k === "id") byId[v] = this; };
+Node.prototype.setAttribute = function (k, v) {
+  this.attrs[k] = v; if (k === "id") byId[v] = this;
+};
 Node.prototype.appendChild = function (c) { c.parentNode = this; this.children.push(c); return c; };
 Node.prototype.removeChild = function (c) { this.children = this.children.filter(x => x !== c); };
 global.window = global;
@@ -46,7 +48,9 @@ document.addEventListener("WeixinJSBridgeReady", () => {
   WeixinJSBridge.invoke("getBrandWCPayRequest", JSON.parse(params), res => {
     console.log(JSON.stringify(res)); process.exit(0);
   });
-  const poll = setInterval(() => { if (byId[click]) { clearInterval(poll); byId[click].onclick(); } }, 5);
+  const poll = setInterval(() => {
+    if (byId[click]) { clearInterval(poll); byId[click].onclick(); }
+  }, 5);
 });
 """
 
