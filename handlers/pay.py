@@ -1,4 +1,4 @@
-"""GET /pay/{out_trade_no}: the JSAPI pay page, in the one registered directory ``{prefix}/pay/``."""
+"""GET /pay/{out_trade_no}: the JSAPI pay page, in the one registered directory {prefix}/pay/."""
 
 import logging
 

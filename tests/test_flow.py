@@ -81,7 +81,8 @@ async def test_full_flow_pays_the_order(browser, ctx, tp_settings):
     assert tp_settings.wechat.api_key not in text and "app_secret" not in text
     first = jsapi_from_page(page.body)
     assert set(first) == {"appId", "timeStamp", "nonceStr", "package", "signType", "paySign"}
-    assert first["signType"] == order.sign_type and first["package"] == "prepay_id=" + order.prepay_id
+    assert first["signType"] == order.sign_type
+    assert first["package"] == "prepay_id=" + order.prepay_id
     assert re.fullmatch(r"\d{10}", first["timeStamp"])
     again = jsapi_from_page((await browser.get(pay_path)).body)
     assert again["nonceStr"] != first["nonceStr"]  # fresh on every load, no second order

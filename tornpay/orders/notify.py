@@ -1,4 +1,4 @@
-"""The payment-notify pipeline (SPEC §5): every check, one atomic PAID transition, a record of each POST."""
+"""The payment-notify pipeline (SPEC §5): every check, one atomic PAID move, a row per POST."""
 
 import logging
 from typing import Optional, Tuple

@@ -1,4 +1,4 @@
-"""Order creation (product from the hook, one signed unified order, bounded retries) and JSAPI params."""
+"""Order creation (hook price, one stored signed unified order, bounded retries), JSAPI params."""
 
 import asyncio
 import datetime
