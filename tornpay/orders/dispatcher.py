@@ -14,6 +14,7 @@ from peewee import fn
 
 from tornpay.orders.events import OrderView, RefundView
 from tornpay.storage.db import database_proxy as db
+from tornpay.storage.db import is_postgres
 from tornpay.storage.models import DONE, FAILED, PENDING, Delivery, Event, Order, utcnow
 
 logger = logging.getLogger(__name__)
@@ -31,10 +32,13 @@ def claim_due_deliveries(owner_id: str, lease_seconds: float, limit: int = BATCH
                          exclude: Optional[Set[str]] = None) -> List[str]:
     """Lease up to ``limit`` due pending deliveries for ``owner_id``; return their ids.
 
-    Portable version: select candidates, then take each with a conditional
-    UPDATE that only succeeds while the lease is free or expired, so several
-    processes on one database never hold the same row. (PostgreSQL can do both
-    steps at once with ``SELECT ... FOR UPDATE SKIP LOCKED``.)
+    PostgreSQL: one short transaction selects the rows ``FOR UPDATE SKIP
+    LOCKED`` (a row another process is claiming right now is skipped, not
+    waited for) and sets their lease. SQLite (one writer at a time): select
+    candidates, then take each with a conditional UPDATE that only succeeds
+    while the lease is free or expired. Either way the lease, not the lock,
+    is what is held during the call, so a dead process's rows come back when
+    its lease expires.
     """
     now = utcnow()
     free = Delivery.lease_until.is_null() | (Delivery.lease_until < now)
@@ -47,16 +51,27 @@ def claim_due_deliveries(owner_id: str, lease_seconds: float, limit: int = BATCH
                .where((Earlier.plugin == Delivery.plugin) & (Earlier.state == PENDING)
                       & (EarlierEvent.out_trade_no == ThisEvent.out_trade_no)
                       & (Earlier.created_at < Delivery.created_at)))
+    due = (Delivery.state == PENDING) & (Delivery.next_attempt_at <= now) & free
+    if exclude:
+        due &= Delivery.id.not_in(list(exclude))
     query = (Delivery.select(Delivery.id)
              .join(ThisEvent, on=(Delivery.event == ThisEvent.id))
-             .where((Delivery.state == PENDING) & (Delivery.next_attempt_at <= now) & free
-                    & ~fn.EXISTS(blocked))
+             .where(due & ~fn.EXISTS(blocked))
              .order_by(Delivery.next_attempt_at, Delivery.created_at)
-             .limit(limit + len(exclude or ())))
-    candidates = [row.id for row in query if row.id not in (exclude or ())][:limit]
+             .limit(limit))
     until = now + datetime.timedelta(seconds=lease_seconds)
+    if is_postgres(db.obj):
+        with db.atomic():
+            # Lock only the delivery rows (not the joined events): a second
+            # dispatcher skips them, and READ COMMITTED re-checks ``free`` on
+            # rows whose lease changed since our snapshot.
+            ids = [row.id for row in query.for_update(of=Delivery, skip_locked=True)]
+            if ids:
+                (Delivery.update(lease_owner=owner_id, lease_until=until)
+                 .where(Delivery.id.in_(ids)).execute())
+        return ids
     claimed = []
-    for delivery_id in candidates:
+    for delivery_id in [row.id for row in query]:
         with db.atomic():
             n = (Delivery.update(lease_owner=owner_id, lease_until=until)
                  .where((Delivery.id == delivery_id) & (Delivery.state == PENDING) & free)

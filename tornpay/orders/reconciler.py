@@ -9,6 +9,7 @@ from tornpay.orders import transitions
 from tornpay.orders.dispatcher import default_owner_id
 from tornpay.protocol.errors import BusinessError, WeChatError
 from tornpay.storage.db import database_proxy as db
+from tornpay.storage.db import is_postgres
 from tornpay.storage.models import CREATED, PREPAID, Order, utcnow
 
 logger = logging.getLogger(__name__)
@@ -24,7 +25,9 @@ def claim_stale_orders(owner_id: str, reconcile_after: float, lease_seconds: flo
 
     Due: PREPAID (or CREATED after a failed unified order, or past expiry)
     older than ``reconcile_after`` whose ``next_check_at`` has come. Same
-    pattern as the dispatcher: select, then a conditional UPDATE per row.
+    pattern as the dispatcher: ``FOR UPDATE SKIP LOCKED`` plus the lease in
+    one short transaction on PostgreSQL; select, then a conditional UPDATE
+    per row on SQLite.
     """
     now = utcnow()
     old = now - datetime.timedelta(seconds=reconcile_after)
@@ -33,9 +36,19 @@ def claim_stale_orders(owner_id: str, reconcile_after: float, lease_seconds: flo
                                                 | (Order.expire_at < now))
     due = (((Order.state == PREPAID) | stale_created) & (Order.created_at <= old)
            & (Order.next_check_at.is_null() | (Order.next_check_at <= now)))
-    candidates = [o.out_trade_no for o in Order.select(Order.out_trade_no)
-                  .where(due & free).order_by(Order.created_at).limit(limit)]
+    query = (Order.select(Order.out_trade_no).where(due & free)
+             .order_by(Order.created_at).limit(limit))
     until = now + datetime.timedelta(seconds=lease_seconds)
+    if is_postgres(db.obj):
+        with db.atomic():
+            # A payment committing meanwhile holds the row lock: skip it, the
+            # next pass re-reads its (by then PAID) state.
+            nos = [o.out_trade_no for o in query.for_update(skip_locked=True)]
+            if nos:
+                (Order.update(lease_owner=owner_id, lease_until=until)
+                 .where(Order.out_trade_no.in_(nos)).execute())
+        return nos
+    candidates = [o.out_trade_no for o in query]
     claimed = []
     for out_trade_no in candidates:
         with db.atomic():

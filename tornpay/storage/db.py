@@ -5,6 +5,8 @@ from typing import Iterable, Optional
 
 import peewee
 from playhouse.db_url import connect as db_url_connect
+from playhouse.db_url import parse as db_url_parse
+from playhouse.shortcuts import ReconnectMixin
 
 logger = logging.getLogger(__name__)
 
@@ -23,13 +25,43 @@ SQLITE_PRAGMAS = (
 )
 
 
+# Any constant shared by every tornpay process: serialises schema creation and
+# migrations (concurrent CREATE TABLE IF NOT EXISTS can still collide in pg_type).
+SCHEMA_LOCK_KEY = 0x746F726E706179  # "tornpay"
+
+
+class PostgresDatabase(ReconnectMixin, peewee.PostgresqlDatabase):
+    """PostgreSQL that reconnects once when the server dropped an idle connection.
+
+    Peewee keeps one connection per thread (the IOLoop thread plus each plugin
+    worker thread), opened on first use. After a PostgreSQL restart every such
+    connection is dead; the mixin closes and reopens it and re-runs the
+    statement, but only outside a transaction: inside one the error propagates
+    (and the caller's transaction is rolled back), because silently replaying
+    half a transaction could lose writes.
+    """
+
+    reconnect_errors = (
+        (peewee.OperationalError, "server closed the connection"),
+        (peewee.OperationalError, "terminating connection"),
+        (peewee.OperationalError, "could not receive data"),
+        (peewee.OperationalError, "ssl connection has been closed"),
+        (peewee.InterfaceError, "connection already closed"),
+        (peewee.InterfaceError, "cursor already closed"),
+    )
+
+
 def open_database(url: str) -> peewee.Database:
-    """Return an unconnected peewee Database for ``url`` (sqlite:///..., postgresql://...)."""
+    """Return an unconnected peewee Database for ``url`` (sqlite:///..., postgresql://...).
+
+    PostgreSQL URLs accept libpq options as query parameters, e.g.
+    ``?connect_timeout=5&options=-csearch_path%3Dtornpay``.
+    """
     if url.startswith("sqlite"):
-        db = db_url_connect(url, pragmas=SQLITE_PRAGMAS)
-    else:
-        db = db_url_connect(url)
-    return db
+        return db_url_connect(url, pragmas=SQLITE_PRAGMAS)
+    if url.split(":", 1)[0] in ("postgres", "postgresql"):
+        return PostgresDatabase(**db_url_parse(url))
+    return db_url_connect(url)
 
 
 def bind(db: peewee.Database) -> peewee.Database:
@@ -42,13 +74,27 @@ def create_tables(extra_models: Optional[Iterable[type]] = None) -> None:
     """Create tornpay's tables (and any plugin tables) if they do not exist yet."""
     from tornpay.storage import models
 
+    from tornpay.storage import migrations
+
     tables = list(models.ALL_MODELS) + list(extra_models or ())
-    database_proxy.create_tables(tables, safe=True)
+    db = database_proxy.obj
+    with db.atomic():
+        if is_postgres(db):
+            # Several processes starting at once on an empty database: one creates.
+            db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
+        fresh = not db.table_exists(models.Order._meta.table_name)
+        db.create_tables(tables, safe=True)
+        migrations.upgrade(db, fresh=fresh)
 
 
 def is_sqlite(db: peewee.Database) -> bool:
     """True for SQLite, where row locks are replaced by conditional updates and leases."""
     return isinstance(db, peewee.SqliteDatabase)
+
+
+def is_postgres(db: peewee.Database) -> bool:
+    """True for PostgreSQL, where claims use ``SELECT ... FOR UPDATE SKIP LOCKED``."""
+    return isinstance(db, peewee.PostgresqlDatabase)
 
 
 def ping(db: peewee.Database) -> bool:

@@ -1,0 +1,78 @@
+"""Schema versions: missing tables are created at start; later changes are numbered steps run once."""
+
+import logging
+from typing import Callable, List, Optional, Tuple
+
+import peewee
+from playhouse.migrate import SchemaMigrator
+
+from tornpay.storage.db import database_proxy
+from tornpay.storage.models import utcnow
+
+logger = logging.getLogger(__name__)
+
+# A step gets a playhouse.migrate SchemaMigrator (PostgreSQL or SQLite flavour)
+# and the database, e.g.:
+#
+#     def _add_order_note(migrator, db):
+#         from playhouse.migrate import migrate
+#         migrate(migrator.add_column("tornpay_order", "note",
+#                                     peewee.CharField(max_length=64, default="")))
+#
+#     MIGRATIONS.append((2, "order note", _add_order_note))
+#
+# and the model gains the same field, so a fresh database (built by
+# create_tables from the models) and an upgraded one end up identical.
+# Steps are append-only: a released number is never edited or reused.
+Step = Callable[[SchemaMigrator, peewee.Database], None]
+MIGRATIONS: List[Tuple[int, str, Optional[Step]]] = [
+    (1, "initial schema (tornpay_order, _notification, _event, _delivery, _refund)", None),
+]
+
+
+class SchemaVersion(peewee.Model):
+    """One row per migration step applied to this database."""
+
+    version = peewee.IntegerField(primary_key=True)
+    name = peewee.CharField(max_length=200)
+    applied_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        database = database_proxy
+        table_name = "tornpay_schema_version"
+
+
+def latest_version() -> int:
+    return max(version for version, _, _ in MIGRATIONS)
+
+
+def current_version(db: peewee.Database) -> int:
+    """The highest applied step (0 for a database older than the version table)."""
+    if not db.table_exists(SchemaVersion._meta.table_name):
+        return 0
+    return SchemaVersion.select(peewee.fn.MAX(SchemaVersion.version)).scalar() or 0
+
+
+def upgrade(db: peewee.Database, fresh: bool) -> int:
+    """Apply the steps this database lacks; return the version it is at now.
+
+    Runs inside the caller's transaction (which on PostgreSQL also holds the
+    schema advisory lock), so a failing step leaves the schema unchanged and
+    two processes starting together never apply a step twice. ``fresh`` means
+    the tables were just created from the models, which already are the
+    latest schema: every step is recorded without running.
+    """
+    SchemaVersion.create_table(safe=True)
+    current = current_version(db)
+    pending = [step for step in sorted(MIGRATIONS) if step[0] > current]
+    if not pending:
+        return current
+    migrator = SchemaMigrator.from_database(db)
+    for version, name, step in pending:
+        if step is not None and not fresh:
+            logger.info("schema: applying migration %d (%s)", version, name)
+            step(migrator, db)
+        SchemaVersion.create(version=version, name=name)
+    if not fresh:
+        logger.info("schema: now at version %d", pending[-1][0])
+    return pending[-1][0]
