@@ -208,3 +208,26 @@ async def test_get_on_notify_answers_fail_xml(http_client, base_url):
     # Every answer of the notify route is WeChat XML, errors included (no HTML 405 page).
     reply = await http_client.fetch(base_url + "/wxpay/notify", raise_error=False)
     assert decode_xml(reply.body)["return_code"] == "FAIL"
+
+
+class SlowFulfilment:
+    """An on_paid plugin that takes its time; the notify reply must not wait for it."""
+
+    def __init__(self):
+        self.started = asyncio.Event()
+
+    async def on_paid(self, order):
+        self.started.set()
+        await asyncio.sleep(1.0)
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_reply_does_not_wait_on_plugins(post, order, ctx):
+    plugin = SlowFulfilment()
+    ctx.hooks.register(plugin, name="slow-fulfilment")
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    reply = await post(signed_notify(notify_fields(order), KEY))
+    elapsed = loop.time() - started
+    assert reply["return_code"] == "SUCCESS" and elapsed < 0.5
+    await asyncio.wait_for(plugin.started.wait(), 5)  # delivered after the reply
