@@ -3,8 +3,15 @@
 import asyncio
 import importlib
 import json
+import os
+import pathlib
 import re
+import signal
+import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 import textwrap
 import types
 from http.cookies import SimpleCookie
@@ -12,6 +19,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 import tornado.web
+from tornado.testing import bind_unused_port
 
 import tornpay
 from conftest import base_settings_dict
@@ -23,6 +31,7 @@ ALICE = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"  # a simulator test user
 ESTATE_HANDLERS = '''
 """The estate's own handlers: a top-level package named like tornpay's source folder."""
 import tornado.web
+from tornado.testing import bind_unused_port
 
 
 class HomeHandler(tornado.web.RequestHandler):
@@ -223,6 +232,8 @@ async def test_estate_keeps_its_own_settings_routes_and_xsrf(http_client, base_u
     assert app_settings["xsrf_cookies"] is True
     assert app_settings["template_path"] == str(estate.root / "templates")
     assert "tornpay" not in app_settings
+    # Our route names never replace the estate's in reverse_url.
+    assert all(spec.name.startswith("tornpay") for spec in estate.tp.routes if spec.name)
 
     browser = Browser(http_client)
     r = await browser.fetch(base_url + "/")
@@ -275,3 +286,65 @@ def test_prefix_is_one_source_of_truth(tmp_path):
     assert from_file.server.prefix == "/pay"
     moved = tornpay.embed.resolve_settings(from_file, prefix="/elsewhere")
     assert moved.server.prefix == "/elsewhere" and from_file.server.prefix == "/pay"
+
+
+@pytest.mark.slow
+def test_documented_example_estate_runs(tmp_path):
+    doc = (pathlib.Path(__file__).resolve().parent.parent / "docs" / "embedding.md").read_text()
+    blocks = re.findall(r"```\w*\n(.*?)```", doc, flags=re.S)
+    (tmp_path / "estate.py").write_text(next(b for b in blocks if b.startswith("# estate.py")))
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "home.html").write_text(
+        next(b for b in blocks if b.startswith("<!-- templates/home.html -->")))
+    sock, port = bind_unused_port()
+    sock.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TORNPAY_")}
+    env["PORT"] = str(port)
+    base = f"http://127.0.0.1:{port}"
+    with open(tmp_path / "estate.log", "w+") as log:
+        proc = subprocess.Popen([sys.executable, "estate.py"], cwd=tmp_path, env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
+        try:
+            status = _wait_for(base + "/", proc)
+            assert status == 200, _read(log)
+
+            class NoRedirect(urllib.request.HTTPRedirectHandler):
+                def redirect_request(self, *args, **kwargs):
+                    return None
+
+            opener = urllib.request.build_opener(NoRedirect)
+            with pytest.raises(urllib.error.HTTPError) as redirect:
+                opener.open(base + "/pay/checkout/coach-101", timeout=5)
+            location = redirect.value.headers["Location"]
+            redirect.value.close()
+            assert redirect.value.code == 302
+            assert location.startswith(base + "/_sim/connect/oauth2/authorize?")
+            with urllib.request.urlopen(base + "/pay/healthz", timeout=5) as response:
+                assert response.status == 200
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+            try:
+                code = proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                pytest.fail("example estate ignored SIGTERM\n" + _read(log))
+        assert code == 0, _read(log)
+
+
+def _wait_for(url, proc, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return response.status
+        except (OSError, urllib.error.HTTPError):
+            time.sleep(0.1)
+    return None
+
+
+def _read(log):
+    log.flush()
+    log.seek(0)
+    return log.read()[-3000:]

@@ -88,6 +88,10 @@ def routes(settings: SettingsLike, prefix: Optional[str] = None, plugins: Iterab
     specs = tornpay_routes(ctx, include_root=include_root)
     if not include_root:
         specs.extend(_prefixed_root_routes(ctx, ("health", "metrics")))
+    for spec in specs:
+        # The estate's reverse_url names must never be replaced by ours.
+        if spec.name and not spec.name.startswith("tornpay"):
+            spec.name = f"tornpay-{spec.name}"
     logger.info("tornpay embedded under %s (simulator %s)", settings.server.prefix,
                 "on" if ctx.simulator is not None else "off")
     return Embedded(ctx, specs)
