@@ -1,4 +1,4 @@
-"""POST {prefix}/refund-notify: decrypt req_info, check it names our order and refund, apply once."""
+"""POST {prefix}/refund-notify: decrypt req_info, check it is our order and refund, apply once."""
 
 import logging
 from typing import Optional, Tuple

@@ -106,7 +106,11 @@ def serve(settings_path: str) -> None:
 
     settings = _settings(settings_path)
     configure_logging(settings)
-    _errors_to_exit_codes(asyncio.run, serve_app(settings))
+    try:
+        _errors_to_exit_codes(asyncio.run, serve_app(settings))
+    except OSError as exc:  # e.g. the port is taken
+        raise Fail(f"cannot serve on {settings.server.address}:{settings.server.port}: "
+                   f"{exc.strerror or exc}") from None
 
 
 @cli.command()
@@ -119,7 +123,8 @@ def simulator(port: int, address: str, settings_path: str) -> None:
     from tornpay.simulator.config import SimulatorConfig
 
     settings = _settings(settings_path)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = SimulatorConfig.from_settings(
         settings, time_scale=settings.simulator.notify_time_scale,
         close_min_age_seconds=settings.simulator.close_min_age_seconds)
