@@ -5,11 +5,13 @@ import logging
 from typing import Any, List, Optional
 
 from tornpay.orders import transitions
-from tornpay.orders.dispatcher import list_deliveries
-from tornpay.orders.refunds import NotFound
+from tornpay.orders.dispatcher import retry_delivery
+from tornpay.orders.refunds import (NotFound, RefundError, query_refund, request_refund,
+                                    send_refund)
 from tornpay.protocol.errors import BusinessError
 from tornpay.storage import db as storage
-from tornpay.storage.models import CREATED, PREPAID, Event, Notification, Order, Refund, utcnow
+from tornpay.storage.models import (CREATED, DONE, PREPAID, Delivery, Event, Notification, Order,
+                                    Refund, utcnow)
 
 logger = logging.getLogger(__name__)
 
@@ -87,12 +89,14 @@ def list_orders(state: Optional[str] = None, since: Optional[datetime.date] = No
 def order_details(out_trade_no: str) -> dict:
     """The order and everything about it: notifies, deliveries, refunds."""
     order = get_order(out_trade_no)
-    events = {e.id for e in Event.select(Event.id).where(Event.out_trade_no == out_trade_no)}
     return {
         "order": order,
         "notifies": list(Notification.select().where(Notification.out_trade_no == out_trade_no)
                          .order_by(Notification.received_at)),
-        "deliveries": [d for d in list_deliveries() if d["id"].split(":", 1)[0] in events],
+        "deliveries": [{"id": d.id, "hook": d.event.hook, "plugin": d.plugin, "state": d.state,
+                        "attempts": d.attempts, "last_error": d.last_error}
+                       for d in Delivery.select(Delivery, Event).join(Event)
+                       .where(Event.out_trade_no == out_trade_no).order_by(Delivery.created_at)],
         "refunds": list(Refund.select().where(Refund.order == out_trade_no)
                         .order_by(Refund.created_at)),
     }
@@ -145,8 +149,6 @@ def _kick(ctx: Any) -> None:
 
 async def query_everything(ctx: Any, out_trade_no: str) -> List[str]:
     """``tornpay query``: orderquery, then refundquery for each open refund; report lines."""
-    from tornpay.orders.refunds import query_refund
-
     trade_state = await query_order(ctx, out_trade_no)
     lines = [f"order {out_trade_no}: WeChat trade_state {trade_state}; "
              f"here {get_order(out_trade_no).state}"]
@@ -169,8 +171,6 @@ async def query_everything(ctx: Any, out_trade_no: str) -> List[str]:
 async def refund_and_report(ctx: Any, out_trade_no: str, fee: Optional[int], reason: str,
                             resend: Optional[str]) -> str:
     """``tornpay refund``: request (or re-send) a refund; a line on success, else raise."""
-    from tornpay.orders.refunds import RefundError, request_refund, send_refund
-
     get_order(out_trade_no)
     if resend:
         row = Refund.get_or_none((Refund.out_refund_no == resend)
@@ -195,9 +195,6 @@ async def refund_and_report(ctx: Any, out_trade_no: str, fee: Optional[int], rea
 
 def retry_deliveries(delivery_id: Optional[str]) -> str:
     """``tornpay deliveries retry``: make failed deliveries due now; a report line."""
-    from tornpay.orders.dispatcher import retry_delivery
-    from tornpay.storage.models import DONE, Delivery
-
     if delivery_id is None:
         return f"{retry_delivery(None)} failed deliveries made due again"
     row = Delivery.get_or_none(Delivery.id == delivery_id)
