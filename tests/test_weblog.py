@@ -150,3 +150,15 @@ def test_configure_standalone_logging_scrubs_secrets():
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert lines[0]["msg"] == "signing with [secret]"
     assert "abc123" not in lines[1]["msg"]
+
+
+def test_lines_naming_an_order_get_the_field():
+    logger = logging.getLogger("tornpay.test.named")
+    records = _record(logger, lambda: (
+        logger.info("notify for order %s: duplicate", "TP20240501080000a1B2c3D4e5F6g7"),
+        logger.warning("wechat orderquery out_trade_no=shop-42 outcome=success"),
+        logger.info("nothing about orders")))
+    kv = [KeyValueFormatter().format(r) for r in records]
+    assert kv[0].endswith("out_trade_no=TP20240501080000a1B2c3D4e5F6g7")
+    assert json.loads(JSONFormatter().format(records[1]))["out_trade_no"] == "shop-42"
+    assert "out_trade_no" not in kv[2]

@@ -3,6 +3,7 @@
 import datetime
 import json
 import logging
+import re
 import sys
 from typing import Any, Iterable, Mapping, Optional
 
@@ -40,12 +41,22 @@ def _kv(value: Any) -> str:
     return text
 
 
-def _fields(record: logging.LogRecord) -> Mapping[str, Any]:
+# Lines written without order_log still get the field when they name an order:
+# "out_trade_no=X", or one of our own numbers ("TP" + UTC stamp + 14-char nonce).
+_NAMED_ORDER_RE = re.compile(r"out_trade_no=([A-Za-z0-9_-]{1,32})\b"
+                             r"|(?<![A-Za-z0-9_-])(TP\d{14}[A-Za-z0-9]{14})(?![A-Za-z0-9_-])")
+
+
+def _fields(record: logging.LogRecord, message: str = "") -> Mapping[str, Any]:
     fields = dict(getattr(record, "tornpay_fields", None) or {})
     # Plain ``extra={"out_trade_no": ...}`` works too, without the adapter.
     for key, value in vars(record).items():
         if key not in _STANDARD and not key.startswith("tornpay_") and key not in fields:
             fields[key] = value
+    if "out_trade_no" not in fields and message:
+        match = _NAMED_ORDER_RE.search(message)
+        if match:
+            fields["out_trade_no"] = match.group(1) or match.group(2)
     return fields
 
 
@@ -66,9 +77,10 @@ class KeyValueFormatter(logging.Formatter):
     """``time=... level=INFO logger=tornpay.orders.notify msg="..." out_trade_no=T1``."""
 
     def format(self, record: logging.LogRecord) -> str:
+        message = _message(record)
         parts = [f"time={_timestamp(record)}", f"level={record.levelname}",
-                 f"logger={record.name}", f"msg={_kv(_message(record))}"]
-        parts += [f"{k}={_kv(v)}" for k, v in _fields(record).items()]
+                 f"logger={record.name}", f"msg={_kv(message)}"]
+        parts += [f"{k}={_kv(v)}" for k, v in _fields(record, message).items()]
         line = " ".join(parts)
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
@@ -79,9 +91,10 @@ class JSONFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, msg, the order fields, exc."""
 
     def format(self, record: logging.LogRecord) -> str:
+        message = _message(record)
         data = {"time": _timestamp(record), "level": record.levelname, "logger": record.name,
-                "msg": _message(record)}
-        for key, value in _fields(record).items():
+                "msg": message}
+        for key, value in _fields(record, message).items():
             data.setdefault(key, value)
         if record.exc_info:
             data["exc"] = self.formatException(record.exc_info)
