@@ -1,4 +1,4 @@
-"""`make dist` builds one runnable file; it serves (templates and static files included) and stops on SIGTERM."""
+"""`make dist` builds one runnable file that serves (templates, static) and stops on SIGTERM."""
 
 import os
 import signal

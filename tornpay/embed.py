@@ -68,7 +68,7 @@ class Embedded:
 def routes(settings: SettingsLike, prefix: Optional[str] = None, plugins: Iterable = (), *,
            include_root: bool = False, env: Optional[Mapping[str, str]] = None,
            hooks=None, http_client=None, database=None) -> Embedded:
-    """Build tornpay for an estate and return an :class:`Embedded` (``.routes``, ``start``, ``stop``).
+    """Build tornpay for an estate: an :class:`Embedded` with ``.routes``, ``start``, ``stop``.
 
     ``settings``: a :class:`Settings`, a plain dict (checked like settings.yaml)
     or the path of a YAML file. ``prefix``: where the estate mounts tornpay

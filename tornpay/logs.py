@@ -29,8 +29,9 @@ class OrderLogAdapter(logging.LoggerAdapter):
         return (f"{msg} {suffix}" if suffix else msg), kwargs
 
 
-def order_log(logger: logging.Logger, out_trade_no: Optional[str], **fields: Any) -> OrderLogAdapter:
-    """``order_log(logger, "T123").info("notify accepted from %s", ip)``: the line names the order."""
+def order_log(logger: logging.Logger, out_trade_no: Optional[str],
+              **fields: Any) -> OrderLogAdapter:
+    """``order_log(logger, "T1").info("notify accepted from %s", ip)``: the line names the order."""
     return OrderLogAdapter(logger, dict({"out_trade_no": out_trade_no}, **fields))
 
 

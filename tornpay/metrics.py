@@ -1,4 +1,4 @@
-"""Prometheus metrics of one tornpay app, in its own registry (two apps in one process never collide)."""
+"""Prometheus metrics of one tornpay app, in a registry of its own (never the global one)."""
 
 import logging
 from typing import Any, Optional
@@ -32,7 +32,8 @@ class Metrics:
             "tornpay_notifies_received", "Notify POSTs received from WeChat", ["kind"],
             registry=self.registry)
         self.notifies = Counter(
-            "tornpay_notifies", "Notify POSTs by what we answered (accepted = SUCCESS, refused = FAIL)",
+            "tornpay_notifies",
+            "Notify POSTs by what we answered (accepted = SUCCESS, refused = FAIL)",
             ["kind", "outcome"], registry=self.registry)
         self.upstream = Histogram(
             "tornpay_upstream_seconds", "Latency of WeChat API calls", ["api", "outcome"],
@@ -47,7 +48,7 @@ class Metrics:
     # -- fed by the code paths ----------------------------------------------
 
     def notify(self, outcome: str, kind: str = "pay") -> None:
-        """Count one notify: ``outcome`` accepted (SUCCESS) or refused (FAIL); ``kind`` pay or refund."""
+        """Count one notify: ``outcome`` accepted (SUCCESS) or refused (FAIL); kind pay/refund."""
         self.notifies_received.labels(kind=kind).inc()
         self.notifies.labels(kind=kind, outcome=outcome).inc()
 
