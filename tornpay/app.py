@@ -34,6 +34,23 @@ def tornpay_routes(ctx: Context, prefix: Optional[str] = None, include_root: boo
     return specs
 
 
+class TornpayApplication(tornado.web.Application):
+    """A Tornado application that counts requests in flight, for a graceful SIGTERM."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.in_flight = 0
+
+    def find_handler(self, request, **kwargs):
+        # Called once per request as it starts; log_request once as it finishes.
+        self.in_flight += 1
+        return super().find_handler(request, **kwargs)
+
+    def log_request(self, handler):
+        self.in_flight = max(0, self.in_flight - 1)
+        super().log_request(handler)
+
+
 def make_app(settings: Settings, *, plugins: Iterable = (), hooks=None, http_client=None,
              database=None, start: bool = True) -> tornado.web.Application:
     """Build the Tornado application for ``settings``; its Context is ``app.settings['tornpay']``.
@@ -42,7 +59,7 @@ def make_app(settings: Settings, *, plugins: Iterable = (), hooks=None, http_cli
     """
     ctx = Context(settings, plugins=plugins, hooks=hooks, http_client=http_client,
                   database=database)
-    app = tornado.web.Application(
+    app = TornpayApplication(
         tornpay_routes(ctx),
         tornpay=ctx,
         xsrf_cookies=True,
@@ -83,20 +100,11 @@ async def serve(settings: Settings) -> None:
     # Give requests in flight (a notify mid-commit, a checkout awaiting WeChat)
     # time to finish before the connections are closed.
     deadline = loop.time() + settings.wechat.timeout + 1
-    while loop.time() < deadline and _busy(server):
+    while loop.time() < deadline and app.in_flight > 0:
         await asyncio.sleep(0.05)
     await server.close_all_connections()
     await ctx.stop()
     logger.info("stopped")
-
-
-def _busy(server: HTTPServer) -> bool:
-    # HTTP1ServerConnection keeps the in-progress stream in _serving_future.
-    for conn in list(getattr(server, "_connections", ())):
-        fut = getattr(conn, "_serving_future", None)
-        if fut is not None and not fut.done():
-            return True
-    return False
 
 
 def main(argv: Optional[list] = None) -> int:
