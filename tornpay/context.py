@@ -78,6 +78,9 @@ class Context:
         self.dispatcher = Dispatcher(self.hooks, settings, self.owner_id)
         self.reconciler = Reconciler(self.pay_client, self.hooks, settings, self.owner_id,
                                      on_change=self.dispatcher.kick)
+        from tornpay.orders.refund_followup import RefundFollowUp
+
+        self.refund_followup = RefundFollowUp(self)
         self.started = False
 
     def _observe_upstream(self, api: str, seconds: float, outcome: str) -> None:
@@ -95,6 +98,7 @@ class Context:
         self.started = True
         self.dispatcher.start()
         self.reconciler.start()
+        self.refund_followup.start()
         if self.simulator is not None and hasattr(self.simulator, "start"):
             self.simulator.start()
 
@@ -103,6 +107,7 @@ class Context:
         if self.started:
             self.started = False
             await self.reconciler.stop()
+            await self.refund_followup.stop()
             await self.dispatcher.stop()
             if self.simulator is not None and hasattr(self.simulator, "stop"):
                 result = self.simulator.stop()

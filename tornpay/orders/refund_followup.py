@@ -1,0 +1,95 @@
+"""Follow up refunds WeChat has not finished telling us about: refundquery, or resend the same request."""
+
+import asyncio
+import datetime
+import logging
+from typing import Any, List, Optional
+
+from tornpay.orders import refunds
+from tornpay.protocol.errors import BusinessError, WeChatError
+from tornpay.storage.db import database_proxy as db
+from tornpay.storage.models import Refund, utcnow
+
+logger = logging.getLogger(__name__)
+
+BATCH = 20
+
+
+def due_refunds(older_than: float, limit: int = BATCH) -> List[str]:
+    """Open refunds (REQUESTED or PROCESSING) untouched for ``older_than`` seconds."""
+    cutoff = utcnow() - datetime.timedelta(seconds=older_than)
+    query = (Refund.select(Refund.out_refund_no)
+             .where(Refund.state.in_(refunds.OPEN_STATES) & (Refund.updated_at <= cutoff))
+             .order_by(Refund.updated_at).limit(limit))
+    return [row.out_refund_no for row in query]
+
+
+class RefundFollowUp:
+    """Periodic pass over open refunds, in the server's IOLoop beside the reconciler.
+
+    A refund notify can be lost like a payment notify, and a refund request can
+    time out with its outcome unknown. Both are settled the same way: ask
+    ``refundquery``; a REQUESTED refund WeChat has never seen is re-sent with
+    the same ``out_refund_no`` and bytes, which WeChat refunds at most once
+    (reference §8, P18). No lease is needed across processes: the query is
+    read-only, applying its answer is a conditional update, and a duplicate
+    resend of the same ``out_refund_no`` is idempotent at WeChat.
+    """
+
+    def __init__(self, ctx: Any):
+        self.ctx = ctx
+        self.cfg = ctx.settings.orders
+        self._task: Optional[asyncio.Task] = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except Exception:
+                logger.exception("refund follow-up pass failed; will retry")
+            await asyncio.sleep(self.cfg.reconcile_interval_seconds)
+
+    async def run_once(self) -> int:
+        """Check every due refund once; return how many were checked."""
+        due = due_refunds(self.cfg.reconcile_after_seconds)
+        await asyncio.gather(*(self.check(no) for no in due))
+        return len(due)
+
+    async def check(self, out_refund_no: str) -> str:
+        """Settle one open refund as far as WeChat's answer allows; return what happened."""
+        refund = Refund.get_by_id(out_refund_no)
+        try:
+            status, _changed = await refunds.query_refund(self.ctx, out_refund_no)
+        except BusinessError as exc:
+            if exc.err_code == "REFUNDNOTEXIST" and refund.state == "REQUESTED":
+                logger.info("refund %s: unknown to WeChat; re-sending the same request",
+                            out_refund_no)
+                after = await refunds.send_refund(self.ctx, out_refund_no)
+                status = f"RESENT:{after.state}"
+            else:
+                status = f"ERROR:{exc.err_code}"
+                logger.warning("refund %s follow-up: %s", out_refund_no, exc)
+        except (WeChatError, refunds.RefundError) as exc:
+            status = f"ERROR:{type(exc).__name__}"
+            logger.warning("refund %s follow-up: %s", out_refund_no, exc)
+        self._touch(out_refund_no)
+        return status
+
+    @staticmethod
+    def _touch(out_refund_no: str) -> None:
+        # updated_at doubles as "last checked": the next look is one interval later.
+        with db.atomic():
+            (Refund.update(updated_at=utcnow())
+             .where((Refund.out_refund_no == out_refund_no)
+                    & Refund.state.in_(refunds.OPEN_STATES))
+             .execute())
