@@ -13,6 +13,7 @@ import copy
 
 import pytest
 
+from proc_helpers import suite_database_url
 from tornpay.settings import settings_from_dict
 
 TEST_API_KEY = "192006250b4c09247ec02edce69f6a2d"
@@ -36,7 +37,7 @@ def base_settings_dict(tmp_path, port):
             "sign_type": "MD5",
             "timeout": 5,
         },
-        "database": {"url": f"sqlite:///{tmp_path}/tornpay-test.db"},
+        "database": {"url": suite_database_url(tmp_path)},
         "orders": {"reconcile_after_seconds": 3600, "reconcile_interval_seconds": 0.2},
         "deliveries": {"first_retry_seconds": 0.05, "max_retry_seconds": 0.2,
                        "timeout_seconds": 2, "poll_interval_seconds": 0.05},

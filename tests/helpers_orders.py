@@ -22,7 +22,9 @@ def make_settings(deliveries=None, orders=None, **top):
 
 
 def make_db(tmp_path, extra_models=()):
-    db = bind(open_database(f"sqlite:///{tmp_path}/t.db"))
+    from proc_helpers import suite_database_url  # SQLite, or PostgreSQL in .ci/run's re-run
+
+    db = bind(open_database(suite_database_url(tmp_path)))
     create_tables(extra_models)
     return db
 

@@ -227,3 +227,22 @@ def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1):
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(interval)
+
+
+def suite_database_url(tmp_path) -> str:
+    """The database of an ordinary test: SQLite in tmp_path, or with ``TORNPAY_TEST_DB=postgres``
+    a schema of its own in TORNPAY_TEST_PG_URL (how .ci/run re-runs the core tests there)."""
+    if os.environ.get("TORNPAY_TEST_DB") != "postgres":
+        return f"sqlite:///{tmp_path}/tornpay-test.db"
+    import hashlib
+
+    import psycopg2
+
+    schema = "s_" + hashlib.sha1(str(tmp_path).encode()).hexdigest()[:16]
+    conn = psycopg2.connect(os.environ[PG_ENV])
+    conn.autocommit = True
+    try:
+        conn.cursor().execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    finally:
+        conn.close()
+    return with_schema(os.environ[PG_ENV], schema)
