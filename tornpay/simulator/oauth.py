@@ -26,6 +26,18 @@ def append_query(url: str, params: dict) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
 
 
+# Inline and small: the page runs in a phone's in-app browser and loads nothing else.
+AUTHORIZE_STYLE = (
+    "body{margin:0;font:16px/1.5 -apple-system,'PingFang SC',Arial,sans-serif;background:#ededed}"
+    ".banner{background:#c00;color:#fff;padding:6px 10px;font-weight:bold;text-align:center}"
+    "main{max-width:480px;margin:0 auto;padding:16px}h1{font-size:1.3em}"
+    "code{font-size:.85em;overflow-wrap:anywhere}ul{list-style:none;padding:0}"
+    "li{background:#fff;border-radius:8px;margin:8px 0;padding:12px 14px}"
+    "li a{color:#07c160;font-weight:600;text-decoration:none;font-size:1.1em}"
+    "li small{display:block;color:#888;overflow-wrap:anywhere}"
+)
+
+
 class AuthorizeHandler(tornado.web.RequestHandler):
     """GET shows the test users; GET with `sim_user` (or oauth_auto_user) redirects with a code."""
 
@@ -79,11 +91,12 @@ class AuthorizeHandler(tornado.web.RequestHandler):
         self.set_header("Content-Type", "text/html; charset=utf-8")
         self.finish(
             "<!doctype html><html><head><meta charset='utf-8'>"
-            "<meta name='viewport' content='width=device-width'><title>微信授权 (SIMULATOR)</title>"
-            "</head><body><div style='background:#c00;color:#fff;padding:4px'>SIMULATOR</div>"
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            f"<title>微信授权 (SIMULATOR)</title><style>{AUTHORIZE_STYLE}</style>"
+            "</head><body><div class='banner'>SIMULATOR &middot; WeChat sign-in</div><main>"
             f"<h1>Sign in with WeChat</h1><p>App <code>{xhtml_escape(appid)}</code> asks for "
             f"<code>{xhtml_escape(scope)}</code>. Choose a test user:</p>"
-            f"<ul>{''.join(items)}</ul></body></html>"
+            f"<ul>{''.join(items)}</ul></main></body></html>"
         )
 
     def _error(self, code: int, message: str) -> None:
