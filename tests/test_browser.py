@@ -92,6 +92,16 @@ def sign_in(v, server, product_id, openid=ALICE):
     expect(page.locator("#tornpay-sim-sheet")).to_be_visible()
 
 
+PAGE_BUDGET = 32 * 1024  # bytes of HTML, CSS and scripts a page may load: phones on slow links
+
+
+def page_weight(page):
+    """Bytes the current page loaded (document and subresources), from the Resource Timing API."""
+    return page.evaluate(
+        "performance.getEntries().filter(e => 'decodedBodySize' in e)"
+        ".reduce((sum, e) => sum + e.decodedBodySize, 0)")
+
+
 def jsapi(page):
     return json.loads(page.locator("#tornpay-jsapi").text_content())
 
@@ -119,11 +129,13 @@ def test_shop_to_paid_result(visit, server, viewport):
     page.goto(server.base + "/")
     assert_banner(page)
     expect(page.locator("#tornpay-shop li")).to_have_count(2)
+    weights = {"shop": page_weight(page)}
     v.shot("shop")
     page.locator("li[data-product-id='coach-101']").get_by_text("Pay with WeChat").click()
 
     expect(page).to_have_url(re.compile(r"/_sim/connect/oauth2/authorize\?"))
     assert_banner(page)
+    weights["authorize"] = page_weight(page)
     v.shot("authorize")
     page.click(f"a.tornpay-sim-user[data-openid='{ALICE}']")
 
@@ -133,13 +145,16 @@ def test_shop_to_paid_result(visit, server, viewport):
     expect(page.locator("#tornpay-sim-amount")).to_have_text("\u00a50.01")
     expect(page.locator("#tornpay-sim-body")).to_have_text("Private coaching, 1 hour")
     assert_banner(page)
+    weights["pay"] = page_weight(page)
     v.shot("pay-sheet")
     page.click("#tornpay-sim-pay")
 
     expect_paid(page)
     assert_banner(page)
+    weights["result"] = page_weight(page)
     v.shot("result-paid")
     assert server.count_orders() == 1
+    assert all(0 < w < PAGE_BUDGET for w in weights.values()), weights
 
     # The result page leads to the simulator's own record of the order and its notifies.
     page.click("#tornpay-sim-link")
