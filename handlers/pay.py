@@ -3,7 +3,8 @@
 import logging
 
 from tornpay.handlers.base import BaseHandler, PageError
-from tornpay.orders.service import jsapi_params
+from tornpay.orders.service import (CheckoutError, jsapi_params, prepay_is_stale,
+                                    refresh_prepay_id)
 from tornpay.protocol.ids import OUT_TRADE_NO_RE
 from tornpay.storage.models import CLOSED, PAID, PAYERROR, PREPAID, Order
 
@@ -37,7 +38,7 @@ class OwnedOrderMixin:
 class PayHandler(OwnedOrderMixin, BaseHandler):
     """Render the pay page with JSAPI parameters signed fresh on every load (refresh-safe)."""
 
-    def get(self, out_trade_no: str) -> None:
+    async def get(self, out_trade_no: str) -> None:
         self.set_header("Cache-Control", "no-store")
         order = self.owned_order(out_trade_no)
         if order.state in PAID_STATES:
@@ -49,6 +50,18 @@ class PayHandler(OwnedOrderMixin, BaseHandler):
         if order.state != PREPAID or not order.prepay_id:  # CREATED: unified order failed
             raise PageError(409, "This order has no WeChat payment yet. Please start again "
                             "from the shop.", title="Payment not ready")
+        if prepay_is_stale(order):
+            # A payer back after two hours: same order, fresh WeChat session.
+            try:
+                order = await refresh_prepay_id(self.ctx, order)
+            except CheckoutError:
+                order = Order.get_by_id(order.out_trade_no)  # the query may have moved it
+                if order.state in PAID_STATES:
+                    self.redirect(self.success_url(order))
+                    return
+                raise PageError(410, "This payment session has expired and WeChat will not "
+                                "renew it. Please start again from the shop.",
+                                title="Payment expired") from None
         settings = self.ctx.settings
         bridge = None
         if self.ctx.simulator is not None:

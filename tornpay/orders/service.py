@@ -145,6 +145,55 @@ async def _send_unified_order(ctx, out_trade_no: str, body: bytes) -> dict:
     raise CheckoutError(message, out_trade_no=out_trade_no)
 
 
+# WeChat's prepay_id lives 2 hours (reference §4.2); refresh it a little before.
+PREPAY_ID_LIFETIME = datetime.timedelta(hours=2)
+PREPAY_REFRESH_MARGIN = datetime.timedelta(minutes=10)
+
+
+def prepay_is_stale(order, now: Optional[datetime.datetime] = None) -> bool:
+    """True when the order's prepay_id is (nearly) past WeChat's 2-hour lifetime."""
+    now = now or datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    if order.prepay_at is None:
+        return False
+    return now >= order.prepay_at + PREPAY_ID_LIFETIME - PREPAY_REFRESH_MARGIN
+
+
+async def refresh_prepay_id(ctx, order) -> Order:
+    """Get a fresh prepay_id by re-sending the order's stored unified order verbatim.
+
+    WeChat allows re-entry with exactly the original parameters for an unpaid
+    order (reference §4.4, P16); any other change would be refused. When WeChat
+    refuses (paid or closed meanwhile) the order is checked with orderquery at
+    once, so the caller sees its real state; :class:`CheckoutError` says why.
+    """
+    try:
+        reply = await _send_unified_order(ctx, order.out_trade_no,
+                                          order.unified_request.encode("utf-8"))
+    except CheckoutError:
+        await _check_now(ctx, order.out_trade_no)
+        raise
+    prepay_id = reply.get("prepay_id")
+    if not prepay_id or not transitions.mark_prepaid(order.out_trade_no, prepay_id,
+                                                     order.unified_request):
+        raise CheckoutError("This payment session has expired. Please start again from the shop.",
+                            status=410, out_trade_no=order.out_trade_no)
+    logger.info("order %s: prepay id refreshed", order.out_trade_no)
+    return Order.get_by_id(order.out_trade_no)
+
+
+async def _check_now(ctx, out_trade_no: str) -> None:
+    # ORDERPAID / ORDERCLOSED on re-entry: orderquery has the truth (and pays or closes).
+    reconciler = getattr(ctx, "reconciler", None)
+    if reconciler is None:
+        return
+    try:
+        await reconciler.check(out_trade_no)
+    except WeChatError as exc:
+        logger.warning("order %s: query after a refused prepay refresh failed: %s",
+                       out_trade_no, exc)
+    ctx.dispatcher.kick()
+
+
 def jsapi_params(ctx, order, *, timestamp: Optional[int] = None,
                  nonce: Optional[str] = None) -> dict:
     """The six ``getBrandWCPayRequest`` parameters, paySign fresh over exactly five (§5.4).
