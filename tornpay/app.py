@@ -76,7 +76,7 @@ def configure_logging(settings: Settings) -> None:
     """Standalone only (an embedding estate keeps its own logging): see tornpay.logs."""
     from tornpay.logs import configure
 
-    configure(settings.server.log_level, getattr(settings.server, "log_format", "text"),
+    configure(settings.server.log_level, settings.server.log_format,
               secrets=settings.secret_values())
 
 

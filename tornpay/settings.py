@@ -63,6 +63,8 @@ SCHEMA: Mapping[str, Mapping[str, Setting]] = {
         "debug": Setting(False, bool, "Tornado debug mode (tracebacks in pages): never in production"),
         "log_level": Setting("INFO", str, "logging level",
                              check=_one_of("DEBUG", "INFO", "WARNING", "ERROR")),
+        "log_format": Setting("text", str, "log line format: text (key=value) or json",
+                              check=_one_of("text", "json")),
     },
     "wechat": {
         "appid": Setting(REQUIRED, str, "Official Account appid"),
