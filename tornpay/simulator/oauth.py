@@ -92,6 +92,7 @@ class AuthorizeHandler(tornado.web.RequestHandler):
         self.finish(
             "<!doctype html><html><head><meta charset='utf-8'>"
             "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            "<link rel='icon' href='data:,'>"
             f"<title>微信授权 (SIMULATOR)</title><style>{AUTHORIZE_STYLE}</style>"
             "</head><body><div class='banner'>SIMULATOR &middot; WeChat sign-in</div><main>"
             f"<h1>Sign in with WeChat</h1><p>App <code>{xhtml_escape(appid)}</code> asks for "
