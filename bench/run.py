@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_common as bc  # noqa: E402
 import bench_notify  # noqa: E402
 
-FULL = dict(hello_s=5, notify_s=10, notify_conns=50, n_orders=40000, checkout_s=5,
+FULL = dict(hello_s=5, notify_s=10, notify_conns=50, n_orders=40000, checkout_s=8,
             checkout_conns=(200, 1000), latency=0.2, warmup_s=1)
 SMOKE = dict(hello_s=1, notify_s=1, notify_conns=4, n_orders=1500, checkout_s=1,
              checkout_conns=(8, 16), latency=0.2, warmup_s=1)
@@ -153,6 +153,16 @@ def checkout_once(port, cookie):
             raise RuntimeError(f"checkout answered {exc.code} {exc.headers.get('Location')}")
 
 
+def wait_idle(proc, timeout=60.0):
+    """Wait until ``proc`` uses under 5% of a CPU over 0.3 s (the backlog is drained)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        before = proc.cpu_seconds()
+        time.sleep(0.3)
+        if proc.cpu_seconds() - before < 0.015:
+            return
+
+
 def count_orders(db_path, state):
     return bench_notify._query(db_path, f"SELECT COUNT(*) FROM tornpay_order "
                                         f"WHERE state = '{state}'")[0][0]
@@ -194,12 +204,15 @@ def bench_checkout(tmp, cfg, use_wrk):
                 else:
                     urllib.request.urlopen(urllib.request.Request(
                         sim_url + "/control/faults", method="DELETE"), timeout=10).read()
+                wait_idle(server)
                 prepaid = count_orders(db_path, "PREPAID")
                 result = measured(lambda: bc.run_load(
                     url, connections=conns, duration=cfg["checkout_s"], tmp=tmp,
                     name=f"checkout-{conns}-{int(latency * 1000)}ms", headers=headers,
                     use_wrk=use_wrk), {"server": server, "simulator": sim})
-                time.sleep(0.5 + latency)  # let the requests in flight at the stop finish
+                # Requests in flight when wrk stopped still run in the server: let
+                # them finish so they neither count nor slow down the next run.
+                wait_idle(server)
                 result["orders_prepaid"] = count_orders(db_path, "PREPAID") - prepaid
                 result["conns"], result["latency_ms"] = conns, int(latency * 1000)
                 results.append(result)
