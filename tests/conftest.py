@@ -17,6 +17,7 @@ from proc_helpers import suite_database_url
 from tornpay.settings import settings_from_dict
 
 TEST_API_KEY = "192006250b4c09247ec02edce69f6a2d"
+pytest_plugins = ["secret_scan"]  # fails the session if a log record shows a secret
 
 
 def base_settings_dict(tmp_path, port):
