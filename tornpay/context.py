@@ -13,6 +13,7 @@ from tornpay.protocol.client import PayClient
 from tornpay.protocol.oauth import OAuthClient
 from tornpay.settings import Settings, SettingsError
 from tornpay.storage import db as storage
+from tornpay.weblog import install_scrub_filter
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +47,8 @@ class Context:
                  plugins: Iterable = (), http_client=None, database=None):
         check_startable(settings)
         self.settings = settings
+        # On the loggers themselves, so an embedding estate's handlers get scrubbed records too.
+        install_scrub_filter(settings.secret_values())
         self.owner_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.db = database or storage.open_database(settings.database.url)
         storage.bind(self.db)

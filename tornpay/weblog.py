@@ -71,7 +71,10 @@ class ScrubFilter(logging.Filter):
 
 # Tornado's own loggers print request URIs ("400 GET /cb?code=... (ip): ...",
 # "Uncaught exception GET /cb?code=...").
-TORNADO_LOGGERS = ("tornado.access", "tornado.application", "tornado.general")
+# At DEBUG the curl client logs every URL it fetches (the OAuth token call
+# carries the AppSecret and the code in its query).
+TORNADO_LOGGERS = ("tornado.access", "tornado.application", "tornado.general",
+                   "tornado.curl_httpclient")
 
 
 def install_scrub_filter(secrets: Iterable[str] = (), loggers: Iterable[str] = TORNADO_LOGGERS):
