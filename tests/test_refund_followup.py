@@ -3,7 +3,8 @@
 import pytest
 
 from flow_helpers import wait_for
-from test_refunds import RefundRecorder, control, paid_order
+# The refund tests' app (a recording plugin, refunds finished only on request) and helpers.
+from test_refunds import app, control, paid_order, recorder  # noqa: F401
 from tornpay.orders import refunds as refunds_mod
 from tornpay.storage.models import Order, Refund
 
@@ -12,21 +13,6 @@ from tornpay.storage.models import Order, Refund
 def tp_overrides():
     # Every open refund is due at once, and the background pass runs every 0.1 s.
     return {"orders": {"reconcile_after_seconds": 0, "reconcile_interval_seconds": 0.1}}
-
-
-@pytest.fixture
-def recorder():
-    return RefundRecorder()
-
-
-@pytest.fixture
-def app(tp_settings, io_loop, recorder):
-    from tornpay.app import make_app
-
-    application = make_app(tp_settings, plugins=[recorder])
-    application.settings["tornpay"].simulator.config.refund_delay_seconds = None
-    yield application
-    io_loop.run_sync(application.settings["tornpay"].stop)
 
 
 @pytest.mark.gen_test(timeout=20)

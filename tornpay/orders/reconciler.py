@@ -7,6 +7,7 @@ from typing import Any, Callable, List, Optional
 
 from tornpay.orders import transitions
 from tornpay.orders.dispatcher import default_owner_id
+from tornpay.orders.periodic import PeriodicWorker
 from tornpay.protocol.errors import BusinessError, WeChatError
 from tornpay.storage.db import database_proxy as db
 from tornpay.storage.db import is_postgres
@@ -59,8 +60,10 @@ def claim_stale_orders(owner_id: str, reconcile_after: float, lease_seconds: flo
     return claimed
 
 
-class Reconciler:
+class Reconciler(PeriodicWorker):
     """Periodic ``orderquery`` / ``closeorder`` of orders WeChat never told us about."""
+
+    name = "reconciler"
 
     def __init__(self, pay_client: Any, hooks: Any, settings: Any,
                  owner_id: Optional[str] = None, on_change: Optional[Callable[[], None]] = None):
@@ -70,30 +73,14 @@ class Reconciler:
         self.timeout = float(getattr(getattr(settings, "wechat", None), "timeout", 10.0))
         self.owner_id = owner_id or default_owner_id()
         self.on_change = on_change or (lambda: None)
-        self._task: Optional[asyncio.Task] = None
 
     @property
     def lease_seconds(self) -> float:
         # Room for a query, a close and a second query, each bounded by the timeout.
         return max(60.0, self.timeout * 4)
 
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.ensure_future(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except Exception:
-                logger.exception("reconciler pass failed; will retry")
-            await asyncio.sleep(self.cfg.reconcile_interval_seconds)
+    def interval(self) -> float:
+        return self.cfg.reconcile_interval_seconds
 
     async def run_once(self) -> int:
         """Check every due order once; return how many were checked."""

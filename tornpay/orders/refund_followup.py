@@ -3,9 +3,10 @@
 import asyncio
 import datetime
 import logging
-from typing import Any, List, Optional
+from typing import Any, List
 
 from tornpay.orders import refunds
+from tornpay.orders.periodic import PeriodicWorker
 from tornpay.protocol.errors import BusinessError, WeChatError
 from tornpay.storage.db import database_proxy as db
 from tornpay.storage.models import Refund, utcnow
@@ -24,7 +25,7 @@ def due_refunds(older_than: float, limit: int = BATCH) -> List[str]:
     return [row.out_refund_no for row in query]
 
 
-class RefundFollowUp:
+class RefundFollowUp(PeriodicWorker):
     """Periodic pass over open refunds, in the server's IOLoop beside the reconciler.
 
     A refund notify can be lost like a payment notify, and a refund request can
@@ -36,28 +37,14 @@ class RefundFollowUp:
     resend of the same ``out_refund_no`` is idempotent at WeChat.
     """
 
+    name = "refund follow-up"
+
     def __init__(self, ctx: Any):
         self.ctx = ctx
         self.cfg = ctx.settings.orders
-        self._task: Optional[asyncio.Task] = None
 
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.ensure_future(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except Exception:
-                logger.exception("refund follow-up pass failed; will retry")
-            await asyncio.sleep(self.cfg.reconcile_interval_seconds)
+    def interval(self) -> float:
+        return self.cfg.reconcile_interval_seconds
 
     async def run_once(self) -> int:
         """Check every due refund once; return how many were checked."""
