@@ -19,6 +19,8 @@ import tornado.web
 import yaml
 from tornado.testing import bind_unused_port
 
+from proc_helpers import wait_until  # noqa: F401  (re-exported for the CLI tests)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TESTS = os.path.join(ROOT, "tests")
 ALICE = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"
@@ -165,12 +167,3 @@ def order_state(directory, out_trade_no: str):
                   "WHERE out_trade_no = ?", out_trade_no)
 
 
-def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(interval)
