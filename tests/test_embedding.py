@@ -6,7 +6,6 @@ import json
 import os
 import pathlib
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -20,6 +19,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 import tornado.web
 from tornado.testing import bind_unused_port
+
+from proc_helpers import terminate
 
 import tornpay
 from conftest import base_settings_dict
@@ -322,14 +323,10 @@ def test_documented_example_estate_runs(tmp_path):
             with urllib.request.urlopen(base + "/pay/healthz", timeout=5) as response:
                 assert response.status == 200
         finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
             try:
-                code = proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-                pytest.fail("example estate ignored SIGTERM\n" + _read(log))
+                code = terminate(proc, timeout=20)
+            except AssertionError as exc:
+                pytest.fail(f"{exc}\n" + _read(log))
         assert code == 0, _read(log)
 
 

@@ -1,7 +1,6 @@
 """`make dist` builds one runnable file that serves (templates, static) and stops on SIGTERM."""
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -11,6 +10,8 @@ import urllib.request
 import pytest
 import yaml
 from tornado.testing import bind_unused_port
+
+from proc_helpers import terminate
 
 from conftest import base_settings_dict
 
@@ -93,14 +94,10 @@ def _serve_and_stop(pyz, path, workdir, env, port, tmp_path, log):
         # The code runs from the unpacked zipapp, not from this checkout.
         assert any((tmp_path / "shiv").iterdir())
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
         try:
-            code = proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            pytest.fail("the zipapp did not exit within 20 s of SIGTERM\n" + _tail(log))
+            code = terminate(proc, timeout=20)
+        except AssertionError as exc:
+            pytest.fail(f"{exc}\n" + _tail(log))
     assert code == 0, _tail(log)
     assert "stopped" in _tail(log)
 
