@@ -1,14 +1,31 @@
 """Route aggregation: every handler module's ``default_handlers`` (under the prefix) and ``root_handlers``."""
 
 import importlib
+from typing import Iterable, List
 
 from tornado.web import URLSpec
 
-# Route families, one module each. Missing modules are a programming error.
+# Route families, one module each.
 MODULES = ("health", "metrics", "shop", "checkout", "pay", "orders", "notify", "refunds")
 
 
-def routes(ctx, prefix=None, include_root=True):
+def _modules(names: Iterable[str]):
+    for name in names:
+        yield importlib.import_module(f"{__name__}.{name}")
+
+
+def root_routes(ctx, names: Iterable[str] = MODULES, under: str = "",
+                name_prefix: str = "") -> List[URLSpec]:
+    """URLSpecs for the ``root_handlers`` of ``names`` (``/healthz``, ``/metrics``, ``/``).
+
+    An embedding estate owns its root, so it re-homes them ``under`` the prefix.
+    """
+    return [URLSpec(under + pattern, handler, {"ctx": ctx}, name=name_prefix + route_name)
+            for module in _modules(names)
+            for pattern, handler, route_name in getattr(module, "root_handlers", ())]
+
+
+def routes(ctx, prefix=None, include_root=True) -> List[URLSpec]:
     """Return URLSpecs for tornpay's routes, bound to ``ctx``, under ``prefix``.
 
     ``default_handlers`` patterns are relative to the prefix; ``root_handlers``
@@ -16,17 +33,9 @@ def routes(ctx, prefix=None, include_root=True):
     when tornpay is embedded in an estate that owns its root.
     """
     prefix = ctx.settings.server.prefix if prefix is None else prefix
-    specs = []
-    for name in MODULES:
-        try:
-            module = importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"{__name__}.{name}":
-                continue  # route family not built yet
-            raise
-        for pattern, handler, route_name in getattr(module, "default_handlers", ()):
-            specs.append(URLSpec(prefix + pattern, handler, {"ctx": ctx}, name=route_name))
-        if include_root:
-            for pattern, handler, route_name in getattr(module, "root_handlers", ()):
-                specs.append(URLSpec(pattern, handler, {"ctx": ctx}, name=route_name))
+    specs = [URLSpec(prefix + pattern, handler, {"ctx": ctx}, name=route_name)
+             for module in _modules(MODULES)
+             for pattern, handler, route_name in getattr(module, "default_handlers", ())]
+    if include_root:
+        specs.extend(root_routes(ctx))
     return specs

@@ -155,17 +155,6 @@ def _with_prefix(settings: Settings, prefix: Optional[str]) -> Settings:
 
 def _prefixed_root_routes(ctx, modules: Iterable[str]) -> List[URLSpec]:
     """Root-level operational routes (healthz, metrics) re-homed under the prefix."""
-    import importlib
+    from tornpay.handlers import root_routes
 
-    specs = []
-    for name in modules:
-        try:
-            module = importlib.import_module(f"tornpay.handlers.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"tornpay.handlers.{name}":
-                continue
-            raise
-        for pattern, handler, route_name in getattr(module, "root_handlers", ()):
-            specs.append(URLSpec(ctx.prefix + pattern, handler, {"ctx": ctx},
-                                 name=f"tornpay-{route_name}"))
-    return specs
+    return root_routes(ctx, modules, under=ctx.prefix, name_prefix="tornpay-")
