@@ -8,14 +8,14 @@ import logging
 import os
 import socket
 import uuid
-from typing import Any, Dict, List, Optional, Set
+from types import SimpleNamespace
+from typing import Any, Dict, List, NamedTuple, Optional, Set
 
-from peewee import fn
-
+from tornpay.orders import outbox_sql as sql
 from tornpay.orders.events import OrderView, RefundView
 from tornpay.storage.db import database_proxy as db
 from tornpay.storage.db import is_postgres
-from tornpay.storage.models import DONE, FAILED, PENDING, Delivery, Event, Order, utcnow
+from tornpay.storage.models import FAILED, PENDING, Delivery, Event, Order, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -36,49 +36,38 @@ def claim_due_deliveries(owner_id: str, lease_seconds: float, limit: int = BATCH
     LOCKED`` (a row another process is claiming right now is skipped, not
     waited for) and sets their lease. SQLite (one writer at a time): select
     candidates, then take each with a conditional UPDATE that only succeeds
-    while the lease is free or expired. Either way the lease, not the lock,
-    is what is held during the call, so a dead process's rows come back when
-    its lease expires.
+    while the lease is free or expired (all in one commit). Either way the
+    lease, not the lock, is what is held during the call, so a dead process's
+    rows come back when its lease expires.
     """
     now = utcnow()
-    free = Delivery.lease_until.is_null() | (Delivery.lease_until < now)
-    # A plugin sees one order's events in the order they happened (a cancel of
-    # a closed order before the late payment's on_paid), so a delivery waits
-    # while an earlier one for the same plugin and order is still pending.
-    Earlier, EarlierEvent, ThisEvent = Delivery.alias(), Event.alias(), Event.alias()
-    blocked = (Earlier.select(Earlier.id)
-               .join(EarlierEvent, on=(Earlier.event == EarlierEvent.id))
-               .where((Earlier.plugin == Delivery.plugin) & (Earlier.state == PENDING)
-                      & (EarlierEvent.out_trade_no == ThisEvent.out_trade_no)
-                      & (Earlier.created_at < Delivery.created_at)))
-    due = (Delivery.state == PENDING) & (Delivery.next_attempt_at <= now) & free
-    if exclude:
-        due &= Delivery.id.not_in(list(exclude))
-    query = (Delivery.select(Delivery.id)
-             .join(ThisEvent, on=(Delivery.event == ThisEvent.id))
-             .where(due & ~fn.EXISTS(blocked))
-             .order_by(Delivery.next_attempt_at, Delivery.created_at)
-             .limit(limit))
     until = now + datetime.timedelta(seconds=lease_seconds)
+    exclude = exclude or set()
+    # ``exclude`` (our own calls still running) is filtered here rather than in
+    # the SQL, so the statement stays one compiled text whatever its size.
+    args = {"now": now, "limit": limit + len(exclude)}
     if is_postgres(db.obj):
         with db.atomic():
-            # Lock only the delivery rows (not the joined events): a second
-            # dispatcher skips them, and READ COMMITTED re-checks ``free`` on
-            # rows whose lease changed since our snapshot.
-            ids = [row.id for row in query.for_update(of=Delivery, skip_locked=True)]
+            ids = [r[0] for r in sql.CLAIM_PG.all(**args) if r[0] not in exclude][:limit]
             if ids:
-                (Delivery.update(lease_owner=owner_id, lease_until=until)
-                 .where(Delivery.id.in_(ids)).execute())
+                sql.LEASE_PG.execute(ids=ids, owner=owner_id, until=until)
         return ids
+    candidates = [r[0] for r in sql.CLAIM.all(**args) if r[0] not in exclude][:limit]
     claimed = []
-    for delivery_id in [row.id for row in query]:
+    if candidates:
         with db.atomic():
-            n = (Delivery.update(lease_owner=owner_id, lease_until=until)
-                 .where((Delivery.id == delivery_id) & (Delivery.state == PENDING) & free)
-                 .execute())
-        if n == 1:
-            claimed.append(delivery_id)
+            for delivery_id in candidates:
+                if sql.LEASE.rowcount(id=delivery_id, owner=owner_id, until=until, now=now) == 1:
+                    claimed.append(delivery_id)
     return claimed
+
+
+class _Loaded(NamedTuple):
+    """What one attempt needs from its delivery row."""
+
+    id: str
+    plugin: str
+    attempts: int
 
 
 class Dispatcher:
@@ -177,12 +166,12 @@ class Dispatcher:
         hook = plugin = "?"
         delivery = None
         try:
-            delivery = Delivery.get_or_none(Delivery.id == delivery_id)
-            if delivery is None or delivery.state != PENDING:
+            row = sql.LOAD.one(id=delivery_id)
+            if row is None or row[0] != PENDING:
                 return
-            event = Event.get_by_id(delivery.event_id)
-            hook, plugin = event.hook, delivery.plugin
-            kwargs = self._hook_kwargs(event, delivery_id)
+            delivery = _Loaded(delivery_id, row[1], row[2])
+            hook, plugin = row[4], delivery.plugin
+            kwargs = self._hook_kwargs(row, delivery_id)
             # The timeout bounds the call itself (and separately a wait for a
             # worker thread), which keeps the whole attempt inside the lease.
             await self.hooks.call_plugin(hook, plugin, timeout=self.cfg.timeout_seconds,
@@ -199,46 +188,47 @@ class Dispatcher:
         else:
             self._done(delivery)
 
-    def _hook_kwargs(self, event: Event, delivery_id: str) -> dict:
-        order = Order.get_by_id(event.out_trade_no)
-        payload = json.loads(event.payload or "{}")
+    @staticmethod
+    def _hook_kwargs(row: tuple, delivery_id: str) -> dict:
+        event_id, hook, payload, out_trade_no = row[3:7]
+        if event_id is None:
+            raise Event.DoesNotExist(f"event of delivery {delivery_id} does not exist")
+        if row[7] is None:
+            raise Order.DoesNotExist(f"order {out_trade_no} does not exist")
+        # Decoded by each field, as a peewee Order row would be.
+        order = SimpleNamespace(**{f.name: f.python_value(v)
+                                   for f, v in zip(sql.ORDER_COLUMNS, row[7:])})
+        payload = json.loads(payload or "{}")
         kwargs: dict = {"order": OrderView.from_row(order, delivery_id=delivery_id)}
-        if event.hook == "on_cancel":
+        if hook == "on_cancel":
             kwargs["reason"] = payload.get("reason", "closed")
-        elif event.hook == "on_refund":
+        elif hook == "on_refund":
             kwargs["refund"] = RefundView.from_payload(payload["refund"])
         return kwargs
 
-    def _mine(self, delivery: Delivery):
-        return ((Delivery.id == delivery.id) & (Delivery.state == PENDING)
-                & (Delivery.lease_owner == self.owner_id))
-
-    def _done(self, delivery: Delivery) -> None:
-        with db.atomic():
-            n = (Delivery.update(state=DONE, attempts=Delivery.attempts + 1, done_at=utcnow(),
-                                 lease_owner=None, lease_until=None)
-                 .where(self._mine(delivery)).execute())
+    def _done(self, delivery: _Loaded) -> None:
+        # One conditional UPDATE, atomic by itself (no BEGIN/COMMIT round trips).
+        n = sql.MARK_DONE.rowcount(id=delivery.id, owner=self.owner_id, done_at=utcnow())
         if n != 1:
             logger.warning("delivery %s returned after its lease was lost", delivery.id)
         else:
-            logger.info("delivery %s done (%s)", delivery.id, delivery.plugin)
+            logger.debug("delivery %s done (%s)", delivery.id, delivery.plugin)
 
-    def _failed(self, delivery: Delivery, error: str) -> None:
+    def _failed(self, delivery: _Loaded, error: str) -> None:
         attempts = delivery.attempts + 1
-        values: dict = {"attempts": attempts, "last_error": error[:ERROR_CHARS],
-                        "lease_owner": None, "lease_until": None}
+        values = {"id": delivery.id, "owner": self.owner_id, "attempts": attempts,
+                  "last_error": error[:ERROR_CHARS]}
         if attempts >= self.cfg.max_attempts:
-            values["state"] = FAILED
             logger.error("delivery %s to plugin %s failed %d times; parked (tornpay deliveries "
                          "retry)", delivery.id, delivery.plugin, attempts)
+            sql.MARK_FAILED.execute(**values)
         else:
             delay = min(self.cfg.first_retry_seconds * 2 ** (attempts - 1),
                         self.cfg.max_retry_seconds)
-            values["next_attempt_at"] = utcnow() + datetime.timedelta(seconds=delay)
             logger.info("delivery %s attempt %d failed; retry in %.1fs", delivery.id, attempts,
                         delay)
-        with db.atomic():
-            Delivery.update(**values).where(self._mine(delivery)).execute()
+            sql.MARK_RETRY.execute(next_attempt_at=utcnow() + datetime.timedelta(seconds=delay),
+                           **values)
 
 
 def list_deliveries(state: Optional[str] = None) -> List[dict]:

@@ -1,7 +1,7 @@
 """The payment-notify pipeline (SPEC §5): every check, one atomic PAID move, a row per POST."""
 
 import logging
-from typing import Optional, Tuple
+from typing import NamedTuple, Optional, Tuple
 
 import peewee
 
@@ -10,11 +10,33 @@ from tornpay.protocol.ids import is_valid_out_trade_no
 from tornpay.protocol.sign import verify_sign
 from tornpay.protocol.xmlcodec import MAX_XML_BYTES, XMLError, decode_xml
 from tornpay.storage.db import database_proxy as db
-from tornpay.storage.models import Notification, Order
+from tornpay.storage.fastsql import Statement, param
+from tornpay.storage.models import Notification, Order, utcnow
 
 logger = logging.getLogger(__name__)
 
 ACCEPTED, DUPLICATE, REFUSED, IGNORED = "accepted", "duplicate", "refused", "ignored"
+
+
+class OrderRef(NamedTuple):
+    """The columns of an order the checks use (building a whole Order row cost the most)."""
+
+    out_trade_no: str
+    sign_type: str
+    total_fee: int
+
+
+# Compiled once per database: peewee rebuilding these per notify cost more than
+# running them (bench/README.md).
+_LOOKUP = Statement("notify_lookup", lambda: Order.select(
+    Order.out_trade_no, Order.sign_type, Order.total_fee).where(
+    Order.out_trade_no == param(Order.out_trade_no)))
+_CURRENT = Statement("notify_current", lambda: Order.select(
+    Order.state, Order.transaction_id).where(Order.out_trade_no == param(Order.out_trade_no)))
+_INSERT_NOTIFICATION = Statement("insert_notification", lambda: Notification.insert(
+    kind="pay", out_trade_no=param(Notification.out_trade_no),
+    received_at=param(Notification.received_at), remote_ip=param(Notification.remote_ip),
+    outcome=param(Notification.outcome), reason=param(Notification.reason)))
 
 
 class Refusal(Exception):
@@ -74,7 +96,7 @@ def _decode(body: bytes) -> dict:
         raise Refusal(f"unacceptable XML: {exc}", "invalid XML") from None
 
 
-def _check(ctx, fields: dict) -> Order:
+def _check(ctx, fields: dict) -> OrderRef:
     """Every check of SPEC §5 except result_code; return the order it pays."""
     wechat = ctx.settings.wechat
     if fields.get("return_code") != "SUCCESS":
@@ -83,12 +105,10 @@ def _check(ctx, fields: dict) -> Order:
     out_trade_no = fields.get("out_trade_no")
     if not is_valid_out_trade_no(out_trade_no):
         raise Refusal("missing or malformed out_trade_no", "invalid out_trade_no")
-    # Only the columns the checks need: building and decoding all of the
-    # order's columns made this lookup the costliest step of a notify.
-    order = (Order.select(Order.out_trade_no, Order.sign_type, Order.total_fee)
-             .where(Order.out_trade_no == out_trade_no).first())
-    if order is None:
+    row = _LOOKUP.one(out_trade_no=out_trade_no)
+    if row is None:
         raise Refusal("unknown out_trade_no", "order not found", out_trade_no)
+    order = OrderRef(*row)
     # The order decides the algorithm (an HMAC order's notify usually has no
     # sign_type, reference P2); a notify claiming another one is not ours.
     declared = fields.get("sign_type")
@@ -108,7 +128,7 @@ def _check(ctx, fields: dict) -> Order:
     return order
 
 
-def _check_amount(order: Order, fields: dict) -> None:
+def _check_amount(order: OrderRef, fields: dict) -> None:
     total = fields.get("total_fee", "")
     if not (total.isascii() and total.isdigit()) or int(total) != order.total_fee:
         # Correctly signed yet a different amount: someone must look at this.
@@ -123,39 +143,43 @@ def _check_amount(order: Order, fields: dict) -> None:
         raise Refusal("no transaction_id", "missing transaction_id", order.out_trade_no)
 
 
-def _apply(ctx, order: Order, fields: dict, remote_ip: str) -> bool:
+def _apply(ctx, order: OrderRef, fields: dict, remote_ip: str) -> bool:
     """PAID once, with its Notification row in the same transaction; True if this call won."""
     cash_fee = fields.get("cash_fee")
+    # One transaction, no savepoint: the PAID update, the outbox rows and the
+    # Notification row commit together or not at all.
     with db.atomic():
-        won = transitions.mark_paid(
+        paid = transitions.pay_in_transaction(
             order.out_trade_no, transaction_id=fields["transaction_id"],
             time_end=fields.get("time_end"), bank_type=fields.get("bank_type"),
             cash_fee=int(cash_fee) if cash_fee and cash_fee.isdigit() else None,
             source="notify", hooks=ctx.hooks)
-        if won:
+        if paid is not None:
             _record(order.out_trade_no, remote_ip, ACCEPTED, "")
         else:
-            current = (Order.select(Order.state, Order.transaction_id)
-                       .where(Order.out_trade_no == order.out_trade_no).get())
-            reason = f"order already {current.state}"
-            if current.transaction_id != fields["transaction_id"]:
+            state, transaction_id = _CURRENT.one(out_trade_no=order.out_trade_no)
+            reason = f"order already {state}"
+            if transaction_id != fields["transaction_id"]:
                 # Signed by WeChat, so a real second payment: someone must refund it.
                 logger.error("ALERT order %s: notify with transaction_id %s but the order was "
                              "paid by %s", order.out_trade_no, fields["transaction_id"],
-                             current.transaction_id)
+                             transaction_id)
                 reason += f"; other transaction_id {fields['transaction_id']}"
             _record(order.out_trade_no, remote_ip, DUPLICATE, reason)
-    if not won:
-        logger.info("notify for order %s: duplicate, nothing changed", order.out_trade_no)
-    return won
+    if paid is not None:
+        transitions.log_paid(order.out_trade_no, "notify", *paid)
+    else:
+        # WeChat repeats every notify until answered: routine, not news.
+        logger.debug("notify for order %s: duplicate, nothing changed", order.out_trade_no)
+    return paid is not None
 
 
 def _record(out_trade_no: Optional[str], remote_ip: str, outcome: str, reason: str) -> None:
     # One INSERT: atomic on its own outside a transaction, and part of the
     # caller's inside one (no savepoint round trips on the hot path).
-    Notification.insert(kind="pay", out_trade_no=(out_trade_no or None) and out_trade_no[:64],
-                        remote_ip=(remote_ip or "")[:64], outcome=outcome,
-                        reason=reason[:255]).execute()
+    _INSERT_NOTIFICATION.execute(out_trade_no=(out_trade_no or None) and out_trade_no[:64],
+                                 received_at=utcnow(), remote_ip=(remote_ip or "")[:64],
+                                 outcome=outcome, reason=reason[:255])
 
 
 def _rollback_quietly() -> None:

@@ -13,9 +13,11 @@ import datetime
 import json
 import logging
 import uuid
-from typing import Any, Callable, Iterable, Mapping, Optional, Union
+from typing import Any, Callable, Iterable, Mapping, Optional, Tuple, Union
 
+from tornpay.storage import fastsql
 from tornpay.storage.db import database_proxy as db
+from tornpay.storage.fastsql import param
 from tornpay.storage.models import (CLOSED, CREATED, PAID, PAYERROR, PREPAID, Delivery, Event,
                                     Order, utcnow)
 
@@ -35,33 +37,55 @@ def _plugin_names(hooks: Hooks, hook: str) -> list:
     return list(names(hook))
 
 
-def write_event(out_trade_no: str, hook: str, payload: Mapping[str, Any], hooks: Hooks) -> str:
+def write_event(out_trade_no: str, hook: str, payload: Mapping[str, Any], hooks: Hooks,
+                now: Optional[datetime.datetime] = None) -> str:
     """Write one outbox Event and a Delivery per plugin implementing ``hook``; return its id.
 
     Call it inside the ``db.atomic()`` block of the state change it reports
     (e.g. ``on_refund`` with ``{"refund": RefundView.as_payload()}``).
     """
     event_id = uuid.uuid4().hex
-    now = utcnow()
-    Event.create(id=event_id, hook=hook, out_trade_no=out_trade_no,
-                 payload=json.dumps(dict(payload), sort_keys=True), created_at=now)
+    now = now or utcnow()
+    _INSERT_EVENT.execute(id=event_id, hook=hook, out_trade_no=out_trade_no,
+                          payload=json.dumps(dict(payload), sort_keys=True), created_at=now)
     names = _plugin_names(hooks, hook)
     if names:
-        Delivery.insert_many([
-            {"id": f"{event_id}:{name}", "event": event_id, "plugin": name, "attempts": 0,
-             "next_attempt_at": now, "created_at": now}
-            for name in names
-        ]).execute()
-    logger.info("order %s: %s event %s for %d plugin(s)", out_trade_no, hook, event_id,
-                len(names))
+        values: dict = {"event": event_id, "now": now}
+        for i, name in enumerate(names):
+            values[f"id{i}"], values[f"plugin{i}"] = f"{event_id}:{name}", name
+        _INSERT_DELIVERIES[len(names)].execute(**values)
+    # on_paid is reported in mark_paid's own line (one INFO line per payment).
+    logger.log(logging.DEBUG if hook == "on_paid" else logging.INFO,
+               "order %s: %s event %s for %d plugin(s)", out_trade_no, hook, event_id,
+               len(names))
     return event_id
 
 
+# The hot statements, compiled once per database (tornpay.storage.fastsql).
+_INSERT_EVENT = fastsql.Statement("insert_event", lambda: Event.insert(
+    id=param(Event.id), hook=param(Event.hook), out_trade_no=param(Event.out_trade_no),
+    payload=param(Event.payload), created_at=param(Event.created_at)))
+# One INSERT for all of an event's deliveries, one statement per plugin count.
+_INSERT_DELIVERIES = fastsql.Family("insert_deliveries", lambda n: Delivery.insert_many([
+    {Delivery.id: param(Delivery.id, f"id{i}"), Delivery.event: param(Delivery.event),
+     Delivery.plugin: param(Delivery.plugin, f"plugin{i}"), Delivery.attempts: 0,
+     Delivery.next_attempt_at: param(Delivery.next_attempt_at, "now"),
+     Delivery.created_at: param(Delivery.created_at, "now")}
+    for i in range(n)]))
+# Keyed by (the columns set, the states allowed): always the same conditional
+# UPDATE ... WHERE out_trade_no = ? AND state IN (...), whatever it sets.
+_UPDATES = fastsql.Family("update_order", lambda key: Order.update(
+    {getattr(Order, column): param(getattr(Order, column)) for column in key[0]}).where(
+    (Order.out_trade_no == param(Order.out_trade_no, "_key")) & Order.state.in_(list(key[1]))))
+_CLOSE_REASON = fastsql.Statement("close_reason", lambda: Order.select(Order.close_reason).where(
+    Order.out_trade_no == param(Order.out_trade_no)))
+
+
 def _update(out_trade_no: str, states: Iterable[str], **values: Any) -> bool:
-    values.setdefault("updated_at", utcnow())
-    query = Order.update(**values).where(
-        (Order.out_trade_no == out_trade_no) & (Order.state.in_(list(states))))
-    return query.execute() == 1
+    if "updated_at" not in values:
+        values["updated_at"] = utcnow()
+    stmt = _UPDATES[(tuple(sorted(values)), tuple(states))]
+    return stmt.rowcount(_key=out_trade_no, **values) == 1
 
 
 def mark_prepaid(out_trade_no: str, prepay_id: str, unified_request: str) -> bool:
@@ -82,12 +106,12 @@ def record_error(out_trade_no: str, message: str) -> None:
             Order.out_trade_no == out_trade_no).execute()
 
 
-def _paid_at(time_end: Optional[str]) -> datetime.datetime:
+def _paid_at(time_end: Optional[str], now: datetime.datetime) -> datetime.datetime:
     # time_end is Beijing time yyyyMMddHHmmss; store naive UTC like every column.
     try:
         local = datetime.datetime.strptime(time_end or "", "%Y%m%d%H%M%S")
     except ValueError:
-        return utcnow()
+        return now
     return local.replace(tzinfo=BEIJING).astimezone(datetime.timezone.utc).replace(tzinfo=None)
 
 
@@ -100,21 +124,42 @@ def mark_paid(out_trade_no: str, *, transaction_id: str, time_end: Optional[str]
     Returns True only for the one caller whose update won.
     """
     with db.atomic():
-        won = _update(out_trade_no, PAYABLE_STATES, state=PAID, transaction_id=transaction_id,
-                      time_end=time_end, bank_type=bank_type,
-                      cash_fee=int(cash_fee) if cash_fee not in (None, "") else None,
-                      paid_at=_paid_at(time_end), last_error=None)
-        if won:
-            write_event(out_trade_no, "on_paid", {"source": source}, hooks)
-            # close_reason survives the payment, so it tells us we had closed it.
-            reason = Order.select(Order.close_reason).where(
-                Order.out_trade_no == out_trade_no).scalar()
-    if won:
-        if reason:
-            logger.warning("order %s: paid (%s) after it was closed locally (%s); payment kept",
-                           out_trade_no, source, reason)
-        logger.info("order %s: PAID via %s", out_trade_no, source)
-    return won
+        paid = pay_in_transaction(out_trade_no, transaction_id=transaction_id, time_end=time_end,
+                                  bank_type=bank_type, cash_fee=cash_fee, hooks=hooks,
+                                  source=source)
+    if paid is not None:
+        log_paid(out_trade_no, source, *paid)
+    return paid is not None
+
+
+def pay_in_transaction(out_trade_no: str, *, transaction_id: str, time_end: Optional[str],
+                       bank_type: Optional[str], cash_fee: Optional[int], hooks: Hooks,
+                       source: str = "notify") -> Optional[Tuple[str, Optional[str]]]:
+    """``mark_paid``'s work, for a caller already inside ``db.atomic()``.
+
+    Returns None if the order was not payable (another caller won), else
+    ``(event_id, close_reason)`` for ``log_paid`` once the caller committed.
+    The notify path uses it so its own transaction needs no savepoint.
+    """
+    now = utcnow()
+    won = _update(out_trade_no, PAYABLE_STATES, state=PAID, transaction_id=transaction_id,
+                  time_end=time_end, bank_type=bank_type,
+                  cash_fee=int(cash_fee) if cash_fee not in (None, "") else None,
+                  paid_at=_paid_at(time_end, now), last_error=None, updated_at=now)
+    if not won:
+        return None
+    event_id = write_event(out_trade_no, "on_paid", {"source": source}, hooks, now=now)
+    # close_reason survives the payment, so it tells us we had closed it.
+    row = _CLOSE_REASON.one(out_trade_no=out_trade_no)
+    return event_id, row[0] if row else None
+
+
+def log_paid(out_trade_no: str, source: str, event_id: str, close_reason: Optional[str]) -> None:
+    """The one INFO line of a payment (plus a warning if we had closed the order)."""
+    if close_reason:
+        logger.warning("order %s: paid (%s) after it was closed locally (%s); payment kept",
+                       out_trade_no, source, close_reason)
+    logger.info("order %s: PAID via %s (on_paid event %s)", out_trade_no, source, event_id)
 
 
 def mark_closed(out_trade_no: str, reason: str, *, hooks: Hooks) -> bool:
