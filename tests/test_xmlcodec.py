@@ -66,3 +66,32 @@ def test_refuses_oversized_body():
     doc = b"<xml><a>" + b"x" * MAX_XML_BYTES + b"</a></xml>"
     with pytest.raises(XMLError, match="larger than"):
         decode_xml(doc)
+
+
+def test_cdata_mentioning_a_doctype_is_just_text():
+    doc = b"<xml><attach><![CDATA[<!DOCTYPE x> & <!ENTITY>]]></attach></xml>"
+    assert decode_xml(doc) == {"attach": "<!DOCTYPE x> & <!ENTITY>"}
+
+
+def test_declared_encoding_cannot_switch_the_parser_off_utf8():
+    # The fast path forces UTF-8: a document claiming latin-1 is read as UTF-8.
+    doc = '<?xml version="1.0" encoding="ISO-8859-1"?><xml><a>示例</a></xml>'.encode("utf-8")
+    assert decode_xml(doc) == {"a": "示例"}
+
+
+def test_comments_are_ignored_by_the_careful_path():
+    assert decode_xml(b"<xml><!-- a comment --><a>1</a></xml>") == {"a": "1"}
+
+
+@pytest.mark.parametrize("doc", [
+    b"<xml><a>1</a></xml><!DOCTYPE late>",
+    b"<xml><a>1\x00</a></xml>",
+    "<xml><a>1</a></xml>".encode("utf-16"),
+])
+def test_refuses_late_declarations_nul_and_utf16(doc):
+    with pytest.raises(XMLError):
+        decode_xml(doc)
+
+
+def test_character_references_are_values():
+    assert decode_xml(b"<xml><a>&#x41;&lt;&amp;</a></xml>") == {"a": "A<&"}

@@ -38,6 +38,29 @@ def encode_xml(params: Mapping[str, object]) -> bytes:
     return "".join(parts).encode("utf-8")
 
 
+def _has_declarations(body: bytes) -> bool:
+    """True when ``<!`` appears other than as a CDATA opener (a DTD, comment, ...)."""
+    start = body.find(b"<!")
+    while start != -1:
+        if not body.startswith(b"<![CDATA[", start):
+            return True
+        start = body.find(b"<!", start + 9)
+    return False
+
+
+def _parse(body: bytes) -> ET.Element:
+    # A document with no "<!" but CDATA openers cannot carry a DTD, an entity
+    # declaration or an ATTLIST, so the C parser (with the encoding forced to
+    # UTF-8, whatever the XML declaration claims) is safe for it and ~5x faster
+    # than defusedxml's pure-Python parser. Anything else goes through
+    # defusedxml, which refuses every declaration.
+    if _has_declarations(body):
+        return DET.fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    parser = ET.XMLParser(encoding="utf-8")
+    parser.feed(body)
+    return parser.close()
+
+
 def decode_xml(body: Union[bytes, str], root: str = "xml", limit: int = MAX_XML_BYTES) -> dict:
     """Decode a flat WeChat XML document into ``{name: str}``.
 
@@ -57,8 +80,10 @@ def decode_xml(body: Union[bytes, str], root: str = "xml", limit: int = MAX_XML_
         body.decode("utf-8")
     except UnicodeDecodeError:
         raise XMLError("body is not UTF-8") from None
+    if b"\x00" in body:
+        raise XMLError("body contains NUL bytes")
     try:
-        element = DET.fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+        element = _parse(body)
     except defusedxml.DTDForbidden:
         raise XMLError("DTD (DOCTYPE) is not allowed") from None
     except defusedxml.EntitiesForbidden:
