@@ -5,7 +5,7 @@ import logging
 from tornpay.handlers.base import BaseHandler, PageError
 from tornpay.orders.service import (CheckoutError, jsapi_params, prepay_is_stale,
                                     refresh_prepay_id)
-from tornpay.protocol.ids import OUT_TRADE_NO_RE
+from tornpay.protocol.ids import is_valid_out_trade_no
 from tornpay.storage.models import CLOSED, PAID, PAYERROR, PREPAID, Order
 
 logger = logging.getLogger(__name__)
@@ -19,7 +19,7 @@ class OwnedOrderMixin:
     """Load an order only for the payer whose signed openid cookie matches it."""
 
     def owned_order(self, out_trade_no: str) -> Order:
-        if not OUT_TRADE_NO_RE.match(out_trade_no):
+        if not is_valid_out_trade_no(out_trade_no):
             raise PageError(404, "There is no such order.", title="Order not found")
         order = Order.get_or_none(Order.out_trade_no == out_trade_no)
         openid = self.get_tp_cookie(OPENID_COOKIE)

@@ -83,6 +83,7 @@ async def test_unifiedorder_success_signed_with_request_sign_type(sim, sign_type
     ({"total_fee": "-5"}, "PARAM_ERROR"),
     ({"out_trade_no": "bad no!"}, "PARAM_ERROR"),
     ({"out_trade_no": "x" * 33}, "PARAM_ERROR"),
+    ({"out_trade_no": "TP1\n"}, "PARAM_ERROR"),  # a trailing newline is not a valid id
     ({"trade_type": "CASH"}, "PARAM_ERROR"),
     ({"trade_type": "NATIVE"}, "NOAUTH"),
     ({"notify_url": "http://m.example/notify?x=1"}, "PARAM_ERROR"),

@@ -8,7 +8,7 @@ from tornpay.simulator.state import SimulatorError
 from tornpay.simulator.xmlapi import Call, PayApiHandler, ProtocolFail
 
 # The wider set WeChat accepts (reference §2.4), not only what tornpay makes.
-OUT_TRADE_NO_RE = re.compile(r"^[A-Za-z0-9_\-|*@]{1,32}$")
+OUT_TRADE_NO_RE = re.compile(r"[A-Za-z0-9_\-|*@]{1,32}")
 TRADE_TYPES = ("JSAPI", "NATIVE", "APP", "MWEB")
 UNIFIEDORDER_REQUIRED = ("body", "out_trade_no", "total_fee", "spbill_create_ip", "notify_url",
                          "trade_type")
@@ -49,7 +49,7 @@ class UnifiedOrderHandler(PayApiHandler):
     async def handle(self, call: Call) -> Dict[str, str]:
         p = call.params
         require(p, *UNIFIEDORDER_REQUIRED)
-        if not OUT_TRADE_NO_RE.match(p["out_trade_no"]):
+        if not OUT_TRADE_NO_RE.fullmatch(p["out_trade_no"]):
             raise SimulatorError("PARAM_ERROR", "out_trade_no参数格式错误")
         total_fee = parse_fee(p, "total_fee")
         if p["trade_type"] not in TRADE_TYPES:

@@ -8,8 +8,8 @@ from tornpay.simulator.records import MAX_REFUNDS, REFUND_WINDOW, Order, Refund,
 from tornpay.simulator.state import SimulatorError
 from tornpay.simulator.xmlapi import Call, PayApiHandler
 
-OUT_REFUND_NO_RE = re.compile(r"^[A-Za-z0-9_\-|*@]{1,64}$")
-TRANSACTION_ID_RE = re.compile(r"^\d{28}$")
+OUT_REFUND_NO_RE = re.compile(r"[A-Za-z0-9_\-|*@]{1,64}")
+TRANSACTION_ID_RE = re.compile(r"[0-9]{28}")
 PAGE_SIZE = 10
 
 
@@ -17,7 +17,7 @@ def _order_for(state, call: Call) -> Order:
     """The order named by transaction_id (preferred) or out_trade_no; must be paid."""
     p = call.params
     tid = p.get("transaction_id", "")
-    if tid and not TRANSACTION_ID_RE.match(tid):
+    if tid and not TRANSACTION_ID_RE.fullmatch(tid):
         raise SimulatorError("INVALID_TRANSACTIONID", "无效transaction_id")
     order = state.order(call.mch_id, p.get("out_trade_no", ""), tid)
     if order is None or order.trade_state not in ("SUCCESS", "REFUND"):
@@ -48,7 +48,7 @@ class RefundHandler(PayApiHandler):
         if not p.get("transaction_id") and not p.get("out_trade_no"):
             raise SimulatorError("LACK_PARAMS", "transaction_id和out_trade_no必填其一")
         require(p, "out_refund_no", "total_fee", "refund_fee")
-        if not OUT_REFUND_NO_RE.match(p["out_refund_no"]):
+        if not OUT_REFUND_NO_RE.fullmatch(p["out_refund_no"]):
             raise SimulatorError("PARAM_ERROR", "out_refund_no参数格式错误")
         total_fee = parse_fee(p, "total_fee")
         refund_fee = parse_fee(p, "refund_fee")
@@ -103,7 +103,7 @@ class RefundQueryHandler(PayApiHandler):
             raise SimulatorError(
                 "LACK_PARAMS", "refund_id、out_refund_no、transaction_id、out_trade_no至少填一个")
         tid = p.get("transaction_id", "")
-        if tid and not TRANSACTION_ID_RE.match(tid):
+        if tid and not TRANSACTION_ID_RE.fullmatch(tid):
             raise SimulatorError("INVALID_TRANSACTIONID", "无效transaction_id")
         order = state.order(call.mch_id, "" if tid else p["out_trade_no"], tid)
         refunds = state.refunds_of(order) if order else []
