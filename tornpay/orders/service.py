@@ -11,7 +11,9 @@ from tornpay.orders.events import OrderView
 from tornpay.protocol.errors import BusinessError, WeChatError
 from tornpay.protocol.ids import make_out_trade_no, nonce_str
 from tornpay.protocol.sign import make_sign
+from tornpay.storage import fastsql
 from tornpay.storage.db import database_proxy as db
+from tornpay.storage.fastsql import param
 from tornpay.storage.models import CREATED, Order
 
 logger = logging.getLogger(__name__)
@@ -38,6 +40,18 @@ class UnknownProduct(CheckoutError):
 
     def __init__(self, product_id: str):
         super().__init__(f"There is no product {product_id!r} for sale here.", status=404)
+
+
+# Every NOT NULL column of a new order: peewee's per-call INSERT building was
+# the largest single CPU cost of a checkout, so the statement is compiled once.
+_NEW_ORDER_COLUMNS = (
+    Order.out_trade_no, Order.product_id, Order.openid, Order.body, Order.attach,
+    Order.total_fee, Order.fee_type, Order.sign_type, Order.state, Order.spbill_create_ip,
+    Order.unified_request, Order.refunded_fee, Order.reserved_refund_fee, Order.check_attempts,
+    Order.created_at, Order.updated_at, Order.expire_at,
+)
+_INSERT_ORDER = fastsql.Statement("insert_order", lambda: Order.insert(
+    {column: param(column) for column in _NEW_ORDER_COLUMNS}))
 
 
 def beijing_stamp(moment: datetime.datetime) -> str:
@@ -93,12 +107,12 @@ async def create_order(ctx, product_id: str, openid: str, client_ip: str) -> Ord
     request_text = body.decode("utf-8")
     created = now.replace(tzinfo=None)
     with db.atomic():
-        Order.create(
+        _INSERT_ORDER.execute(
             out_trade_no=out_trade_no, product_id=product_id, openid=openid,
             body=product["body"], attach=product.get("attach") or "",
             total_fee=product["total_fee"], fee_type="CNY", sign_type=sign_type, state=CREATED,
-            spbill_create_ip=client_ip, unified_request=request_text, created_at=created,
-            updated_at=created,
+            spbill_create_ip=client_ip, unified_request=request_text, refunded_fee=0,
+            reserved_refund_fee=0, check_attempts=0, created_at=created, updated_at=created,
             expire_at=created + datetime.timedelta(minutes=ctx.settings.orders.expire_minutes),
         )
     logger.info("order %s: created for product %s (%d fen, %s)", out_trade_no, product_id,
