@@ -8,6 +8,7 @@ from tornpay.protocol.xmlcodec import decode_xml
 from tornpay.simulator.notifier import payment_notify_fields
 from tornpay.simulator.records import parse_compact_time
 from tornpay.simulator.refundcipher import encrypt_req_info, req_info_plaintext
+from vectors import REQ_INFO_12_4  # reference §12.4, shared with the merchant-side tests
 
 UNIFIEDORDER_B3 = """<xml>
   <appid>wxd930ea5d5a258f4f</appid>
@@ -65,21 +66,6 @@ REFUNDQUERY_B17 = b"""<xml>
   <sign>5E15D695B192E55F134ACE62FF123D71</sign>
 </xml>"""
 
-REQ_INFO_12_4 = (
-    "4gS8kbcHysCW7bHqyEU0M9umdFVGKPOUBs+y0jA3BljAcdqjGw0Ml89/LlRTCrJcxyIJDKwsKMcMuxrZm5SNh4S5"
-    "hTLaZEZqBm36jrcCaprygzSkETEba42QbqnSyo9dkhleBj0iUoPNZ2KF7X11Z7p5iVRHY+N4Mc+EBk8zi/lH8srm"
-    "uKPuKev5bad+cFddSqaKvAUkctjavfjt0YguICHtq+TaTx5wTilDBay/9d/5H9esOmltP25m1TwAnWjxQVHUDFHI"
-    "EsvtzAJtDQqxwVD4gaEdQdXwW3CpZ/vnctfYktU+tV+yGN8vCyJs3b+X0fzovS9Tos0t50E7RzVcRyZxy27aMsz3"
-    "Hj7ykkWTu3pVaaJbFZL9PuOZEsZAqWxlplqjv+5NpNnPQ/iZ8y3c5HgUBcaojudxhuR+qz9UZb94QNYW/35JxNrP"
-    "jSbITGOxRZFj7v0hlvNu3js6FCNmaMGgqEKZ/BFgWYDs4zyDZj6V+zqjzTs90nqN10iqZmKGxoqF5gN2cYebjraU"
-    "2TyXMi78EAzpVoDQapy5zPmuE5r+V00UY8T0pRqjYKzYkmcU/5iruCO64/Dpx49Ld12zYuTirl8lnUJqK/+IcT+I"
-    "LU5QwoyDIeSmDaComiQqDN/wUTSsMFCAEUZdbZlunKX3miNcWERc3npClOM3/nf1izrIhqFgroBjD48lDL/GToan"
-    "Ud41FBCKxiaXJJK4sDqhwYlY2oxPZka+PhwJmJGQVz/wiKl3OLqGjgzPJlBA2Q+VOIkImuAVw0zoQ5uW/qg2x5/S"
-    "dhVZyzGIwVnWsye8q8u+dPy76XNkj9k6bH7PNlPvCilC0kckUnhKuTVKNxHzhXr/lyw/d11qYRGuxvTAr8doEz3D"
-    "KwGQvUY0dXd4Cm5NQZqw30oU4gcNFhMdNT6C5ilv1mamFqkQlnZ7Ab45IbSjz/Hz5gI627ZR1oWUoOZSNzhk/Q3/"
-    "Ws4q5g1W1VJbHwOP7kV8NUo6RW28CF0onkd4RKkAD4JIncnH+XZQ20ikKI91OprLcFWLIJOJBU35utIQ/Rez2LyE"
-    "XjEUVKonAT8="
-)
 
 
 def pin(state, **values):
