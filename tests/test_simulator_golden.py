@@ -67,7 +67,6 @@ REFUNDQUERY_B17 = b"""<xml>
 </xml>"""
 
 
-
 def pin(state, **values):
     """Make the state's id/nonce generators return fixed reference values."""
     for name, value in values.items():
