@@ -1,4 +1,4 @@
-"""Notify throughput: fixtures (orders, signed bodies, a recording plugin) and the correctness check.
+"""Notify throughput: fixtures (orders, signed bodies, a recording plugin) and the checks.
 
 The orders are written straight into the server's SQLite file before it
 starts (PREPAID, the catalog's amount, MD5). Bodies are WeChat-style SUCCESS

@@ -1,4 +1,4 @@
-"""Route aggregation: every handler module's ``default_handlers`` (under the prefix) and ``root_handlers``."""
+"""Route aggregation: each module's ``default_handlers`` (prefixed) and ``root_handlers``."""
 
 import importlib
 from typing import Iterable, List

@@ -1,4 +1,4 @@
-"""Base handlers: HTML pages with tornpay's own templates and cookies, and the XML-speaking notify base."""
+"""Base handlers: HTML pages with tornpay's own templates and cookies; the XML notify base."""
 
 import http.client
 import logging

@@ -165,5 +165,3 @@ def db_row(directory, sql: str, *args):
 def order_state(directory, out_trade_no: str):
     return db_row(directory, "SELECT state, refunded_fee, reserved_refund_fee FROM tornpay_order "
                   "WHERE out_trade_no = ?", out_trade_no)
-
-

@@ -1,4 +1,4 @@
-"""Helpers for the PostgreSQL and multi-process tests: throwaway schemas, server processes, notifies.
+"""Helpers for the PostgreSQL and multi-process tests: schemas, server processes, notifies.
 
 ``TORNPAY_TEST_PG_URL`` names a PostgreSQL database the tests may scribble in
 (``.ci/run`` starts one); each test gets its own schema through libpq's

@@ -1,4 +1,4 @@
-"""spbill_create_ip is the payer's address: X-Real-IP counts only behind HTTPServer(xheaders=True)."""
+"""spbill_create_ip is the payer's address: X-Real-IP counts only with HTTPServer(xheaders)."""
 
 import pytest
 from tornado.httpclient import AsyncHTTPClient

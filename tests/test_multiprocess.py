@@ -1,4 +1,4 @@
-"""Two real server processes on one database: a storm of duplicate notifies pays and fulfils once."""
+"""Two server processes on one database: a storm of duplicate notifies pays and fulfils once."""
 
 import collections
 import random

@@ -1,4 +1,4 @@
-"""Installed, everything is under ``tornpay``: an estate with its own handlers/plugins packages can embed us."""
+"""Installed, all is under ``tornpay``: an estate with its own handlers/plugins can embed us."""
 
 import subprocess
 import sys

@@ -227,4 +227,3 @@ async def test_fault_control_validation_and_listing(sim):
     assert code == 404
     code, body = await sim.control("clock", {"advance": 60})
     assert code == 200 and body["now"] >= time.time() + 59
-

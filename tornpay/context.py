@@ -1,4 +1,4 @@
-"""The application context: every long-lived part of one tornpay instance, started and stopped together."""
+"""The application context: every long-lived part of one tornpay instance, started together."""
 
 import logging
 import os
@@ -20,7 +20,8 @@ logger = logging.getLogger(__name__)
 
 def make_http_client(settings: Settings):
     """One explicit client for every WeChat call: curl when pycurl imports, else the simple one."""
-    defaults = dict(connect_timeout=settings.wechat.timeout, request_timeout=settings.wechat.timeout)
+    timeout = settings.wechat.timeout
+    defaults = dict(connect_timeout=timeout, request_timeout=timeout)
     try:
         from tornado.curl_httpclient import CurlAsyncHTTPClient
 

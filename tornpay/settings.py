@@ -60,7 +60,8 @@ SCHEMA: Mapping[str, Mapping[str, Setting]] = {
                                  else "must be at least 16 characters"),
         "xheaders": Setting(True, bool, "trust X-Real-IP / X-Forwarded-For from nginx"),
         "shop_page": Setting(True, bool, "serve the demo shop page at /"),
-        "debug": Setting(False, bool, "Tornado debug mode (tracebacks in pages): never in production"),
+        "debug": Setting(False, bool,
+                         "Tornado debug mode (tracebacks in pages): never in production"),
         "log_level": Setting("INFO", str, "logging level",
                              check=_one_of("DEBUG", "INFO", "WARNING", "ERROR")),
         "log_format": Setting("text", str, "log line format: text (key=value) or json",
@@ -85,17 +86,20 @@ SCHEMA: Mapping[str, Mapping[str, Setting]] = {
         "timeout": Setting(10.0, float, "seconds per upstream call", check=_min(0.1)),
     },
     "database": {
-        "url": Setting("sqlite:///tornpay.db", str, "peewee db_url: sqlite:///FILE or postgresql://..."),
+        "url": Setting("sqlite:///tornpay.db", str,
+                       "peewee db_url: sqlite:///FILE or postgresql://..."),
     },
     "orders": {
-        "expire_minutes": Setting(30, int, "time_expire sent with the unified order", check=_min(1)),
+        "expire_minutes": Setting(30, int, "time_expire sent with the unified order",
+                                  check=_min(1)),
         "reconcile_after_seconds": Setting(60, float, "query a pending order not notified by then",
                                            check=_min(0)),
         "reconcile_interval_seconds": Setting(10.0, float, "how often the reconciler wakes",
                                               check=_min(0.01)),
         "min_close_age_seconds": Setting(300, float, "WeChat refuses closeorder on younger orders",
                                          check=_min(0)),
-        "unified_order_attempts": Setting(3, int, "tries of one unified order on timeout/SYSTEMERROR",
+        "unified_order_attempts": Setting(3, int,
+                                          "tries of one unified order on timeout/SYSTEMERROR",
                                           check=_min(1)),
     },
     "deliveries": {
@@ -195,7 +199,7 @@ class Settings(types.SimpleNamespace):
         return any(getattr(getattr(self, s), k) == v for (s, k), v in SHIPPED_TEST_VALUES.items())
 
     def local_base_url(self) -> str:
-        """Where this process itself listens, for server-to-server calls to the mounted simulator."""
+        """Where this process listens, for server-to-server calls to the mounted simulator."""
         host = self.server.address
         if host in ("", "0.0.0.0", "::"):
             host = "127.0.0.1"
@@ -211,8 +215,8 @@ class Settings(types.SimpleNamespace):
         if self.simulator.enabled:
             local = self.local_base_url() + "/_sim"
             public = self.server.public_url.rstrip("/") + "/_sim"
-            sim = {"pay_api_base": local, "oauth_authorize_url": public + "/connect/oauth2/authorize",
-                   "oauth_api_base": local}
+            sim = {"pay_api_base": local, "oauth_api_base": local,
+                   "oauth_authorize_url": public + "/connect/oauth2/authorize"}
             for k in urls:
                 if k not in self._explicit_urls:
                     urls[k] = sim[k]

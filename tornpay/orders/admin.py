@@ -120,12 +120,12 @@ async def close_order(ctx: Any, out_trade_no: str) -> str:
     order = get_order(out_trade_no)
     if order.state not in (CREATED, PREPAID):
         raise Refused(f"order {out_trade_no} is {order.state}; only CREATED or PREPAID "
-                            "orders can be closed")
+                      "orders can be closed")
     age = (utcnow() - order.created_at).total_seconds()
     min_age = ctx.settings.orders.min_close_age_seconds
     if age < min_age:
         raise Refused(f"order {out_trade_no} is {age:.0f}s old; WeChat refuses to close "
-                            f"orders younger than {min_age:.0f}s (orders.min_close_age_seconds)")
+                      f"orders younger than {min_age:.0f}s (orders.min_close_age_seconds)")
     try:
         await ctx.pay_client.close_order(out_trade_no, sign_type=order.sign_type)
     except BusinessError as exc:
@@ -202,7 +202,7 @@ def retry_deliveries(delivery_id: Optional[str]) -> str:
         raise NotFound(f"delivery {delivery_id} not found")
     if row.state == DONE:
         raise Refused(f"delivery {delivery_id} is done; a delivery that returned is "
-                          "never repeated")
+                      "never repeated")
     if retry_delivery(delivery_id) != 1:
         raise Refused(f"delivery {delivery_id} is being delivered right now")
     return f"delivery {delivery_id} made due again"

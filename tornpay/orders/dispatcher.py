@@ -227,8 +227,8 @@ class Dispatcher:
                         self.cfg.max_retry_seconds)
             logger.info("delivery %s attempt %d failed; retry in %.1fs", delivery.id, attempts,
                         delay)
-            sql.MARK_RETRY.execute(next_attempt_at=utcnow() + datetime.timedelta(seconds=delay),
-                           **values)
+            next_at = utcnow() + datetime.timedelta(seconds=delay)
+            sql.MARK_RETRY.execute(next_attempt_at=next_at, **values)
 
 
 def list_deliveries(state: Optional[str] = None) -> List[dict]:

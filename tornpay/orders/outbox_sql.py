@@ -43,8 +43,8 @@ CLAIM = Statement("claim", lambda: claim_query(sqlite=True))
 # Lock only the delivery rows (not the joined events): a second dispatcher
 # skips them, and READ COMMITTED re-checks ``free`` on rows whose lease
 # changed since our snapshot.
-CLAIM_PG = Statement("claim_pg", lambda: claim_query().for_update(of=Delivery,
-                                                                    skip_locked=True))
+CLAIM_PG = Statement("claim_pg",
+                     lambda: claim_query().for_update(of=Delivery, skip_locked=True))
 LEASE_PG = Statement("lease_pg", lambda: Delivery.update(lease_values()).where(
     Delivery.id == fn.ANY(param("ids"))))  # one array parameter, whatever the count
 LEASE = Statement("lease", lambda: Delivery.update(lease_values()).where(
@@ -53,14 +53,15 @@ LEASE = Statement("lease", lambda: Delivery.update(lease_values()).where(
        | (Delivery.lease_until < param(Delivery.lease_until, "now")))))
 # A delivery with its event and the order's plugin-visible columns, in one query.
 ORDER_COLUMNS = (Order.out_trade_no, Order.product_id, Order.openid, Order.total_fee,
-                  Order.state, Order.transaction_id, Order.attach, Order.created_at,
-                  Order.paid_at)
+                 Order.state, Order.transaction_id, Order.attach, Order.created_at,
+                 Order.paid_at)
 LOAD_COLUMNS = (Delivery.state, Delivery.plugin, Delivery.attempts, Event.id, Event.hook,
-                 Event.payload, Event.out_trade_no) + ORDER_COLUMNS
-LOAD = Statement("load_delivery", lambda: Delivery.select(*LOAD_COLUMNS)
-                  .join(Event, JOIN.LEFT_OUTER, on=(Delivery.event == Event.id))
-                  .join(Order, JOIN.LEFT_OUTER, on=(Event.out_trade_no == Order.out_trade_no))
-                  .where(Delivery.id == param(Delivery.id)))
+                Event.payload, Event.out_trade_no) + ORDER_COLUMNS
+LOAD = Statement("load_delivery", lambda: (
+    Delivery.select(*LOAD_COLUMNS)
+    .join(Event, JOIN.LEFT_OUTER, on=(Delivery.event == Event.id))
+    .join(Order, JOIN.LEFT_OUTER, on=(Event.out_trade_no == Order.out_trade_no))
+    .where(Delivery.id == param(Delivery.id))))
 _MINE = ((Delivery.id == param(Delivery.id)) & (Delivery.state == PENDING)
          & (Delivery.lease_owner == param(Delivery.lease_owner, "owner")))
 MARK_DONE = Statement("delivery_done", lambda: Delivery.update(

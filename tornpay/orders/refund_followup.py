@@ -1,4 +1,4 @@
-"""Follow up refunds WeChat has not finished telling us about: refundquery, or resend the same request."""
+"""Follow up open refunds: refundquery them, or resend a request WeChat never saw."""
 
 import asyncio
 import datetime

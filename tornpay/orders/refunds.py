@@ -113,7 +113,7 @@ async def request_refund(ctx: Any, out_trade_no: str, refund_fee: Optional[int] 
               "refund_fee": fee, "refund_desc": reason or None,
               "notify_url": refund_notify_url(ctx.settings)}
     body, _ = ctx.pay_client.build_request(REFUND_PATH, params, order.sign_type)
-    refund = _reserve(order, fee, reason, body, out_refund_no)
+    _reserve(order, fee, reason, body, out_refund_no)
     logger.info("order %s: refund %s of %d fen requested", out_trade_no, out_refund_no, fee)
     return await send_refund(ctx, out_refund_no)
 

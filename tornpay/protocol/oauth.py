@@ -4,7 +4,6 @@ import json
 import logging
 import re
 import time
-from typing import Optional
 from urllib.parse import quote, urlencode
 
 from tornado.httpclient import HTTPRequest

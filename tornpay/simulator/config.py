@@ -87,4 +87,3 @@ class SimulatorConfig:
             if user.openid == openid:
                 return user
         return None
-

@@ -193,4 +193,3 @@ def _is_success_reply(body: bytes) -> bool:
         return decode_xml(body).get("return_code") == "SUCCESS"
     except XMLError:
         return False
-

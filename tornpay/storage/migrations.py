@@ -1,4 +1,4 @@
-"""Schema versions: missing tables are created at start; later changes are numbered steps run once."""
+"""Schema versions: missing tables created at start; later changes as numbered steps run once."""
 
 import logging
 from typing import Callable, List, Optional, Tuple
