@@ -9,7 +9,9 @@ from tornpay.simulator.state import SimulatorState
 STYLE = ("body{font-family:sans-serif;margin:0}table{border-collapse:collapse;margin:8px}"
          "td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px;vertical-align:top}"
          ".banner{background:#c00;color:#fff;padding:6px 10px;font-weight:bold}"
-         "pre{margin:0;white-space:pre-wrap;max-width:40em}")
+         "pre{margin:0;white-space:pre-wrap;max-width:40em}"
+         # On a phone the wide tables scroll sideways inside their box, not the page.
+         ".scroll{overflow-x:auto;-webkit-overflow-scrolling:touch}")
 
 
 def _attempts(attempts) -> str:
@@ -48,15 +50,19 @@ class DashboardHandler(tornado.web.RequestHandler):
         )
         self.set_header("Content-Type", "text/html; charset=utf-8")
         self.finish(
-            "<!doctype html><html><head><meta charset='utf-8'><title>tornpay SIMULATOR</title>"
+            "<!doctype html><html><head><meta charset='utf-8'>"
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            "<title>tornpay SIMULATOR</title>"
             f"<style>{STYLE}</style></head><body>"
             "<div class='banner' id='tornpay-simulator-banner'>SIMULATOR — not WeChat, no real "
             "money</div>"
             f"<p style='margin:8px'>Simulator clock: {esc(dashed_time(s.now()))} (Beijing)</p>"
-            "<h2 style='margin:8px'>Orders</h2><table><tr><th>out_trade_no</th><th>state</th>"
+            "<h2 style='margin:8px'>Orders</h2><div class='scroll'><table>"
+            "<tr><th>out_trade_no</th><th>state</th>"
             "<th>fen</th><th>body</th><th>openid</th><th>transaction_id</th><th>notify</th>"
-            f"<th>attempts (reply)</th></tr>{orders}</table>"
-            "<h2 style='margin:8px'>Refunds</h2><table><tr><th>out_refund_no</th>"
+            f"<th>attempts (reply)</th></tr>{orders}</table></div>"
+            "<h2 style='margin:8px'>Refunds</h2><div class='scroll'><table>"
+            "<tr><th>out_refund_no</th>"
             "<th>out_trade_no</th><th>fen</th><th>status</th><th>notify</th>"
-            f"<th>attempts (reply)</th></tr>{refunds}</table></body></html>"
+            f"<th>attempts (reply)</th></tr>{refunds}</table></div></body></html>"
         )
