@@ -162,3 +162,32 @@ def test_lines_naming_an_order_get_the_field():
     assert kv[0].endswith("out_trade_no=TP20240501080000a1B2c3D4e5F6g7")
     assert json.loads(JSONFormatter().format(records[1]))["out_trade_no"] == "shop-42"
     assert "out_trade_no" not in kv[2]
+
+
+def test_exception_text_is_scrubbed_too():
+    import logging
+
+    from tornpay.weblog import ScrubFilter
+
+    secret = "s3cret-api-key-value-0123456789ab"
+    logger = logging.getLogger("tornpay.test.exc_scrub")
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(self.format(record))
+
+    handler = Keep()
+    handler.addFilter(ScrubFilter([secret]))
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        try:
+            raise RuntimeError(f"upstream said key={secret} at http://x/cb?code=CODE123456")
+        except RuntimeError:
+            logger.exception("call failed")
+    finally:
+        logger.removeHandler(handler)
+    assert len(records) == 1
+    assert "RuntimeError" in records[0] and "call failed" in records[0]
+    assert secret not in records[0] and "CODE123456" not in records[0]

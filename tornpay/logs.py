@@ -84,7 +84,8 @@ class KeyValueFormatter(logging.Formatter):
         parts += [f"{k}={_kv(v)}" for k, v in _fields(record, message).items()]
         line = " ".join(parts)
         if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
+            # exc_text: already formatted (and scrubbed) by weblog.ScrubFilter.
+            line += "\n" + (record.exc_text or self.formatException(record.exc_info))
         return line
 
 
@@ -98,7 +99,7 @@ class JSONFormatter(logging.Formatter):
         for key, value in _fields(record, message).items():
             data.setdefault(key, value)
         if record.exc_info:
-            data["exc"] = self.formatException(record.exc_info)
+            data["exc"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(data, ensure_ascii=False, default=str)
 
 

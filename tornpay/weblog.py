@@ -66,7 +66,15 @@ class ScrubFilter(logging.Filter):
         scrubbed = scrub_text(message, self.secrets)
         if scrubbed != message:
             record.msg, record.args = scrubbed, None
+        if record.exc_info and not record.exc_text:
+            # An exception's text can quote a URL or a value too: format it
+            # once here, scrubbed; formatters print exc_text when it is set.
+            text = _EXC_FORMATTER.formatException(record.exc_info)
+            record.exc_text = scrub_text(text, self.secrets)
         return True
+
+
+_EXC_FORMATTER = logging.Formatter()
 
 
 # Tornado's own loggers print request URIs ("400 GET /cb?code=... (ip): ...",
