@@ -106,10 +106,12 @@ class XMLHandler(tornado.web.RequestHandler):
         pass
 
     notify_kind = "pay"  # the label of this handler's notifies in /metrics
+    notify_outcome = None  # set by a handler that knows more than SUCCESS/FAIL
 
     def reply(self, ok: bool, message: str = "OK"):
         if self.ctx.metrics is not None:
-            self.ctx.metrics.notify("accepted" if ok else "refused", kind=self.notify_kind)
+            outcome = self.notify_outcome or ("accepted" if ok else "refused")
+            self.ctx.metrics.notify(outcome, kind=self.notify_kind)
         self.set_header("Content-Type", "text/xml; charset=utf-8")
         self.finish(encode_xml({"return_code": "SUCCESS" if ok else "FAIL", "return_msg": message}))
 

@@ -37,9 +37,10 @@ class PayNotifyHandler(XMLHandler):
         self._size += len(chunk)
 
     def post(self):
-        ok, message = process_pay_notify(self.ctx, b"".join(self._chunks),
-                                         self.request.remote_ip or "")
-        self.reply(ok, message)
+        result = process_pay_notify(self.ctx, b"".join(self._chunks),
+                                    self.request.remote_ip or "")
+        self.notify_outcome = result.outcome  # accepted vs duplicate, for /metrics
+        self.reply(*result)
 
 
 default_handlers = [

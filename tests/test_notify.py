@@ -231,3 +231,13 @@ async def test_reply_does_not_wait_on_plugins(post, order, ctx):
     elapsed = loop.time() - started
     assert reply["return_code"] == "SUCCESS" and elapsed < 0.5
     await asyncio.wait_for(plugin.started.wait(), 5)  # delivered after the reply
+
+
+@pytest.mark.gen_test
+async def test_metrics_tell_a_payment_from_a_duplicate(post, order, http_client, base_url):
+    body = signed_notify(notify_fields(order), KEY)
+    assert (await post(body))["return_code"] == "SUCCESS"
+    assert (await post(body))["return_code"] == "SUCCESS"
+    metrics = (await http_client.fetch(base_url + "/metrics")).body.decode()
+    assert 'tornpay_notifies_total{kind="pay",outcome="accepted"} 1.0' in metrics
+    assert 'tornpay_notifies_total{kind="pay",outcome="duplicate"} 1.0' in metrics

@@ -11,7 +11,9 @@ logger = logging.getLogger(__name__)
 
 # What we answered WeChat: SUCCESS (new or duplicate) or FAIL; duplicates are told apart
 # in tornpay_notifications_recorded_total, read from the Notification table.
-NOTIFY_OUTCOMES = ("accepted", "refused")
+# accepted (paid now), duplicate (already paid), ignored (result_code FAIL),
+# refused (a check failed), error (database trouble: WeChat will retry).
+NOTIFY_OUTCOMES = ("accepted", "duplicate", "ignored", "refused", "error")
 # WeChat answers in tens of milliseconds when healthy; timeouts sit at wechat.timeout (10s).
 UPSTREAM_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 

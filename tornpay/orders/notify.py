@@ -1,7 +1,7 @@
 """The payment-notify pipeline (SPEC §5): every check, one atomic PAID move, a row per POST."""
 
 import logging
-from typing import NamedTuple, Optional, Tuple
+from typing import NamedTuple, Optional
 
 import peewee
 
@@ -39,6 +39,15 @@ _INSERT_NOTIFICATION = Statement("insert_notification", lambda: Notification.ins
     outcome=param(Notification.outcome), reason=param(Notification.reason)))
 
 
+class NotifyResult(tuple):
+    """``(ok, return_msg)`` for the XML reply, plus ``outcome`` for metrics."""
+
+    def __new__(cls, ok: bool, message: str, outcome: str):
+        result = super().__new__(cls, (ok, message))
+        result.outcome = outcome
+        return result
+
+
 class Refusal(Exception):
     """A notify that fails a check: nothing changes, WeChat gets FAIL with ``reply``."""
 
@@ -49,8 +58,10 @@ class Refusal(Exception):
         self.out_trade_no = out_trade_no
 
 
-def process_pay_notify(ctx, body: bytes, remote_ip: str) -> Tuple[bool, str]:
+def process_pay_notify(ctx, body: bytes, remote_ip: str) -> NotifyResult:
     """Check and apply one payment notify; return ``(ok, return_msg)`` for the XML reply.
+
+    The result's ``outcome`` is accepted, duplicate, ignored, refused or error.
 
     Synchronous on purpose: it only touches the database, and no ``await``
     may run inside its transaction. Plugins are woken afterwards through the
@@ -67,7 +78,7 @@ def process_pay_notify(ctx, body: bytes, remote_ip: str) -> Tuple[bool, str]:
             logger.warning("notify from %s refused: %s (out_trade_no=%s)", remote_ip,
                            refusal.reason, refusal.out_trade_no or out_trade_no)
             _record(refusal.out_trade_no, remote_ip, REFUSED, refusal.reason)
-            return False, refusal.reply
+            return NotifyResult(False, refusal.reply, REFUSED)
         if fields.get("result_code") != "SUCCESS":
             # Ordinary JSAPI payments are only notified on success; anything else
             # is logged and acknowledged so WeChat stops, and pays nothing.
@@ -75,16 +86,16 @@ def process_pay_notify(ctx, body: bytes, remote_ip: str) -> Tuple[bool, str]:
             logger.warning("notify for order %s from %s not a payment: %s", order.out_trade_no,
                            remote_ip, why)
             _record(order.out_trade_no, remote_ip, IGNORED, why)
-            return True, "OK"
+            return NotifyResult(True, "OK", IGNORED)
         won = _apply(ctx, order, fields, remote_ip)
     except peewee.PeeweeException:
         logger.exception("notify for order %s: database error; answering FAIL so WeChat retries",
                          out_trade_no)
         _rollback_quietly()
-        return False, "temporary failure, retry"
+        return NotifyResult(False, "temporary failure, retry", "error")
     if won:
         ctx.dispatcher.kick()
-    return True, "OK"
+    return NotifyResult(True, "OK", ACCEPTED if won else DUPLICATE)
 
 
 def _decode(body: bytes) -> dict:
