@@ -1,9 +1,10 @@
-"""GET /orders/{out_trade_no} (JSON for the pay page's polling) and its /result page."""
+"""GET /orders/{out_trade_no} (JSON for the pay page's polling), its /result page, POST /cancel."""
 
 import logging
 
 from tornpay.handlers.base import BaseHandler, PageError
 from tornpay.handlers.pay import OUT_TRADE_NO, PAID_STATES, OwnedOrderMixin
+from tornpay.orders.cancel import cancel_order
 from tornpay.orders.service import order_json
 from tornpay.storage.models import CLOSED, PAYERROR
 
@@ -54,7 +55,21 @@ class OrderResultHandler(OwnedOrderMixin, BaseHandler):
             return None
 
 
+class OrderCancelHandler(OwnedOrderMixin, BaseHandler):
+    """The payer gives up an unpaid order (the pay page's form); 303 to the result page."""
+
+    async def post(self, out_trade_no: str) -> None:
+        if not self.application.settings.get("xsrf_cookies"):
+            # An estate may run without xsrf_cookies; this form is still protected.
+            self.check_xsrf_cookie()
+        order = self.owned_order(out_trade_no)
+        outcome = await cancel_order(self.ctx, order.out_trade_no)
+        logger.info("order %s: cancel by payer -> %s", order.out_trade_no, outcome)
+        self.redirect(f"{self.ctx.prefix}/orders/{order.out_trade_no}/result", status=303)
+
+
 default_handlers = [
     (r"/orders/" + OUT_TRADE_NO, OrderJSONHandler, "tornpay-order"),
     (r"/orders/" + OUT_TRADE_NO + r"/result", OrderResultHandler, "tornpay-order-result"),
+    (r"/orders/" + OUT_TRADE_NO + r"/cancel", OrderCancelHandler, "tornpay-order-cancel"),
 ]

@@ -11,7 +11,7 @@ from tornpay.orders.periodic import PeriodicWorker
 from tornpay.protocol.errors import BusinessError, WeChatError
 from tornpay.storage.db import database_proxy as db
 from tornpay.storage.db import is_postgres
-from tornpay.storage.models import CREATED, PREPAID, Order, utcnow
+from tornpay.storage.models import CLOSED, CREATED, PREPAID, Order, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +25,9 @@ def claim_stale_orders(owner_id: str, reconcile_after: float, lease_seconds: flo
     """Lease up to ``limit`` orders due for a check; return their out_trade_nos.
 
     Due: PREPAID (or CREATED after a failed unified order, or past expiry)
-    older than ``reconcile_after`` whose ``next_check_at`` has come. Same
+    older than ``reconcile_after`` whose ``next_check_at`` has come, and
+    CLOSED orders the payer cancelled here whose ``close_at_wechat_after``
+    has come (WeChat still holds them open: see ``_finish_local_close``). Same
     pattern as the dispatcher: ``FOR UPDATE SKIP LOCKED`` plus the lease in
     one short transaction on PostgreSQL; select, then a conditional UPDATE
     per row on SQLite.
@@ -35,7 +37,10 @@ def claim_stale_orders(owner_id: str, reconcile_after: float, lease_seconds: flo
     free = Order.lease_until.is_null() | (Order.lease_until < now)
     stale_created = (Order.state == CREATED) & (Order.last_error.is_null(False)
                                                 | (Order.expire_at < now))
-    due = (((Order.state == PREPAID) | stale_created) & (Order.created_at <= old)
+    open_at_wechat = ((Order.state == CLOSED) & Order.close_at_wechat_after.is_null(False)
+                      & (Order.close_at_wechat_after <= now))
+    due = (((((Order.state == PREPAID) | stale_created) & (Order.created_at <= old))
+            | open_at_wechat)
            & (Order.next_check_at.is_null() | (Order.next_check_at <= now)))
     query = (Order.select(Order.out_trade_no).where(due & free)
              .order_by(Order.created_at).limit(limit))
@@ -104,6 +109,8 @@ class Reconciler(PeriodicWorker):
     async def check(self, out_trade_no: str) -> str:
         """Query one order, apply the answer, close it if expired; return the trade_state."""
         order = Order.get_by_id(out_trade_no)
+        if order.state == CLOSED and order.close_at_wechat_after is not None:
+            return await self._finish_local_close(order)
         try:
             reply = await self.client.order_query(out_trade_no=out_trade_no,
                                                   sign_type=order.sign_type)
@@ -134,6 +141,44 @@ class Reconciler(PeriodicWorker):
             logger.warning("reconcile %s: ORDERNOTEXIST for a %s order", order.out_trade_no,
                            order.state)
         return "ORDERNOTEXIST"
+
+    async def _finish_local_close(self, order: Order) -> str:
+        """Close at WeChat an order the payer cancelled here while it was too young to.
+
+        A verified payment still wins (CLOSED -> PAID via ``_apply``); NOTPAY is
+        closed now; once WeChat's side is settled the flag is cleared. Errors
+        propagate and keep the flag, so the order is retried with backoff.
+        """
+        no = order.out_trade_no
+        try:
+            reply = await self.client.order_query(out_trade_no=no, sign_type=order.sign_type)
+        except BusinessError as exc:
+            if exc.err_code != "ORDERNOTEXIST":
+                raise
+            trade_state = "ORDERNOTEXIST"  # its unified order failed: nothing to close there
+        else:
+            trade_state = self._apply(no, reply)
+        if trade_state == "NOTPAY":
+            try:
+                await self.client.close_order(no, sign_type=order.sign_type)
+                trade_state = "CLOSED"
+            except BusinessError as exc:
+                if exc.err_code == "ORDERPAID":
+                    # Paid between our query and the close: the payment wins.
+                    reply = await self.client.order_query(out_trade_no=no,
+                                                          sign_type=order.sign_type)
+                    trade_state = self._apply(no, reply)
+                elif exc.err_code != "ORDERCLOSED":
+                    raise
+        if trade_state in ("USERPAYING", "AMOUNT_MISMATCH"):
+            # The payer is mid-payment (or the answer is suspect): ask again later.
+            logger.warning("reconcile %s: cancelled here, WeChat says %s; retrying later",
+                           no, trade_state)
+            return trade_state
+        with db.atomic():
+            Order.update(close_at_wechat_after=None).where(Order.out_trade_no == no).execute()
+        logger.info("reconcile %s: cancelled order settled at WeChat (%s)", no, trade_state)
+        return trade_state
 
     def _closable(self, order: Order) -> bool:
         now = utcnow()
@@ -166,8 +211,9 @@ class Reconciler(PeriodicWorker):
         next_at = now + datetime.timedelta(seconds=delay)
         if error is None:
             # Do not sleep past the moment the order becomes closable.
-            close_at = max(order.expire_at, order.created_at + datetime.timedelta(
-                seconds=self.cfg.min_close_age_seconds))
+            close_at = order.close_at_wechat_after or max(
+                order.expire_at,
+                order.created_at + datetime.timedelta(seconds=self.cfg.min_close_age_seconds))
             if now < close_at < next_at:
                 next_at = close_at
         values = {"check_attempts": attempts, "next_check_at": next_at,

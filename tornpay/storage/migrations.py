@@ -30,6 +30,17 @@ MIGRATIONS: List[Tuple[int, str, Optional[Step]]] = [
 ]
 
 
+def _add_close_at_wechat_after(migrator: SchemaMigrator, db: peewee.Database) -> None:
+    from playhouse.migrate import migrate
+
+    migrate(migrator.add_column("tornpay_order", "close_at_wechat_after",
+                                peewee.DateTimeField(null=True)))
+
+
+MIGRATIONS.append((2, "order close_at_wechat_after (payer cancelled before closeorder allowed)",
+                   _add_close_at_wechat_after))
+
+
 class SchemaVersion(peewee.Model):
     """One row per migration step applied to this database."""
 

@@ -68,6 +68,12 @@ class Order(BaseModel):
     check_attempts = peewee.IntegerField(default=0)
     lease_owner = peewee.CharField(max_length=64, null=True)
     lease_until = peewee.DateTimeField(null=True)
+    # Set while an order is CLOSED here (payer cancelled it young) but still
+    # open at WeChat, which refuses closeorder before min_close_age_seconds:
+    # the reconciler closes it there from this time on, then clears it. No
+    # index: create_tables builds the model's indexes before migrations run,
+    # which would fail on a database that lacks the column.
+    close_at_wechat_after = peewee.DateTimeField(null=True)
 
     class Meta:
         table_name = "tornpay_order"
