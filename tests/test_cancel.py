@@ -14,6 +14,7 @@ from helpers_orders import RecordingPlugin
 from tests.flow_helpers import (ALICE, BOB, Browser, jsapi_from_page, location, order_row,
                                 out_trade_no_of, wait_for)
 from tornpay.orders import service
+from tornpay.protocol.errors import TransportError
 from tornpay.storage.models import Event, Order
 
 XSRF_RE = re.compile(r'name="_xsrf" value="([^"]+)"')
@@ -201,6 +202,25 @@ async def test_orderpaid_from_closeorder_ends_paid(browser, ctx, tp_settings, re
 
 
 @pytest.mark.gen_test
+async def test_wechat_unreachable_closes_here_and_retries_there(browser, ctx, tp_settings,
+                                                                monkeypatch, rec):
+    no, _, token = await open_order(browser, tp_settings)
+    age_order(ctx, no, MIN_AGE + 1)
+
+    async def down(*args, **kwargs):
+        raise TransportError("connection refused")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ctx.pay_client, "close_order", down)
+        assert (await cancel(browser, no, token)).code == 303
+        order = order_row(no)
+        assert order.state == "CLOSED" and order.close_at_wechat_after is not None
+    await ctx.reconciler.run_once()
+    await wait_for(lambda: order_row(no).close_at_wechat_after is None)
+    assert sim_state(ctx, no) == "CLOSED"
+
+
+@pytest.mark.gen_test
 async def test_reconciler_pays_a_cancelled_order_paid_at_wechat(browser, ctx, tp_settings, rec):
     no, _, token = await open_order(browser, tp_settings)
     assert (await cancel(browser, no, token)).code == 303
@@ -211,9 +231,6 @@ async def test_reconciler_pays_a_cancelled_order_paid_at_wechat(browser, ctx, tp
                    and order_row(no).close_at_wechat_after is None)
     await wait_for(lambda: rec.hooks_called("on_paid") and booking(ctx, no) == "confirmed")
     assert sim_state(ctx, no) == "SUCCESS"
-
-
-# -- embedded in an estate's Application ----------------------------------------------
 
 
 class TestEmbedded:
@@ -256,37 +273,3 @@ class TestEmbedded:
         assert order_row(no).close_reason == "user_cancelled"
         result = await browser.get(location(reply))
         assert b"You cancelled this order" in result.body
-
-
-# -- the new column reaches databases made before it ------------------------------------
-
-
-def _schema(db):
-    columns = {(c.name, c.data_type, c.null) for c in db.get_columns("tornpay_order")}
-    indexes = {(i.name, tuple(i.columns), i.unique) for i in db.get_indexes("tornpay_order")}
-    return columns, indexes
-
-
-def test_migration_2_gives_old_databases_the_column(tmp_path):
-    from playhouse.migrate import SchemaMigrator, migrate
-
-    from tornpay.storage import migrations
-    from tornpay.storage.db import bind, create_tables, open_database
-
-    fresh = bind(open_database(f"sqlite:///{tmp_path / 'fresh.db'}"))
-    create_tables()
-    want = _schema(fresh)
-    assert migrations.current_version(fresh) == migrations.latest_version() >= 2
-    fresh.close()
-
-    old = bind(open_database(f"sqlite:///{tmp_path / 'old.db'}"))
-    create_tables()
-    # Back to version 1: no column, no record of step 2.
-    migrate(SchemaMigrator.from_database(old).drop_column("tornpay_order",
-                                                          "close_at_wechat_after"))
-    migrations.SchemaVersion.delete().where(migrations.SchemaVersion.version >= 2).execute()
-    assert "close_at_wechat_after" not in {c.name for c in old.get_columns("tornpay_order")}
-    create_tables()  # what a server start does
-    assert _schema(old) == want
-    assert migrations.current_version(old) == migrations.latest_version()
-    old.close()
