@@ -21,9 +21,13 @@ def test_migration_2_gives_old_databases_the_column(tmp_path):
 
     old = bind(open_database(f"sqlite:///{tmp_path / 'old.db'}"))
     create_tables()
-    # Back to version 1: no column, no record of step 2.
-    migrate(SchemaMigrator.from_database(old).drop_column("tornpay_order",
-                                                          "close_at_wechat_after"))
+    # Back to version 1: no column (nor its index), no record of step 2.
+    migrator = SchemaMigrator.from_database(old)
+    for index in old.get_indexes("tornpay_order"):
+        if "close_at_wechat_after" in index.columns:
+            migrate(migrator.drop_index("tornpay_order", index.name))
+    migrate(migrator.drop_column("tornpay_order", "close_at_wechat_after"))
+    assert not any("close_at_wechat_after" in i.columns for i in old.get_indexes("tornpay_order"))
     migrations.SchemaVersion.delete().where(migrations.SchemaVersion.version >= 2).execute()
     assert "close_at_wechat_after" not in {c.name for c in old.get_columns("tornpay_order")}
     create_tables()  # what a server start does

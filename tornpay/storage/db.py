@@ -83,8 +83,14 @@ def create_tables(extra_models: Optional[Iterable[type]] = None) -> None:
             # Several processes starting at once on an empty database: one creates.
             db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
         fresh = not db.table_exists(models.Order._meta.table_name)
-        db.create_tables(tables, safe=True)
+        ordered = peewee.sort_models(tables)
+        for model in ordered:
+            model._schema.create_table(safe=True)
         migrations.upgrade(db, fresh=fresh)
+        # Indexes last: one on a column a migration step adds can only be
+        # built once that step has run on an older database.
+        for model in ordered:
+            model._schema.create_indexes(safe=True)
 
 
 def is_sqlite(db: peewee.Database) -> bool:

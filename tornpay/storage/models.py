@@ -70,10 +70,9 @@ class Order(BaseModel):
     lease_until = peewee.DateTimeField(null=True)
     # Set while an order is CLOSED here (payer cancelled it young) but still
     # open at WeChat, which refuses closeorder before min_close_age_seconds:
-    # the reconciler closes it there from this time on, then clears it. No
-    # index: create_tables builds the model's indexes before migrations run,
-    # which would fail on a database that lacks the column.
-    close_at_wechat_after = peewee.DateTimeField(null=True)
+    # the reconciler closes it there from this time on, then clears it.
+    # (Indexed: storage.db builds indexes after the migration steps have run.)
+    close_at_wechat_after = peewee.DateTimeField(null=True, index=True)
 
     class Meta:
         table_name = "tornpay_order"
