@@ -366,7 +366,10 @@ def test_sigterm_during_a_notify_burst_finishes_in_flight_and_loses_nothing(tmp_
 
         with concurrent.futures.ThreadPoolExecutor(20) as pool:
             futures = [pool.submit(send, body) for body in bodies]
-            time.sleep(0.05)  # the burst is under way
+            # The burst is under way once the first answer is back (not after a
+            # fixed sleep, which a loaded machine can outrun or fall behind).
+            concurrent.futures.wait(futures, timeout=30,
+                                    return_when=concurrent.futures.FIRST_COMPLETED)
             signalled = time.monotonic()
             proc.send_signal(cli_helpers.signal.SIGTERM)
             answers = [f.result(timeout=30) for f in futures]
