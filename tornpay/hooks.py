@@ -10,6 +10,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 import pluggy
 
+from tornpay.orders.events import product_from_answer
 from tornpay.plugins import hookspecs
 from tornpay.plugins.hookspecs import HOOK_NAMES
 
@@ -18,7 +19,6 @@ logger = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "tornpay.plugins"
 # Names that look like a hook: a public one not in the spec is a typo (on_payed).
 HOOK_PREFIXES = ("on_", "resolve_")
-PRODUCT_KEYS = frozenset({"body", "total_fee", "attach"})
 
 
 class PluginError(Exception):
@@ -232,7 +232,10 @@ class HookManager:
                 raise PluginError(f"plugin {name}: resolve_product raised "
                                   f"{type(exc).__name__}") from exc
             if answer is not None:
-                return _check_product(name, answer)
+                try:
+                    return product_from_answer(answer)
+                except ValueError as exc:
+                    raise PluginError(f"plugin {name}: resolve_product {exc}") from None
         return None
 
     async def notify_order_created(self, order_view: Any) -> None:
@@ -287,22 +290,3 @@ def _argnames(func: Callable) -> List[str]:
 
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-
-
-def _check_product(name: str, answer: Any) -> dict:
-    where = f"plugin {name}: resolve_product"
-    if not isinstance(answer, dict):
-        raise PluginError(f"{where} must return a dict or None, not {type(answer).__name__}")
-    unknown = set(answer) - PRODUCT_KEYS
-    if unknown:
-        raise PluginError(f"{where} returned unknown keys {', '.join(sorted(unknown))}")
-    body, fee, attach = answer.get("body"), answer.get("total_fee"), answer.get("attach", "")
-    if not isinstance(body, str) or not body or len(body.encode("utf-8")) > 128:
-        raise PluginError(f"{where}: body must be a non-empty str of at most 128 bytes")
-    if not isinstance(fee, int) or isinstance(fee, bool) or fee <= 0:
-        raise PluginError(f"{where}: total_fee must be a positive int (fen)")
-    if attach is None:
-        attach = ""
-    if not isinstance(attach, str) or len(attach.encode("utf-8")) > 127:
-        raise PluginError(f"{where}: attach must be a str of at most 127 bytes")
-    return {"body": body, "total_fee": fee, "attach": attach}

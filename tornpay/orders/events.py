@@ -58,3 +58,30 @@ class RefundView:
     def as_payload(self) -> dict:
         return {"out_refund_no": self.out_refund_no, "refund_fee": self.refund_fee,
                 "refund_id": self.refund_id}
+
+
+PRODUCT_KEYS = frozenset({"body", "total_fee", "attach"})
+
+
+def product_from_answer(answer: Any) -> dict:
+    """Check a ``resolve_product`` answer; return ``{body, total_fee, attach}`` or raise ValueError.
+
+    The price a payer is charged comes from here alone, so the shape is strict:
+    ``total_fee`` a positive int of fen (never a float or a string), ``body``
+    at most WeChat's 128 bytes, ``attach`` at most 127.
+    """
+    if not isinstance(answer, dict):
+        raise ValueError(f"must return a dict or None, not {type(answer).__name__}")
+    unknown = set(answer) - PRODUCT_KEYS
+    if unknown:
+        raise ValueError(f"returned unknown keys {', '.join(sorted(unknown))}")
+    body, fee, attach = answer.get("body"), answer.get("total_fee"), answer.get("attach", "")
+    if not isinstance(body, str) or not body or len(body.encode("utf-8")) > 128:
+        raise ValueError("body must be a non-empty str of at most 128 bytes")
+    if not isinstance(fee, int) or isinstance(fee, bool) or fee <= 0:
+        raise ValueError("total_fee must be a positive int (fen)")
+    if attach is None:
+        attach = ""
+    if not isinstance(attach, str) or len(attach.encode("utf-8")) > 127:
+        raise ValueError("attach must be a str of at most 127 bytes")
+    return {"body": body, "total_fee": fee, "attach": attach}
