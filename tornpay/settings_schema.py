@@ -1,0 +1,132 @@
+"""The settings schema: every key with its default, type, one-line help and range check."""
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Optional
+
+REQUIRED = object()  # marker: a credential with no default
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One key: default, type, one-line help, secret flag and an optional range check."""
+
+    default: Any
+    type: type
+    help: str
+    secret: bool = False
+    check: Optional[Callable[[Any], Optional[str]]] = None
+
+
+def _min(n):
+    return lambda v: None if v >= n else f"must be >= {n}"
+
+
+def _one_of(*choices):
+    return lambda v: None if v in choices else f"must be one of {', '.join(choices)}"
+
+
+def _url(v):
+    return None if v.startswith(("http://", "https://")) else "must start with http:// or https://"
+
+
+def _path_prefix(v):
+    if v == "" or (v.startswith("/") and not v.endswith("/")):
+        return None
+    return "must be empty or start with '/' and not end with '/'"
+
+
+def _port(v):
+    return None if 0 <= v <= 65535 else "must be 0..65535"
+
+
+SCHEMA: Mapping[str, Mapping[str, Setting]] = {
+    "server": {
+        "address": Setting("127.0.0.1", str, "interface to listen on"),
+        "port": Setting(8888, int, "TCP port to listen on", check=_port),
+        "public_url": Setting("http://127.0.0.1:8888", str,
+                              "public base URL: redirect_uri and notify_url are built on it",
+                              check=_url),
+        "prefix": Setting("/wxpay", str, "URL prefix of every tornpay route", check=_path_prefix),
+        "cookie_secret": Setting(REQUIRED, str, "signs the OAuth state and the openid cookie",
+                                 secret=True, check=lambda v: None if len(v) >= 16
+                                 else "must be at least 16 characters"),
+        "xheaders": Setting(True, bool, "trust X-Real-IP / X-Forwarded-For from nginx"),
+        "shop_page": Setting(True, bool, "serve the demo shop page at /"),
+        "debug": Setting(False, bool,
+                         "Tornado debug mode (tracebacks in pages): never in production"),
+        "log_level": Setting("INFO", str, "logging level",
+                             check=_one_of("DEBUG", "INFO", "WARNING", "ERROR")),
+        "log_format": Setting("text", str, "log line format: text (key=value) or json",
+                              check=_one_of("text", "json")),
+    },
+    "wechat": {
+        "appid": Setting(REQUIRED, str, "Official Account appid"),
+        "app_secret": Setting(REQUIRED, str, "Official Account AppSecret (OAuth)", secret=True),
+        "mch_id": Setting(REQUIRED, str, "merchant id"),
+        "api_key": Setting(REQUIRED, str, "API v2 key used to sign (32 characters)", secret=True,
+                           check=lambda v: None if len(v) == 32 else "must be 32 characters"),
+        "sign_type": Setting("MD5", str, "signature type of new orders",
+                             check=_one_of("MD5", "HMAC-SHA256")),
+        "pay_api_base": Setting("https://api.mch.weixin.qq.com", str, "WeChat Pay API base URL",
+                                check=_url),
+        "oauth_authorize_url": Setting("https://open.weixin.qq.com/connect/oauth2/authorize", str,
+                                       "OAuth authorize page URL", check=_url),
+        "oauth_api_base": Setting("https://api.weixin.qq.com", str, "OAuth API base URL",
+                                  check=_url),
+        "cert_file": Setting("", str, "client certificate (PEM) for refunds"),
+        "key_file": Setting("", str, "client certificate key (PEM) for refunds", secret=True),
+        "timeout": Setting(10.0, float, "seconds per upstream call", check=_min(0.1)),
+    },
+    "database": {
+        "url": Setting("sqlite:///tornpay.db", str,
+                       "peewee db_url: sqlite:///FILE or postgresql://..."),
+    },
+    "orders": {
+        "expire_minutes": Setting(30, int, "time_expire sent with the unified order",
+                                  check=_min(1)),
+        "reconcile_after_seconds": Setting(60, float, "query a pending order not notified by then",
+                                           check=_min(0)),
+        "reconcile_interval_seconds": Setting(10.0, float, "how often the reconciler wakes",
+                                              check=_min(0.01)),
+        "min_close_age_seconds": Setting(300, float, "WeChat refuses closeorder on younger orders",
+                                         check=_min(0)),
+        "unified_order_attempts": Setting(3, int,
+                                          "tries of one unified order on timeout/SYSTEMERROR",
+                                          check=_min(1)),
+    },
+    "deliveries": {
+        "timeout_seconds": Setting(30.0, float, "one hook call", check=_min(0.01)),
+        "first_retry_seconds": Setting(5.0, float, "first retry delay, then doubling",
+                                       check=_min(0)),
+        "max_retry_seconds": Setting(3600.0, float, "longest retry delay", check=_min(0)),
+        "max_attempts": Setting(20, int, "then the delivery is parked as failed", check=_min(1)),
+        "poll_interval_seconds": Setting(1.0, float, "how often the dispatcher looks for due work",
+                                         check=_min(0.01)),
+    },
+    "simulator": {
+        "enabled": Setting(True, bool, "mount the embedded WeChat simulator under /_sim"),
+        "pay_directories": Setting([], list, "registered JSAPI directories; empty = pay page dir"),
+        "notify_time_scale": Setting(1.0, float, "multiplies WeChat's notify retry schedule",
+                                     check=_min(0)),
+        "close_min_age_seconds": Setting(300.0, float, "simulated closeorder age rule",
+                                         check=_min(0)),
+    },
+    "catalog": {
+        "products": Setting({}, dict, "products of the bundled catalog plugin"),
+    },
+}
+
+# Top-level keys that are not sections.
+TOP_LEVEL: Mapping[str, Setting] = {
+    "plugins": Setting(["tornpay.plugins.catalog", "tornpay.plugins.booking"], list,
+                       "plugin modules (dotted names), loaded in order"),
+    "success_url": Setting("/wxpay/orders/{out_trade_no}/result", str,
+                           "where the pay page goes once the order is PAID"),
+}
+
+# The values shipped in settings.yaml: fine for the simulator, refused for real WeChat.
+SHIPPED_TEST_VALUES = {
+    ("wechat", "api_key"): "192006250b4c09247ec02edce69f6a2d",
+    ("wechat", "app_secret"): "tornpay-simulator-app-secret",
+    ("server", "cookie_secret"): "tornpay-demo-cookie-secret-change-me",
+}
