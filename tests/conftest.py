@@ -7,6 +7,7 @@
 - ``app``: ``make_app(tp_settings)`` for pytest-tornado (``http_client``/``base_url``).
 - ``ctx``: the app's :class:`tornpay.context.Context`.
 - ``tp_make_settings``: a function building Settings from overrides, for tests that need several.
+- ``exchanges``: the list of every OAuth code the app sends to WeChat's token endpoint.
 """
 
 import copy
@@ -94,3 +95,17 @@ def app(tp_settings, io_loop):
 @pytest.fixture
 def ctx(app):
     return app.settings["tornpay"]
+
+
+@pytest.fixture
+def exchanges(ctx, monkeypatch):
+    """Every code tornpay sends to WeChat's token endpoint (to prove none was sent)."""
+    calls = []
+    real = ctx.oauth_client.exchange_code
+
+    async def counting(code):
+        calls.append(code)
+        return await real(code)
+
+    monkeypatch.setattr(ctx.oauth_client, "exchange_code", counting)
+    return calls

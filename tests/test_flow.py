@@ -149,20 +149,6 @@ async def test_unified_order_request_fields(browser, tp_settings):
 # -- OAuth refusals: nothing reaches WeChat --------------------------------------------
 
 
-@pytest.fixture
-def exchanges(ctx, monkeypatch):
-    """Count code exchanges (calls to WeChat's token endpoint)."""
-    calls = []
-    real = ctx.oauth_client.exchange_code
-
-    async def counting(code):
-        calls.append(code)
-        return await real(code)
-
-    monkeypatch.setattr(ctx.oauth_client, "exchange_code", counting)
-    return calls
-
-
 async def _callback_for(browser, product="coach-101"):
     start = await browser.get(f"/wxpay/checkout/{product}")
     return await sign_in(browser, location(start))

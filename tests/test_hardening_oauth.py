@@ -16,20 +16,6 @@ def browser(http_client, tp_settings):
     return Browser(http_client, tp_settings.server.public_url)
 
 
-@pytest.fixture
-def exchanges(ctx, monkeypatch):
-    """Every code tornpay sends to WeChat's token endpoint."""
-    calls = []
-    real = ctx.oauth_client.exchange_code
-
-    async def counting(code):
-        calls.append(code)
-        return await real(code)
-
-    monkeypatch.setattr(ctx.oauth_client, "exchange_code", counting)
-    return calls
-
-
 async def callback_url(browser, product="coach-101", openid=ALICE):
     start = await browser.get(f"/wxpay/checkout/{product}")
     assert start.code == 302
