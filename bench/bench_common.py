@@ -54,17 +54,46 @@ def write_settings(tmp: str, port: int, sim_url: str, db_name: str, plugins: Lis
     return path
 
 
+def _cpu_split():
+    # With two or more CPUs the server under test gets one of its own and the
+    # simulator and the load generator share the rest, so neither steals the
+    # server's core and figures within a run compare like with like.
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None, None
+    if len(cpus) < 2:
+        return None, None
+    return {cpus[0]}, set(cpus[1:])
+
+
+SERVER_CPUS, HELPER_CPUS = _cpu_split()
+
+
+def pin_description() -> str:
+    if SERVER_CPUS is None:
+        return "processes not pinned (one CPU)"
+    return (f"server pinned to CPU {sorted(SERVER_CPUS)}, simulator and load generator to "
+            f"CPU {sorted(HELPER_CPUS)}")
+
+
+def _pin(cpus):
+    return (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+
+
 class Proc:
     """A child process with its log in the temp dir, CPU and memory read from /proc."""
 
-    def __init__(self, name: str, argv: List[str], tmp: str, env: Optional[Dict] = None):
+    def __init__(self, name: str, argv: List[str], tmp: str, env: Optional[Dict] = None,
+                 cpus=None):
         self.name = name
         self.log_path = os.path.join(tmp, f"{name}.log")
         self._log = open(self.log_path, "wb")
         full_env = dict(os.environ)
         full_env.update(env or {})
         self.popen = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT,
-                                      env=full_env, cwd=REPO, start_new_session=True)
+                                      env=full_env, cwd=REPO, start_new_session=True,
+                                      preexec_fn=_pin(cpus))
         self.pid = self.popen.pid
 
     def cpu_seconds(self) -> float:
@@ -155,7 +184,8 @@ def run_load(url: str, *, connections: int, duration: float, tmp: str, name: str
         env = dict(os.environ)
     if use_wrk:
         argv.append(url)
-    out = subprocess.run(argv, capture_output=True, env=env, timeout=duration + 120)
+    out = subprocess.run(argv, capture_output=True, env=env, timeout=duration + 120,
+                         preexec_fn=_pin(HELPER_CPUS))
     text = out.stdout.decode("utf-8", "replace")
     with open(os.path.join(tmp, f"load-{name}.txt"), "w") as fh:
         fh.write(" ".join(argv) + "\n" + text + out.stderr.decode("utf-8", "replace"))

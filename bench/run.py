@@ -57,14 +57,16 @@ def start_server(tmp, name, db_name, plugins, record, sim_url="http://127.0.0.1:
     settings = bc.write_settings(tmp, port, sim_url, db_name, plugins)
     env = {"PYTHONPATH": os.pathsep.join([tmp, bc.REPO, os.environ.get("PYTHONPATH", "")]),
            "BENCH_RECORD": record}
-    proc = bc.Proc(name, [bc.PYTHON, "server.py", "--settings", settings], tmp, env)
+    proc = bc.Proc(name, [bc.PYTHON, "server.py", "--settings", settings], tmp, env,
+                   cpus=bc.SERVER_CPUS)
     bc.wait_http(f"http://127.0.0.1:{port}/healthz", proc)
     return proc, port, settings
 
 
 def bench_hello(tmp, cfg, use_wrk):
     port = bc.free_port()
-    proc = bc.Proc("hello", [bc.PYTHON, os.path.join(bc.BENCH_DIR, "hello.py"), str(port)], tmp)
+    proc = bc.Proc("hello", [bc.PYTHON, os.path.join(bc.BENCH_DIR, "hello.py"), str(port)], tmp,
+                   cpus=bc.SERVER_CPUS)
     try:
         bc.wait_http(f"http://127.0.0.1:{port}/", proc)
         return measured(lambda: bc.run_load(
@@ -182,7 +184,7 @@ def bench_checkout(tmp, cfg, use_wrk):
         tornpay_cli = os.path.join(os.path.dirname(bc.PYTHON), "tornpay")
         argv = ([tornpay_cli] if os.path.exists(tornpay_cli) else [bc.PYTHON, "-m", "tornpay.cli"])
         sim = bc.Proc("simulator", argv + ["simulator", "--settings", sim_settings,
-                                           "--port", str(sim_port)], tmp)
+                                           "--port", str(sim_port)], tmp, cpus=bc.HELPER_CPUS)
         bc.wait_http(sim_url + "/control/state", sim)
         server, port, _ = start_server(tmp, "server-checkout", "checkout.db",
                                        ["tornpay.plugins.catalog"], record, sim_url)
@@ -322,6 +324,7 @@ def main(argv=None) -> int:
     tmp = tempfile.mkdtemp(prefix="tornpay-bench-")
     started = time.monotonic()
     try:
+        print(bc.pin_description(), flush=True)
         print(f"load generator: {'wrk' if use_wrk else 'bench/loadgen.py'}; "
               f"{os.cpu_count()} CPUs; temp dir {tmp}", flush=True)
         hello = bench_hello(tmp, cfg, use_wrk)
