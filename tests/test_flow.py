@@ -328,3 +328,16 @@ def test_jsapi_params_vectors(sign_type, expected):
         "package": "prepay_id=wx01123045912345a1b2c3d4e5f60718290000",
         "signType": sign_type, "paySign": expected,
     }
+
+
+@pytest.mark.gen_test
+async def test_create_order_returns_the_row_as_stored(ctx, http_server):
+    # create_order builds its answer without reading the row back: it must
+    # match the database exactly where plugins and pages look.
+    order = await service.create_order(ctx, "coach-205", ALICE, "203.0.113.9")
+    stored = order_row(order.out_trade_no)
+    for field in ("out_trade_no", "product_id", "openid", "body", "attach", "total_fee",
+                  "fee_type", "sign_type", "state", "spbill_create_ip", "unified_request",
+                  "prepay_id", "created_at", "expire_at", "transaction_id", "paid_at"):
+        assert getattr(order, field) == getattr(stored, field), field
+    assert stored.state == "PREPAID"
