@@ -10,7 +10,7 @@ logger = logging.getLogger(__name__)
 class PeriodicWorker:
     """Run ``run_once()`` every ``interval()`` seconds until stopped.
 
-    Subclasses implement ``run_once`` and ``interval``; an exception in one
+    Subclasses define ``async run_once()`` and ``interval()``; an exception in one
     pass is logged and the next pass runs as usual, so one bad row or a
     WeChat outage never stops reconciliation for good.
     """
@@ -35,9 +35,3 @@ class PeriodicWorker:
             except Exception:
                 logger.exception("%s pass failed; will retry", self.name)
             await asyncio.sleep(self.interval())
-
-    async def run_once(self) -> int:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def interval(self) -> float:  # pragma: no cover - abstract
-        raise NotImplementedError

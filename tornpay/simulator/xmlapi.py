@@ -30,7 +30,11 @@ class Call:
 
 
 class PayApiHandler(tornado.web.RequestHandler):
-    """Base of every XML endpoint; subclasses set `endpoint` and implement `handle(call)`."""
+    """Base of every XML endpoint; subclasses set `endpoint` and define `async handle(call)`.
+
+    (GetSignKeyHandler, whose reply is unsigned and has no result_code, replaces
+    ``post`` instead.)
+    """
 
     endpoint = ""
     needs_appid = True
@@ -65,9 +69,6 @@ class PayApiHandler(tornado.web.RequestHandler):
                               "err_code_des": exc.err_code_des})
         else:
             self.reply(call, dict({"result_code": "SUCCESS"}, **payload))
-
-    async def handle(self, call: Call) -> Dict[str, str]:
-        raise NotImplementedError
 
     # -- checks, in WeChat's order (reference §16.3) ------------------------
     def authenticate(self) -> Call:
