@@ -116,7 +116,8 @@ def test_shipped_credentials_refused_without_simulator(tmp_path):
 
 def test_shipped_settings_file_shows_every_key():
     # A merchant learns the settings from settings.yaml: each key is there, set or commented.
-    text = open(os.path.join(ROOT, "settings.yaml"), encoding="utf-8").read()
+    with open(os.path.join(ROOT, "settings.yaml"), encoding="utf-8") as fh:
+        text = fh.read()
     missing = [f"{section}.{key}" for section, keys in SCHEMA.items() for key in keys
                if f"{key}:" not in text]
     missing += [key for key in TOP_LEVEL if f"{key}:" not in text]
