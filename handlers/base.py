@@ -24,6 +24,10 @@ def _template_dir():
         return os.path.abspath(TEMPLATE_DIR)
 
 
+# The signed cookie naming the payer (set after OAuth, read by every owner check).
+OPENID_COOKIE = "tornpay_openid"
+
+
 class PageError(tornado.web.HTTPError):
     """An error shown to a person: status plus a message safe to display."""
 

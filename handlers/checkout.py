@@ -6,7 +6,7 @@ import hmac
 import logging
 import time
 
-from tornpay.handlers.base import BaseHandler, PageError
+from tornpay.handlers.base import OPENID_COOKIE, BaseHandler, PageError
 from tornpay.orders.service import CheckoutError, create_order, resolve
 from tornpay.hooks import PluginError
 from tornpay.protocol.errors import OAuthError, WeChatError
@@ -14,7 +14,6 @@ from tornpay.protocol.ids import nonce_str
 
 logger = logging.getLogger(__name__)
 
-OPENID_COOKIE = "tornpay_openid"
 OAUTH_COOKIE = "tornpay_oauth"
 STATE_MAX_AGE = 600  # seconds between leaving for WeChat and coming back
 # Short enough that the hex-encoded id fits WeChat's state (a-zA-Z0-9, <= 128 bytes).

@@ -2,7 +2,7 @@
 
 import logging
 
-from tornpay.handlers.base import BaseHandler, PageError
+from tornpay.handlers.base import OPENID_COOKIE, BaseHandler, PageError
 from tornpay.orders.service import (CheckoutError, jsapi_params, prepay_is_stale,
                                     refresh_prepay_id)
 from tornpay.protocol.ids import is_valid_out_trade_no
@@ -10,7 +10,6 @@ from tornpay.storage.models import CLOSED, PAID, PAYERROR, PREPAID, Order
 
 logger = logging.getLogger(__name__)
 
-OPENID_COOKIE = "tornpay_openid"
 OUT_TRADE_NO = r"([A-Za-z0-9_-]{1,32})"
 PAID_STATES = (PAID, "PARTIAL_REFUNDED", "REFUNDED")
 

@@ -13,7 +13,8 @@ import urllib.request
 from urllib.parse import urlsplit
 
 import yaml
-from tornado.testing import bind_unused_port
+
+from proc_helpers import free_port  # noqa: F401  (re-exported for the browser tests)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARTIFACTS = os.path.join(ROOT, "test-artifacts", "browser")
@@ -39,10 +40,6 @@ def chromium_path():
     return None
 
 
-def free_port() -> int:
-    sock, port = bind_unused_port()
-    sock.close()
-    return port
 
 
 def write_settings(directory, port: int, simulator=None) -> str:

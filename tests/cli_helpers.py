@@ -17,9 +17,8 @@ import time
 
 import tornado.web
 import yaml
-from tornado.testing import bind_unused_port
 
-from proc_helpers import wait_until  # noqa: F401  (re-exported for the CLI tests)
+from proc_helpers import free_port, wait_until  # noqa: F401  (re-exported for the tests)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TESTS = os.path.join(ROOT, "tests")
@@ -45,10 +44,6 @@ def on_cancel(order, reason):
 
 # -- processes -----------------------------------------------------------------
 
-def free_port() -> int:
-    sock, port = bind_unused_port()
-    sock.close()
-    return port
 
 
 def write_settings(directory, port: int, **sections) -> str:

@@ -9,9 +9,8 @@ import urllib.request
 
 import pytest
 import yaml
-from tornado.testing import bind_unused_port
 
-from proc_helpers import terminate
+from proc_helpers import free_port, terminate
 
 from conftest import base_settings_dict
 
@@ -22,10 +21,6 @@ BUILD_TIMEOUT = 300  # seconds; a warm pip cache builds in about 10
 pytestmark = pytest.mark.slow
 
 
-def _free_port():
-    sock, port = bind_unused_port()
-    sock.close()
-    return port
 
 
 def _get(url, timeout=2.0):
@@ -53,7 +48,7 @@ def pyz(tmp_path_factory):
 
 
 def test_zipapp_serves_and_stops_cleanly(pyz, tmp_path):
-    port = _free_port()
+    port = free_port()
     settings = base_settings_dict(tmp_path, port)
     settings["server"]["shop_page"] = True
     path = tmp_path / "settings.yaml"
