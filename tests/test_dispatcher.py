@@ -10,9 +10,10 @@ import pytest
 from helpers_orders import (AsyncRecordingPlugin, RecordingPlugin, make_db, make_order,
                             make_settings, paid_fields)
 from tornpay.hooks import HookManager
+from tornpay.orders import attempts
 from tornpay.orders import transitions as t
-from tornpay.orders.dispatcher import (Dispatcher, claim_due_deliveries, list_deliveries,
-                                       retry_delivery)
+from tornpay.orders.delivery_views import list_deliveries
+from tornpay.orders.dispatcher import Dispatcher, claim_due_deliveries, retry_delivery
 from tornpay.orders.events import RefundView
 from tornpay.storage.models import DONE, FAILED, PAID, PENDING, Delivery, utcnow
 
@@ -97,7 +98,11 @@ async def test_raises_twice_then_succeeds(db, hooks):
     assert (delivery.state, delivery.attempts) == (DONE, 3)
     ids = {c["order"].delivery_id for c in rec.hooks_called("on_paid")}
     assert ids == {delivery.id}  # stable across retries
-    assert "failing on purpose" in delivery.last_error
+    # Done: no stale error on the row; the history keeps both failures and the success.
+    assert delivery.last_error is None
+    history = [(a.outcome, a.error) for a in attempts.history([delivery.id])[delivery.id]]
+    assert [h[0] for h in history] == ["error", "error", "done"]
+    assert all("failing on purpose" in h[1] for h in history[:2]) and history[2][1] is None
 
 
 @pytest.mark.gen_test

@@ -116,6 +116,11 @@ def main(argv: Optional[list] = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = load_settings(args.settings)
+        from tornpay.plugin_sources import add_plugin_dir
+        from tornpay.storage.preflight import check_database
+
+        add_plugin_dir(args.settings)
+        check_database(settings.database.url)  # no driver / unreachable: one line, exit 2
     except SettingsError as exc:
         print(f"tornpay: {exc}", file=sys.stderr)
         return 2

@@ -87,3 +87,12 @@ def upgrade(db: peewee.Database, fresh: bool) -> int:
     if not fresh:
         logger.info("schema: now at version %d", pending[-1][0])
     return pending[-1][0]
+
+
+def _step5(migrator: SchemaMigrator, db: peewee.Database) -> None:
+    from tornpay.storage.step5 import delivery_attempts_and_utc_refund_times
+
+    delivery_attempts_and_utc_refund_times(migrator, db)
+
+
+MIGRATIONS.append((5, "delivery attempt history; refund success_time in UTC", _step5))
