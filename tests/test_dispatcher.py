@@ -2,6 +2,7 @@
 
 import asyncio
 import datetime
+import logging
 import threading
 import time
 
@@ -288,3 +289,23 @@ async def test_stop_releases_leases(db, hooks):
     await d.stop(grace=0.05)
     delivery = Delivery.get()
     assert (delivery.state, delivery.lease_owner, delivery.attempts) == (PENDING, None, 0)
+
+
+@pytest.mark.gen_test
+async def test_repeated_failure_logs_one_traceback_then_one_line_per_attempt(db, hooks, caplog):
+    rec = RecordingPlugin(fail={"on_paid": 4})
+    hooks.register(rec, name="rec")
+    make_order()
+    t.mark_paid("T1", hooks=hooks, **paid_fields())
+    caplog.set_level(logging.INFO, logger="tornpay.orders.dispatcher")
+    await drain(dispatcher(hooks, max_attempts=4))
+    delivery = Delivery.get()
+    assert delivery.state == FAILED
+    mine = [r for r in caplog.records if r.name == "tornpay.orders.dispatcher"
+            and delivery.id in r.getMessage() and r.levelno == logging.WARNING]
+    assert len(mine) == 4  # one WARNING per failed attempt ...
+    assert [bool(r.exc_info) for r in mine] == [True, False, False, False]  # ... one traceback
+    assert all("\n" not in r.getMessage() for r in mine)
+    assert "failing on purpose" in mine[-1].getMessage()
+    # The database keeps every attempt with its error (retries included).
+    assert [a.outcome for a in attempts.history([delivery.id])[delivery.id]] == ["error"] * 4
