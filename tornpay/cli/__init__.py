@@ -7,7 +7,6 @@ dotted name there.
 """
 
 import importlib
-import sys
 from typing import List, Optional, Tuple
 
 import click
@@ -92,6 +91,3 @@ COMMAND_MODULES = [
 ]
 for _name in COMMAND_MODULES:
     importlib.import_module(_name)
-
-if __name__ == "__main__":  # pragma: no cover - python -m tornpay.cli runs __main__.py
-    sys.exit(main())
