@@ -221,3 +221,19 @@ def test_a_plugin_module_beside_the_settings_file_loads_without_pythonpath(tmp_p
     elsewhere.mkdir()
     line = one_line(run(elsewhere, "close", "NO_SUCH_ORDER", "--settings", settings), 3)
     assert "not found" in line and (shop / "loaded").exists()
+
+
+def test_an_embedding_estate_runs_the_cli_from_its_settings_dict(estate):
+    tmp_path, _, _, url = estate
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "estate_settings.py").write_text(
+        f"TORNPAY_SETTINGS = {{'database': {{'url': {url!r}}}, 'plugins': []}}\n\n\n"
+        "def make():\n    return dict(TORNPAY_SETTINGS)\n")
+    env = {"PYTHONPATH": str(code)}
+    for ref in ("estate_settings:TORNPAY_SETTINGS", "estate_settings:make"):
+        assert "T1" in ok(run(tmp_path, "--settings", ref, "orders", "list", env=env))
+        assert "T1" in ok(run(tmp_path, "deliveries", "list", env=dict(env, TORNPAY_SETTINGS=ref)))
+    line = one_line(run(tmp_path, "--settings", "estate_settings:NOPE", "orders", "list", env=env),
+                    2)
+    assert "estate_settings:NOPE" in line
