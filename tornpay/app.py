@@ -112,7 +112,8 @@ def main(argv: Optional[list] = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(prog="server.py", description="Run the tornpay server.")
-    parser.add_argument("--settings", default="settings.yaml", help="settings file (YAML)")
+    parser.add_argument("--settings", default=os.environ.get("TORNPAY_SETTINGS", "settings.yaml"),
+                        help="settings file (YAML); default $TORNPAY_SETTINGS or settings.yaml")
     args = parser.parse_args(argv)
     try:
         settings = load_settings(args.settings)
