@@ -44,12 +44,20 @@ def ok(result):
     return result.stdout
 
 
-async def _drain(hooks, max_attempts):
-    d = Dispatcher(hooks, make_settings(deliveries={"max_attempts": max_attempts}), "t")
-    for _ in range(20):
-        await d.run_once()
-        if not Delivery.select().where(Delivery.state == PENDING).exists():
-            return
+def drain(hooks, max_attempts):
+    """Deliver what is due, in a loop of its own (never touching the thread's current loop)."""
+    async def work():
+        d = Dispatcher(hooks, make_settings(deliveries={"max_attempts": max_attempts}), "t")
+        for _ in range(20):
+            await d.run_once()
+            if not Delivery.select().where(Delivery.state == PENDING).exists():
+                return
+
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(work())
+    finally:
+        loop.close()
 
 
 @pytest.fixture
@@ -63,7 +71,7 @@ def estate(tmp_path):
     hooks = HookManager(make_settings())
     hooks.register(RecordingPlugin(fail={"on_paid": 5}), name="rec")
     transitions.mark_paid("T1", hooks=hooks, **paid_fields())
-    asyncio.run(_drain(hooks, max_attempts=2))  # two failures: parked as failed
+    drain(hooks, max_attempts=2)  # two failures: parked as failed
     Refund.create(out_refund_no="R1", order="T1", refund_fee=40, state="PROCESSING")
     apply_refund_result("R1", "SUCCESS", hooks=hooks, success_time="2024-06-01 12:31:10")
     db.close()
@@ -118,7 +126,7 @@ def test_attempt_history_survives_retry_and_done_rows_show_no_stale_error(estate
                                       "--settings", settings))
     db = bind(open_database(url))
     hooks.get_plugin("rec").fail = {}  # the fulfilment system is back
-    asyncio.run(_drain(hooks, max_attempts=2))
+    drain(hooks, max_attempts=2)
     db.close()
     listing = ok(run(tmp_path, "deliveries", "list", "--order", "T1", "--state", "done",
                      "--settings", settings))
