@@ -110,6 +110,11 @@ SCHEMA: Mapping[str, Mapping[str, Setting]] = {
                                      check=_min(0)),
         "close_min_age_seconds": Setting(300.0, float, "simulated closeorder age rule",
                                          check=_min(0)),
+        "require_client_cert": Setting(True, bool,
+                                       "refunds need a matching wechat.cert_file/key_file"),
+        "oauth_domains": Setting([], list,
+                                 "OAuth web-authorization domains; empty = public_url's host"),
+        "public_url": Setting("", str, "simulator's public base URL; empty = public_url + /_sim"),
     },
     "catalog": {
         "products": Setting({}, dict, "products of the bundled catalog plugin"),

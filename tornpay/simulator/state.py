@@ -13,6 +13,7 @@ from tornado.ioloop import IOLoop
 from tornpay.simulator.config import SimulatorConfig  # noqa: F401  (re-exported)
 from tornpay.simulator.faults import Faults
 from tornpay.simulator.notifier import Notifier
+from tornpay.simulator.notifyfields import coupon_fee_for
 from tornpay.simulator.records import (
     CODE_TTL, PREPAY_TTL, Order, Refund, compact_time,
 )
@@ -156,6 +157,8 @@ class SimulatorState:
         order.paid_at = now
         user = self.config.user(order.openid)
         order.is_subscribe = user.is_subscribe if user else "N"
+        if self.faults.fire("notify_coupon"):
+            order.coupon_fee = coupon_fee_for(order.total_fee)
         log.info("simulator: order %s paid (%s fen)", order.out_trade_no, order.total_fee)
         if notify:
             self.notifier.notify_payment(order)

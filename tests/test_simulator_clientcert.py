@@ -1,0 +1,85 @@
+"""Issue 20 item 1: refunds need the merchant's client certificate by default, like WeChat."""
+
+import datetime
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from sim_helpers import (  # noqa: F401  (fixtures)
+    APPID, MCH_ID, app as sim_app, box, make_config, sim, sim_config, signed, state,
+)
+from test_simulator_refunds import refund_params
+from tornpay.protocol.xmlcodec import decode_xml
+from tornpay.simulator import clientcert
+from tornpay.simulator.clientcert import TEST_CA, TEST_CERT, TEST_KEY, check_cert_pair
+from tornpay.simulator.config import SimulatorConfig
+
+app = sim_app
+
+
+def _pem_key(key) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def _self_signed(tmp_path, cn: str):
+    """A certificate for `cn` from a CA the simulator does not know, and its key."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(1).not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / f"{cn}-cert.pem", tmp_path / f"{cn}-key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(_pem_key(key))
+    return str(cert_path), str(key_path)
+
+
+def test_the_shipped_pair_is_test_only_and_valid(tmp_path):
+    assert "TEST-ONLY" in TEST_CERT and "TEST-ONLY" in TEST_KEY and "TEST-ONLY" in TEST_CA
+    with open(TEST_CERT, "rb") as handle:
+        subject = x509.load_pem_x509_certificate(handle.read()).subject
+    assert "TEST ONLY" in subject.rfc4514_string()
+    assert check_cert_pair(TEST_CERT, TEST_KEY, MCH_ID) is None
+    other_key = tmp_path / "other-key.pem"
+    other_key.write_bytes(_pem_key(ec.generate_private_key(ec.SECP256R1())))
+    foreign_cert, foreign_key = _self_signed(tmp_path, MCH_ID)
+    assert check_cert_pair("", "", MCH_ID) == clientcert.NO_CERT
+    assert check_cert_pair(str(tmp_path / "missing.pem"), TEST_KEY, MCH_ID) == clientcert.NO_CERT
+    assert check_cert_pair(TEST_CERT, str(other_key), MCH_ID) == clientcert.BAD_PAIR
+    assert check_cert_pair(foreign_cert, foreign_key, MCH_ID) == clientcert.BAD_ISSUER
+    assert check_cert_pair(TEST_CERT, TEST_KEY, "1900000109") == clientcert.OTHER_MCH
+
+
+def test_strict_by_default():
+    assert SimulatorConfig.single(APPID, "s", MCH_ID, "k" * 32).require_client_cert is True
+    from tornpay.settings_schema import SCHEMA
+
+    assert SCHEMA["simulator"]["require_client_cert"].default is True
+
+
+@pytest.mark.gen_test
+async def test_refund_without_a_matching_certificate_fails_like_wechat(sim, tmp_path):
+    order = await sim.paid_order()
+    config = sim.state.config
+    other_key = tmp_path / "other-key.pem"
+    other_key.write_bytes(_pem_key(ec.generate_private_key(ec.SECP256R1())))
+    for cert, key, message in (("", "", clientcert.NO_CERT),
+                               (TEST_CERT, str(other_key), clientcert.BAD_PAIR)):
+        config.client_cert_file, config.client_key_file = cert, key
+        reply = decode_xml((await sim.raw("/secapi/pay/refund",
+                                          signed(refund_params(order, "C1")))).body)
+        # Layer 1, unsigned, nothing refunded.
+        assert (reply["return_code"], reply["return_msg"]) == ("FAIL", message)
+        assert "sign" not in reply and not sim.state.refunds
+    config.require_client_cert = False  # the setting that relaxes it
+    assert (await sim.api("/secapi/pay/refund", refund_params(order, "C1", "50")))[
+        "result_code"] == "SUCCESS"
+    config.require_client_cert = True
+    config.client_cert_file, config.client_key_file = TEST_CERT, TEST_KEY
+    assert (await sim.api("/secapi/pay/refund", refund_params(order, "C2", "1")))[
+        "result_code"] == "SUCCESS"
