@@ -11,12 +11,18 @@ import tornado.web
 from tornado.httpclient import AsyncHTTPClient
 
 from sim_helpers import (  # noqa: F401  (fixtures)
-    API_KEY, APP_SECRET, APPID, OPENID, Box, Receiver, Sim, box, make_config, sim_config, state,
-    wait_for,
+    API_KEY, APP_SECRET, APPID, OPENID, Box, Receiver, Sim, box, make_config, state, wait_for,
 )
 from tornpay.protocol.sign import HMAC_SHA256, make_sign
 from tornpay.simulator.app import run_simulator, simulator_routes
 from tornpay.simulator.config import SimulatorConfig
+
+
+@pytest.fixture
+def sim_config(http_port):
+    # The merchant's pages are on 127.0.0.1; its OAuth callbacks on shop.example.
+    return make_config(pay_directories=[f"http://127.0.0.1:{http_port}/shop/pay/"],
+                       oauth_domains=["shop.example"])
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from tornpay.simulator.payapi import (
 )
 from tornpay.simulator.refundapi import RefundHandler, RefundQueryHandler
 from tornpay.simulator.state import SimulatorState
+from tornpay.simulator.userinfo import AuthCheckHandler, UserInfoHandler
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,8 @@ def simulator_routes(state: SimulatorState, prefix: str = "/_sim") -> List[URLSp
         URLSpec(p + "/sandboxnew/pay/getsignkey", GetSignKeyHandler, dict(kw)),
         URLSpec(p + "/connect/oauth2/authorize", AuthorizeHandler, dict(kw)),
         URLSpec(p + "/sns/oauth2/access_token", AccessTokenHandler, dict(kw)),
+        URLSpec(p + "/sns/userinfo", UserInfoHandler, dict(kw)),
+        URLSpec(p + "/sns/auth", AuthCheckHandler, dict(kw)),
         URLSpec(p + "/jsbridge.js", JsBridgeHandler, dict(kw, base=p)),
         URLSpec(p + r"/cashier/(check|pay)", CashierHandler, dict(kw)),
         URLSpec(p + r"/control/(.+)", ControlHandler, dict(kw)),

@@ -14,6 +14,7 @@ from tornpay.simulator.config import SimulatorConfig  # noqa: F401  (re-exported
 from tornpay.simulator.faults import Faults
 from tornpay.simulator.notifier import Notifier
 from tornpay.simulator.notifyfields import coupon_fee_for
+from tornpay.simulator.oauthtokens import TokenStore
 from tornpay.simulator.records import (
     CODE_TTL, PREPAY_TTL, Order, Refund, compact_time,
 )
@@ -55,6 +56,7 @@ class SimulatorState:
         self.prepay: Dict[str, Tuple[str, str]] = {}
         self.refunds: Dict[Tuple[str, str], Refund] = {}
         self.codes: Dict[str, OAuthCode] = {}
+        self.tokens = TokenStore()
         self.notify_log: List[dict] = []
         self._timers: list = []
         self.notifier = Notifier(self)
@@ -227,6 +229,7 @@ class SimulatorState:
         self.prepay.clear()
         self.refunds.clear()
         self.codes.clear()
+        self.tokens.clear()
         self.notify_log.clear()
         self.faults.clear()
 
