@@ -1,4 +1,4 @@
-"""Issue 20 item 2, merchant side: tornpay accepts every genuine notify variant, refuses forgeries."""
+"""Issue 20 item 2, merchant side: every genuine notify variant accepted, forgeries refused."""
 
 import json
 

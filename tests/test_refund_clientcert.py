@@ -1,4 +1,4 @@
-"""tornpay's refund path against the simulator's strict default: no client certificate, no refund."""
+"""tornpay's refund path against the simulator's strict default: no client cert, no refund."""
 
 import pytest
 

@@ -83,3 +83,17 @@ async def test_refund_without_a_matching_certificate_fails_like_wechat(sim, tmp_
     config.client_cert_file, config.client_key_file = TEST_CERT, TEST_KEY
     assert (await sim.api("/secapi/pay/refund", refund_params(order, "C2", "1")))[
         "result_code"] == "SUCCESS"
+
+
+def test_shipped_settings_use_the_test_pair_from_any_directory(tmp_path, monkeypatch):
+    import os
+
+    from tornpay.settings import load_settings
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    settings = load_settings(os.path.join(root, "settings.yaml"), env={})
+    monkeypatch.chdir(tmp_path)  # relative paths also resolve next to the installed package
+    config = SimulatorConfig.from_settings(settings)
+    assert config.require_client_cert is True
+    assert "TEST-ONLY" in config.client_cert_file
+    assert check_cert_pair(config.client_cert_file, config.client_key_file, MCH_ID) is None

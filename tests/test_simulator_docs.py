@@ -1,4 +1,4 @@
-"""Issue 20 item 6: docs/simulator.md lists every fault switch and every answer the simulator gives."""
+"""Issue 20 item 6: docs/simulator.md lists every fault switch and every answer given."""
 
 import glob
 import os

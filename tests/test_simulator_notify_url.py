@@ -1,4 +1,4 @@
-"""Issue 20 item 4: notify_url refused as WeChat refuses it; unreachable ones accepted with a warning."""
+"""Issue 20 item 4: notify_url refused as WeChat does; unreachable ones accepted, with a warning."""
 
 import logging
 

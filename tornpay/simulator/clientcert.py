@@ -21,12 +21,22 @@ BAD_ISSUER = "证书验证失败：不是微信支付签发的商户API证书"
 OTHER_MCH = "证书验证失败：商户API证书与商户号mch_id不匹配"
 
 
+# The directory holding the tornpay package: the shipped settings.yaml names the TEST-ONLY
+# pair relative to a checkout, which an installed package or the zipapp also finds here.
+_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
 def _read(path: str) -> Optional[bytes]:
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except OSError:
-        return None
+    candidates = [path]
+    if not os.path.isabs(path):
+        candidates.append(os.path.join(_PACKAGE_PARENT, path))
+    for candidate in candidates:
+        try:
+            with open(candidate, "rb") as handle:
+                return handle.read()
+        except OSError:
+            continue
+    return None
 
 
 def _issued_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:

@@ -4,11 +4,14 @@ from urllib.parse import parse_qsl, urlencode
 
 from tornado.escape import xhtml_escape as esc
 
-CONSENT_STYLE = (
+# Shared by the simulator's sign-in pages (they load nothing else).
+PAGE_STYLE = (
     "body{margin:0;font:16px/1.5 -apple-system,'PingFang SC',Arial,sans-serif;background:#ededed}"
     ".banner{background:#c00;color:#fff;padding:6px 10px;font-weight:bold;text-align:center}"
     "main{max-width:480px;margin:0 auto;padding:16px}h1{font-size:1.3em}"
     "code{font-size:.85em;overflow-wrap:anywhere}"
+)
+CONSENT_STYLE = PAGE_STYLE + (
     "a.btn{display:block;text-align:center;padding:12px;margin:10px 0;border-radius:6px;"
     "text-decoration:none;font-size:17px}"
     "#tornpay-sim-allow{background:#07c160;color:#fff}#tornpay-sim-deny{background:#fff;color:#333}"

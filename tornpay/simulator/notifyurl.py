@@ -30,7 +30,8 @@ def notify_url_refusal(url: str) -> Optional[str]:
 def notify_url_warning(url: str) -> Optional[str]:
     """Why WeChat's servers could not reach this (accepted) notify_url, or None."""
     host = (urlsplit(url).hostname or "").lower().rstrip(".")
-    if host == "localhost" or host.endswith(LOCAL_SUFFIXES) or ("." not in host and ":" not in host):
+    single_label = "." not in host and ":" not in host
+    if host == "localhost" or host.endswith(LOCAL_SUFFIXES) or single_label:
         return f"notify_url host {host!r} is a local name: real WeChat could not reach it"
     try:
         address = ipaddress.ip_address(host)

@@ -1,23 +1,19 @@
 """Official Account web authorization: the authorize page (pick a test user) and access_token."""
 
-import json
 import logging
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import tornado.web
 from tornado.escape import xhtml_escape
 
-from tornpay.simulator.consent import consent_page
+from tornpay.simulator.consent import PAGE_STYLE, consent_page
 from tornpay.simulator.oauthtokens import TOKEN_TTL, AccessToken
 from tornpay.simulator.state import SimulatorError, SimulatorState
+from tornpay.simulator.userinfo import SnsApiHandler
 
 log = logging.getLogger(__name__)
 
 SCOPES = ("snsapi_base", "snsapi_userinfo")
-ERRMSG = {
-    40029: "invalid code", 40163: "code been used", 41008: "missing code",
-    40013: "invalid appid", 40125: "invalid appsecret", 40002: "invalid grant_type",
-}
 
 
 def append_query(url: str, params: dict) -> str:
@@ -30,10 +26,7 @@ def append_query(url: str, params: dict) -> str:
 
 # Inline and small: the page runs in a phone's in-app browser and loads nothing else.
 AUTHORIZE_STYLE = (
-    "body{margin:0;font:16px/1.5 -apple-system,'PingFang SC',Arial,sans-serif;background:#ededed}"
-    ".banner{background:#c00;color:#fff;padding:6px 10px;font-weight:bold;text-align:center}"
-    "main{max-width:480px;margin:0 auto;padding:16px}h1{font-size:1.3em}"
-    "code{font-size:.85em;overflow-wrap:anywhere}ul{list-style:none;padding:0}"
+    PAGE_STYLE + "ul{list-style:none;padding:0}"
     "li{background:#fff;border-radius:8px;margin:8px 0;padding:12px 14px}"
     "li a{color:#07c160;font-weight:600;text-decoration:none;font-size:1.1em}"
     "li small{display:block;color:#888;overflow-wrap:anywhere}"
@@ -120,11 +113,8 @@ class AuthorizeHandler(tornado.web.RequestHandler):
                     f"<p class='error'>{xhtml_escape(message)}</p></body></html>")
 
 
-class AccessTokenHandler(tornado.web.RequestHandler):
+class AccessTokenHandler(SnsApiHandler):
     """GET /sns/oauth2/access_token: code -> openid, with WeChat's errcodes (HTTP 200)."""
-
-    def initialize(self, state: SimulatorState) -> None:
-        self.state = state
 
     def get(self) -> None:
         arg = self.get_query_argument
@@ -150,11 +140,3 @@ class AccessTokenHandler(tornado.web.RequestHandler):
             "refresh_token": "SIMREFRESH" + self.state.new_code(), "openid": entry.openid,
             "scope": entry.scope,
         })
-
-    def _err(self, errcode: int) -> None:
-        # Real errmsgs carry a request id suffix; clients must match on errcode.
-        self._json({"errcode": errcode, "errmsg": f"{ERRMSG[errcode]}, rid: {self.state.nonce()}"})
-
-    def _json(self, data: dict) -> None:
-        self.set_header("Content-Type", "application/json; encoding=utf-8")
-        self.finish(json.dumps(data, ensure_ascii=False))

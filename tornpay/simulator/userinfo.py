@@ -1,4 +1,4 @@
-"""/sns/userinfo and /sns/auth: what a snsapi_userinfo token may read (reference §13.5–13.7)."""
+"""OAuth's JSON side: shared errcodes, /sns/userinfo and /sns/auth (reference §13.5–13.7)."""
 
 import json
 
@@ -7,6 +7,8 @@ import tornado.web
 from tornpay.simulator.state import SimulatorState
 
 ERRMSG = {
+    40029: "invalid code", 40163: "code been used", 41008: "missing code",
+    40013: "invalid appid", 40125: "invalid appsecret", 40002: "invalid grant_type",
     40001: "invalid credential, access_token is invalid or not latest",
     40003: "invalid openid", 41001: "access_token missing", 48001: "api unauthorized",
 }
@@ -30,6 +32,7 @@ class SnsApiHandler(tornado.web.RequestHandler):
         return entry
 
     def _err(self, errcode: int) -> None:
+        # Real errmsgs carry a request id suffix; clients must match on errcode.
         self._json({"errcode": errcode, "errmsg": f"{ERRMSG[errcode]}, rid: {self.state.nonce()}"})
         return None
 
