@@ -109,3 +109,23 @@ async def test_base_scope_token_cannot_read_userinfo(sim):
     info = json.loads((await get(sim, "/sns/userinfo?" + urlencode({
         "access_token": reply["access_token"], "openid": OPENID}))).body)
     assert info["errcode"] == 48001 and info["errmsg"].startswith("api unauthorized")
+
+
+@pytest.mark.parametrize("section,message", [
+    ({"oauth_domains": ["https://shop.example"]}, "simulator.oauth_domains"),
+    ({"oauth_domains": ["shop.example:8443"]}, "simulator.oauth_domains"),
+    ({"public_url": "shop.example/_sim"}, "simulator.public_url"),
+])
+def test_simulator_settings_are_checked(section, message):
+    import os
+
+    import yaml
+
+    from tornpay.settings import SettingsError, settings_from_dict
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, "settings.yaml"), encoding="utf-8") as handle:
+        data = yaml.safe_load(handle)
+    data["simulator"].update(section)
+    with pytest.raises(SettingsError, match=message):
+        settings_from_dict(data, env={})
