@@ -4,9 +4,6 @@ import html
 import json
 import os
 import re
-import subprocess
-import sys
-import time
 from urllib.parse import urljoin
 
 import pytest
@@ -14,7 +11,7 @@ import yaml
 from tornado.httpclient import AsyncHTTPClient
 
 from flow_helpers import ALICE, BOB, USER_LINK_RE, Browser, jsapi_from_page, location, wait_for
-from proc_helpers import (ROOT, database_url, environ, free_port, kill, request, server_log,
+from proc_helpers import (database_url, environ, free_port, request, start_process,
                           start_server, terminate)
 from tornpay.simulator.clientcert import TEST_CERT, TEST_KEY
 
@@ -52,22 +49,9 @@ def write_settings(directory, name, port, sim_port, server_ports, db_url):
 
 
 def start_simulator(directory, settings, port, env):
-    log = open(os.path.join(str(directory), f"server-{port}.log"), "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "tornpay.cli", "simulator", "--port",
-                             str(port), "--settings", settings], cwd=str(directory), env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
-    log.close()
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, server_log(directory, port)
-        try:
-            if request("GET", port, "/")[0] == 200:
-                return proc
-        except OSError:
-            pass
-        time.sleep(0.1)
-    kill(proc)
-    raise AssertionError("the simulator did not start: " + server_log(directory, port))
+    """The shared `tornpay simulator`; ready once its dashboard answers."""
+    return start_process(directory, ["-m", "tornpay.cli", "simulator", "--port", str(port),
+                                     "--settings", settings], port, env, "/")
 
 
 async def pay_through(port, sim_port, openid):
