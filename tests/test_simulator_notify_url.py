@@ -48,6 +48,9 @@ async def test_warning_on_the_dashboard_and_in_the_log(sim, caplog):
     assert "could not reach" in record.notify_url_warning
     assert any(order["out_trade_no"] in r.getMessage() and "could not reach" in r.getMessage()
                for r in caplog.records)
+    again = await sim.order()  # the log says it once per URL, the dashboard on every order
+    assert sim.state.find_order(again["out_trade_no"]).notify_url_warning
+    assert not any(again["out_trade_no"] in r.getMessage() for r in caplog.records)
     page = (await sim.client.fetch(sim.base + "/")).body.decode()
     assert "tornpay-sim-notify-warning" in page and "could not reach" in page
     code, listed = await sim.control(f"orders/{order['out_trade_no']}", method="GET")

@@ -121,8 +121,12 @@ class UnifiedOrderHandler(PayApiHandler):
             trade_type=p["trade_type"], time_expire=expire,
         )
         order.notify_url_warning = notify_url_warning(order.notify_url) or ""
-        if order.notify_url_warning:
-            # Accepted (local demos need it), but said loudly: production would never notify.
+        warned = state.warned_notify_urls
+        if order.notify_url_warning and order.notify_url not in warned:
+            # Accepted (local demos need it), but said loudly, once per URL (the dashboard
+            # shows it on every order): production would never notify there.
+            if len(warned) < 1000:
+                warned.add(order.notify_url)
             log.warning("simulator: order %s: %s", order.out_trade_no, order.notify_url_warning)
         state.orders[(order.mch_id, order.out_trade_no)] = order
         state.issue_prepay(order)

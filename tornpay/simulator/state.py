@@ -57,6 +57,7 @@ class SimulatorState:
         self.refunds: Dict[Tuple[str, str], Refund] = {}
         self.codes: Dict[str, OAuthCode] = {}
         self.tokens = TokenStore()
+        self.warned_notify_urls: set = set()  # logged once each (bounded)
         self.notify_log: List[dict] = []
         self._timers: list = []
         self.notifier = Notifier(self)
