@@ -9,7 +9,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from sim_helpers import (  # noqa: F401  (fixtures)
-    APPID, MCH_ID, app as sim_app, box, make_config, sim, sim_config, signed, state,
+    API_KEY as KEY, APPID, MCH_ID, OPENID, app as sim_app, box, make_config, sim, sim_config,
+    signed, state,
 )
 from test_simulator_refunds import refund_params
 from tornpay.protocol.xmlcodec import decode_xml
@@ -97,3 +98,50 @@ def test_shipped_settings_use_the_test_pair_from_any_directory(tmp_path, monkeyp
     assert config.require_client_cert is True
     assert "TEST-ONLY" in config.client_cert_file
     assert check_cert_pair(config.client_cert_file, config.client_key_file, MCH_ID) is None
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_over_real_mutual_tls_the_presented_certificate_decides(tmp_path):
+    """Served over TLS (test CA), the simulator reads the certificate tornpay's client presents."""
+    import ssl
+
+    import tornado.httpserver
+    import tornado.testing
+    from tornado.curl_httpclient import CurlAsyncHTTPClient
+
+    from test_protocol_client import _write_cert
+    from tornpay.protocol.client import PayClient
+    from tornpay.protocol.errors import ProtocolError
+    from tornpay.simulator.app import make_simulator_app
+    from tornpay.simulator.state import SimulatorState
+
+    server_cert, server_key = _write_cert(tmp_path, "127.0.0.1")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(server_cert, server_key)
+    context.load_verify_locations(TEST_CA)
+    context.verify_mode = ssl.CERT_OPTIONAL  # no certificate: the simulator answers, as WeChat
+    # No files configured: over TLS only the presented certificate counts.
+    state = SimulatorState(make_config(client_cert_file="", client_key_file=""))
+    server = tornado.httpserver.HTTPServer(make_simulator_app(state), ssl_options=context)
+    sock, port = tornado.testing.bind_unused_port()
+    server.add_socket(sock)
+    curl = CurlAsyncHTTPClient(force_instance=True)
+    base = f"https://127.0.0.1:{port}"
+    try:
+        pay = PayClient(APPID, MCH_ID, KEY, base, curl, timeout=5, ca_certs=server_cert,
+                        cert_file=TEST_CERT, key_file=TEST_KEY)
+        await pay.unified_order(body="x", out_trade_no="TLS1", total_fee=100,
+                                spbill_create_ip="127.0.0.1", notify_url="https://m.example/n",
+                                openid=OPENID)
+        state.pay(state.find_order("TLS1"), notify=False)
+        assert (await pay.refund("TLS1", "R1", 100, 10))["result_code"] == "SUCCESS"
+        anonymous = PayClient(APPID, MCH_ID, KEY, base, curl, timeout=5, ca_certs=server_cert)
+        with pytest.raises(ProtocolError) as info:
+            await anonymous.refund("TLS1", "R2", 100, 10)
+        assert clientcert.NO_CERT in str(info.value)
+        assert len(state.refunds) == 1
+    finally:
+        curl.close()
+        server.stop()
+        await server.close_all_connections()
+        await state.aclose()
