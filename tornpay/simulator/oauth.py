@@ -67,11 +67,12 @@ class AuthorizeHandler(tornado.web.RequestHandler):
             return self._page(appid, scope)
         if self.state.config.user(chosen) is None:
             return self._error(40003, "invalid openid")
+        # snsapi_base is silent; snsapi_userinfo asks first (oauth_auto_user agrees at once).
         consent = self.get_query_argument("sim_consent", "allow" if auto else "")
         if scope == "snsapi_userinfo" and consent not in ("allow", "deny"):
             self.set_header("Content-Type", "text/html; charset=utf-8")
             return self.finish(consent_page(self.request, appid, chosen))
-        if consent == "deny":
+        if scope == "snsapi_userinfo" and consent == "deny":
             # Refused: back to the merchant with state and no code (reference §13.2).
             return self._back(redirect_uri, {})
         code = self.state.issue_code(appid, chosen, scope)
