@@ -120,17 +120,20 @@ class UnifiedOrderHandler(PayApiHandler):
             attach=p.get("attach", ""), device_info=p.get("device_info", ""),
             trade_type=p["trade_type"], time_expire=expire,
         )
-        order.notify_url_warning = notify_url_warning(order.notify_url) or ""
-        warned = state.warned_notify_urls
-        if order.notify_url_warning and order.notify_url not in warned:
-            # Accepted (local demos need it), but said loudly, once per URL (the dashboard
-            # shows it on every order): production would never notify there.
-            if len(warned) < 1000:
-                warned.add(order.notify_url)
-            log.warning("simulator: order %s: %s", order.out_trade_no, order.notify_url_warning)
+        self._warn_unreachable(order)
         state.orders[(order.mch_id, order.out_trade_no)] = order
         state.issue_prepay(order)
         return order
+
+    def _warn_unreachable(self, order: Order) -> None:
+        # Accepted (local demos need it), but said loudly: in the log once per URL, on the
+        # dashboard for every order. Production would never notify there.
+        order.notify_url_warning = notify_url_warning(order.notify_url) or ""
+        warned = self.state.warned_notify_urls
+        if order.notify_url_warning and order.notify_url not in warned:
+            if len(warned) < 1000:
+                warned.add(order.notify_url)
+            log.warning("simulator: order %s: %s", order.out_trade_no, order.notify_url_warning)
 
 
 class OrderQueryHandler(PayApiHandler):
