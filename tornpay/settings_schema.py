@@ -35,6 +35,11 @@ def _path_prefix(v):
     return "must be empty or start with '/' and not end with '/'"
 
 
+def _bare_hosts(v):
+    ok = all(isinstance(d, str) and d and not any(c in d for c in "/:@ ") for d in v)
+    return None if ok else "must be bare host names (no scheme, port or path)"
+
+
 def _port(v):
     return None if 0 <= v <= 65535 else "must be 0..65535"
 
@@ -110,6 +115,13 @@ SCHEMA: Mapping[str, Mapping[str, Setting]] = {
                                      check=_min(0)),
         "close_min_age_seconds": Setting(300.0, float, "simulated closeorder age rule",
                                          check=_min(0)),
+        "require_client_cert": Setting(True, bool,
+                                       "refunds need a matching wechat.cert_file/key_file"),
+        "oauth_domains": Setting([], list,
+                                 "OAuth web-authorization domains; empty = public_url's host",
+                                 check=_bare_hosts),
+        "public_url": Setting("", str, "simulator's public base URL; empty = public_url + /_sim",
+                              check=lambda v: _url(v) if v else None),
     },
     "catalog": {
         "products": Setting({}, dict, "products of the bundled catalog plugin"),

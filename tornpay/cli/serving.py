@@ -1,8 +1,6 @@
 """``tornpay serve`` and ``tornpay simulator``: the long-running verbs."""
 
 import asyncio
-import logging
-import signal
 
 import click
 
@@ -31,23 +29,6 @@ def serve() -> None:
 @click.option("--address", default="127.0.0.1", show_default=True)
 def simulator(port: int, address: str) -> None:
     """Run the WeChat simulator alone, with the settings' wechat credentials (no database)."""
-    from tornpay.simulator.app import run_simulator
-    from tornpay.simulator.config import SimulatorConfig
+    from tornpay.simulator.standalone import serve_standalone
 
-    settings = load_cli_settings(current_settings_path())
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = SimulatorConfig.from_settings(
-        settings, time_scale=settings.simulator.notify_time_scale,
-        close_min_age_seconds=settings.simulator.close_min_age_seconds)
-
-    async def main():
-        task = asyncio.ensure_future(run_simulator(config, address, port))
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            asyncio.get_running_loop().add_signal_handler(sig, task.cancel)
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
-
-    asyncio.run(main())
+    serve_standalone(load_cli_settings(current_settings_path()), address, port)
