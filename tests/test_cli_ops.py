@@ -245,3 +245,18 @@ def test_an_embedding_estate_runs_the_cli_from_its_settings_dict(estate):
     line = one_line(run(tmp_path, "--settings", "estate_settings:NOPE", "orders", "list", env=env),
                     2)
     assert "estate_settings:NOPE" in line
+
+
+def test_database_verbs_change_no_schema_that_is_current(estate, monkeypatch):
+    # So a read-only database role is enough for orders/deliveries verbs.
+    from tornpay.orders import admin
+
+    _, _, _, url = estate
+    settings = make_settings(database={"url": url})
+    monkeypatch.setattr(admin.storage, "create_tables",
+                        lambda *a: pytest.fail("schema touched on a current database"))
+    ctx = admin.DatabaseContext(settings)
+    try:
+        assert [o.out_trade_no for o in admin.list_orders()] == ["T1"]
+    finally:
+        ctx.close()

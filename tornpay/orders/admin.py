@@ -11,6 +11,7 @@ from tornpay.orders.refunds import (NotFound, RefundError, query_refund, request
                                     send_refund)
 from tornpay.protocol.errors import BusinessError
 from tornpay.storage import db as storage
+from tornpay.storage import migrations
 from tornpay.storage.models import (CREATED, DONE, PREPAID, Delivery, Notification, Order,
                                     Refund, utcnow)
 
@@ -30,7 +31,9 @@ class DatabaseContext:
     def __init__(self, settings: Any, create_tables: bool = True):
         self.settings = settings
         self.db = storage.bind(storage.open_database(settings.database.url))
-        if create_tables:  # a new or older database: the same schema steps as the server
+        # A new or older database gets the server's schema steps; a current one is
+        # left untouched, so a read-only database role is enough for these verbs.
+        if create_tables and migrations.current_version(self.db) < migrations.latest_version():
             storage.create_tables()
 
     def close(self) -> None:
