@@ -64,18 +64,7 @@ def _serve_and_stop(pyz, path, workdir, env, port, tmp_path, log):
                             stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60  # first start unpacks into SHIV_ROOT
-        status = None
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                status, _ = _get(base + "/healthz")
-            except OSError:
-                status = None
-            if status == 200:
-                break
-            time.sleep(0.2)
-        assert status == 200, _tail(log)
-
+        _wait_healthy(proc, base, log)
         status, body = _get(base + "/")
         assert status == 200 and b"coach-101" in body and b"Pay with WeChat" in body
         status, css = _get(base + "/wxpay/static/tornpay.css")
