@@ -44,14 +44,16 @@ def selected_entry_points(group: str, allowed: Optional[Iterable[str]]) -> List[
 
 
 def describe_module(obj: Any) -> str:
-    """Where a plugin's code was loaded from: its file (or its module's name if it has none)."""
-    module = sys.modules.get(getattr(obj, "__module__", "") or "") if not hasattr(
-        obj, "__file__") else obj
-    path = getattr(module, "__file__", None)
+    """Where a plugin's code was loaded from: its file (or its name when it has none)."""
+    path = getattr(obj, "__file__", None)
+    if path is None:  # a function, class or object: the file of the module defining it
+        module = sys.modules.get(getattr(obj, "__module__", None) or "")
+        path = getattr(module, "__file__", None)
     return path or getattr(obj, "__name__", type(obj).__name__)
 
 
 def describe_entry_point(ep: Any) -> str:
+    """``entry point NAME = VALUE of DIST VERSION`` (the distribution when known)."""
     dist = getattr(ep, "dist", None)
     owner = f" of {dist.name} {dist.version}" if dist is not None else ""
     return f"entry point {ep.name} = {ep.value}{owner}"
