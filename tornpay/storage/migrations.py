@@ -41,6 +41,21 @@ MIGRATIONS.append((2, "order close_at_wechat_after (payer cancelled before close
                    _add_close_at_wechat_after))
 
 
+def _console_and_bills(migrator: SchemaMigrator, db: peewee.Database) -> None:
+    from playhouse.migrate import migrate
+
+    from tornpay.storage.opsmodels import OPS_MODELS
+
+    migrate(migrator.add_column("tornpay_order", "trade_type",
+                                peewee.CharField(max_length=16, default="JSAPI")))
+    for model in OPS_MODELS:
+        model._schema.create_table(safe=True)
+
+
+MIGRATIONS.append((6, "order trade_type; operators, sign-in failures, audit, daily bills",
+                   _console_and_bills))
+
+
 class SchemaVersion(peewee.Model):
     """One row per migration step applied to this database."""
 
