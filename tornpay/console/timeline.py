@@ -66,8 +66,8 @@ def _event_entries(out_trade_no: str) -> List[Entry]:
         out.append(Entry(event.created_at, "state", "State change",
                          f"→ {STATE_OF_HOOK.get(event.hook, event.hook)} ({why})", "ok"))
         for d in deliveries.get(event.id, []):
-            out.append(Entry(d.done_at or d.created_at, "delivery", f"Delivery {event.hook}",
-                             f"{d.plugin} · attempts {d.attempts}", d.state,
+            out.append(Entry(d.done_at or d.created_at, "delivery", "Delivery",
+                             f"{event.hook} · {d.plugin} · attempts {d.attempts}", d.state,
                              [d.last_error[:300]] if d.last_error else []))
     return out
 
