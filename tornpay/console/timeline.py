@@ -47,7 +47,8 @@ def _notify_entries(out_trade_no: str) -> List[Entry]:
     rows = (Notification.select().where(Notification.out_trade_no == out_trade_no)
             .order_by(Notification.received_at).limit(200))
     return [Entry(n.received_at, "notify", "Refund notify" if n.kind == "refund" else
-                  "Payment notify", f"{n.remote_ip or '-'} · {n.reason}", n.outcome)
+                  "Payment notify", " · ".join(x for x in (n.remote_ip or "-", n.reason) if x),
+                  n.outcome)
             for n in rows]
 
 
