@@ -46,8 +46,10 @@ def _console_and_bills(migrator: SchemaMigrator, db: peewee.Database) -> None:
 
     from tornpay.storage.opsmodels import OPS_MODELS
 
-    migrate(migrator.add_column("tornpay_order", "trade_type",
-                                peewee.CharField(max_length=16, default="JSAPI")))
+    # Idempotent: a database that already has the column (or tables) keeps them.
+    if "trade_type" not in {c.name for c in db.get_columns("tornpay_order")}:
+        migrate(migrator.add_column("tornpay_order", "trade_type",
+                                    peewee.CharField(max_length=16, default="JSAPI")))
     for model in OPS_MODELS:
         model._schema.create_table(safe=True)
 
