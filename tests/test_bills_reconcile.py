@@ -62,8 +62,8 @@ async def test_a_day_that_agrees(app, ctx, http_client, base_url, recorder):
 
 
 @pytest.mark.gen_test
-async def test_paid_at_wechat_but_notify_and_reconciler_missed_it(app, ctx, http_client,
-                                                                    base_url, recorder):
+async def test_paid_at_wechat_but_notify_and_reconciler_missed_it(
+        app, ctx, http_client, base_url, recorder):
     await control(http_client, base_url, "faults", name="notify_drop")
     no = await new_order(ctx)
     await control(http_client, base_url, "pay", out_trade_no=no)

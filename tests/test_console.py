@@ -82,7 +82,8 @@ async def test_sign_in_sets_a_strict_httponly_session_and_sign_out_ends_it(
     out = await post(browser, f"{ADMIN}/logout")
     assert out.code == 303 and sessions.COOKIE not in browser.cookies
     assert (await browser.get(f"{ADMIN}/")).code == 303
-    actions = [(a.operator, a.action, a.outcome) for a in AuditEntry.select().order_by(AuditEntry.id)]
+    actions = [(a.operator, a.action, a.outcome)
+               for a in AuditEntry.select().order_by(AuditEntry.id)]
     assert actions == [(OPERATOR, "login", "ok"), (OPERATOR, "logout", "ok")]
 
 

@@ -1,7 +1,6 @@
 """The console in headless Chromium on a phone: sign in, search, the timeline, a refund."""
 
 import os
-import re
 import sqlite3
 import subprocess
 import sys

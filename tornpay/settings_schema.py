@@ -128,7 +128,8 @@ SCHEMA: Mapping[str, Mapping[str, Setting]] = {
     "admin": {
         "enabled": Setting(False, bool, "serve the operator console at {prefix}/admin/"),
         "session_minutes": Setting(60, int, "a console session ends this long after sign-in",
-                                   check=_min(1)),
+                                   check=lambda v: None if 1 <= v <= 1440
+                                   else "must be 1..1440 (at most a day)"),
     },
     "bills": {
         "enabled": Setting(False, bool, "fetch and reconcile WeChat's daily bill"),

@@ -1,4 +1,4 @@
-"""Sign-in lockout: 5 failures for one name, or from one IP, within 15 minutes lock it 15 minutes."""
+"""Sign-in lockout: 5 failures for one name or from one IP within 15 minutes lock it 15 minutes."""
 
 import datetime
 import logging

@@ -1,4 +1,4 @@
-"""``POST /pay/downloadbill``: the daily bill in WeChat's format, built from the simulator's records.
+"""``POST /pay/downloadbill``: the daily bill in WeChat's format, from the simulator's records.
 
 Rows follow addendum §5.1/§5.4 (payments on the day they were paid, refunds on
 the day they were initiated, status as now); fee = amount × 0.60 % rounded half
