@@ -28,7 +28,7 @@ class LoginHandler(ConsoleHandler):
         if lockout.locked_until(name, ip) is not None:
             # Refused without checking the password, so guessing on stops nothing.
             logger.warning("console: sign-in for %s from %s refused: locked", name, ip)
-            self._audit(name, "login", REFUSED, "locked")
+            self.audit("login", REFUSED, detail="locked", operator=name or "-")
             self.set_status(429)
             self.render("admin/login.html", name=name,
                         error=self._("Too many failed sign-ins. Try again in 15 minutes."))
@@ -36,7 +36,7 @@ class LoginHandler(ConsoleHandler):
         operator = authenticate(name, password) if name and password else None
         if operator is None:
             lockout.record_failure(name, ip)
-            self._audit(name, "login", FAILED, "wrong name or password")
+            self.audit("login", FAILED, detail="wrong name or password", operator=name or "-")
             self.set_status(401)
             self.render("admin/login.html", name=name,
                         error=self._("Wrong name or password."))
@@ -47,13 +47,17 @@ class LoginHandler(ConsoleHandler):
             self.ctx.settings.admin.session_minutes),
             httponly=True, samesite="Strict", secure=self.request.protocol == "https",
             path=self.admin_url + "/", expires_days=None)
-        self._audit(operator.name, "login", OK)
+        self.audit("login", OK, operator=operator.name)
         self.redirect(f"{self.admin_url}/", status=303)
 
-    def _audit(self, name: str, action: str, outcome: str, detail: str = "") -> None:
-        from tornpay.console.audit import audit
 
-        audit(name or "-", action, outcome, detail=detail, remote_ip=self.client_ip())
+class RootHandler(ConsoleHandler):
+    """``{prefix}/admin`` without the slash: to the console (whose cookie path has one)."""
+
+    public = True
+
+    def get(self):
+        self.redirect(f"{self.admin_url}/", status=303)
 
 
 class LogoutHandler(ConsoleHandler):
@@ -67,6 +71,7 @@ class LogoutHandler(ConsoleHandler):
 
 enabled = admin_enabled
 default_handlers = [
+    (r"/admin", RootHandler, "tornpay-admin-root"),
     (r"/admin/login", LoginHandler, "tornpay-admin-login"),
     (r"/admin/logout", LogoutHandler, "tornpay-admin-logout"),
 ]

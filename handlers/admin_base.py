@@ -1,5 +1,6 @@
 """The base of every console page: a session or nothing, XSRF on every POST, the language."""
 
+import datetime
 import logging
 from typing import Optional
 from urllib.parse import quote
@@ -10,6 +11,7 @@ from tornpay.console import sessions
 from tornpay.console.audit import audit
 from tornpay.handlers.base import BaseHandler
 from tornpay.i18n import HTML_LANG, choose, fen_to_yuan, get_locale
+from tornpay.orders.transitions import BEIJING
 
 logger = logging.getLogger(__name__)
 
@@ -67,16 +69,13 @@ class ConsoleHandler(BaseHandler):
         """A naive-UTC datetime as Beijing time, the merchant's clock."""
         if when is None:
             return "-"
-        from tornpay.orders.transitions import BEIJING
-        import datetime
-
         return (when.replace(tzinfo=datetime.timezone.utc).astimezone(BEIJING)
                 .strftime("%Y-%m-%d %H:%M:%S"))
 
     def audit(self, action: str, outcome: str, out_trade_no: Optional[str] = None,
-              detail: str = "") -> None:
-        audit(self.operator, action, outcome, out_trade_no=out_trade_no, detail=detail,
-              remote_ip=self.client_ip())
+              detail: str = "", operator: Optional[str] = None) -> None:
+        audit(operator or self.operator, action, outcome, out_trade_no=out_trade_no,
+              detail=detail, remote_ip=self.client_ip())
 
     def write_error(self, status_code, **kwargs):
         title = {403: "Forbidden", 404: "Not found"}.get(status_code, "Error")

@@ -10,7 +10,7 @@ from tornpay.handlers.admin_base import ConsoleHandler, admin_enabled
 from tornpay.orders.admin import Refused, retry_deliveries
 from tornpay.orders.refunds import NotFound
 from tornpay.storage.models import Delivery
-from tornpay.storage.opsmodels import BillDifference, BillRun
+from tornpay.storage.opsmodels import BillDifference
 
 logger = logging.getLogger(__name__)
 
@@ -61,8 +61,7 @@ class BillHandler(ConsoleHandler):
     """One day's reconciliation report and its differences."""
 
     def get(self, day):
-        run = (BillRun.select().where(BillRun.bill_date == day)
-               .order_by(BillRun.id.desc()).first())
+        run = next(iter(queries.bill_runs(1, day)), None)
         if run is None:
             raise tornado.web.HTTPError(404)
         found = list(BillDifference.select().where(BillDifference.run == run)

@@ -94,7 +94,7 @@ class RefundHandler(ConsoleHandler):
 
 enabled = admin_enabled
 default_handlers = [
-    (r"/admin/?", SummaryHandler, "tornpay-admin"),
+    (r"/admin/", SummaryHandler, "tornpay-admin"),
     (r"/admin/orders", OrdersHandler, "tornpay-admin-orders"),
     (r"/admin/orders/" + OUT_TRADE_NO, OrderHandler, "tornpay-admin-order"),
     (r"/admin/orders/" + OUT_TRADE_NO + "/refund", RefundHandler, "tornpay-admin-refund"),

@@ -95,7 +95,7 @@ def summary() -> dict:
         "today": today.isoformat(),
         "by_state": [(state, counts.get(state, 0)) for state in ORDER_STATES],
         "failed_deliveries": Delivery.select().where(Delivery.state == "failed").count(),
-        "last_bill": BillRun.select().order_by(BillRun.bill_date.desc()).first(),
+        "last_bill": next(iter(bill_runs(1)), None),
     }
 
 
@@ -109,9 +109,10 @@ def deliveries(state: str, page: int = 1) -> tuple:
     return rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
 
 
-def bill_runs(limit: int = 60) -> List[BillRun]:
-    return list(BillRun.select(BillRun.id, BillRun.bill_date, BillRun.source, BillRun.state,
-                               BillRun.attempts, BillRun.last_error, BillRun.payments,
-                               BillRun.refunds, BillRun.differences, BillRun.unsettled,
-                               BillRun.reconciled_at)
-                .order_by(BillRun.bill_date.desc()).limit(limit))
+def bill_runs(limit: int = 60, day: Optional[str] = None) -> List[BillRun]:
+    """The newest bill runs (of one ``day``), without their raw bytes (megabytes each)."""
+    fields = [f for f in BillRun._meta.sorted_fields if f.name != "raw"]
+    query = BillRun.select(*fields).order_by(BillRun.bill_date.desc(), BillRun.id.desc())
+    if day:
+        query = query.where(BillRun.bill_date == day)
+    return list(query.limit(limit))
