@@ -21,7 +21,7 @@ class LoginHandler(ConsoleHandler):
             return
         self.render("admin/login.html", error=None, name="")
 
-    def post(self):
+    async def post(self):
         name = self.get_body_argument("name", "").strip()[:64]
         password = self.get_body_argument("password", "")
         ip = self.client_ip()
@@ -33,7 +33,7 @@ class LoginHandler(ConsoleHandler):
             self.render("admin/login.html", name=name,
                         error=self._("Too many failed sign-ins. Try again in 15 minutes."))
             return
-        operator = authenticate(name, password) if name and password else None
+        operator = await authenticate(name, password) if name and password else None
         if operator is None:
             lockout.record_failure(name, ip)
             self.audit("login", FAILED, detail="wrong name or password", operator=name or "-")

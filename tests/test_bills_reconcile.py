@@ -168,7 +168,12 @@ async def test_the_daily_job_reconciles_yesterday_once(app, ctx, http_client, ba
     monkeypatch.setattr(scheduler, "utcnow", lambda: tomorrow.astimezone(
         datetime.timezone.utc).replace(tzinfo=None))
     job = scheduler.BillScheduler(ctx)
-    assert await job.run_once() == f"{today()}: 0 unsettled"
-    assert await job.run_once() is None  # done for the day
+    # Today is due; the two days before are caught up (nothing was paid then).
+    assert await job.run_once() == [f"{today() - datetime.timedelta(days=n)}: 0 unsettled"
+                                    for n in (2, 1, 0)]
+    assert await job.run_once() == []  # done for the day
+    assert [(r.bill_date, r.state) for r in BillRun.select().order_by(BillRun.bill_date)] == [
+        (str(today() - datetime.timedelta(days=n)), s) for n, s in
+        ((2, "reconciled"), (1, "reconciled"), (0, "reconciled"))]
     assert Order.get_by_id(no).state == "PAID"
     await wait_for(lambda: recorder.paid)

@@ -186,3 +186,14 @@ async def test_orders_filter_search_and_pages(app, operator, http_client, base_u
     assert await numbers(f"until={today - datetime.timedelta(days=5)}") == {"TOLD0001"}
     bad = await browser.get(f"{ADMIN}/orders?state=STOLEN", headers=en)
     assert bad.code == 400
+
+
+def test_password_hashes_are_salted_scrypt_and_checked_exactly():
+    from tornpay.console.passwords import hash_password, verify_password
+
+    one, two = hash_password(PASSWORD), hash_password(PASSWORD)
+    assert one != two and one.startswith("scrypt$32768$8$1$") and PASSWORD not in one
+    assert verify_password(PASSWORD, one) and verify_password(PASSWORD, two)
+    assert not verify_password(PASSWORD + " ", one)
+    assert not any(verify_password(PASSWORD, bad) for bad in
+                   ("", "scrypt$1$2", "md5$x$y$z$a$b", one.replace("scrypt$32768", "scrypt$x")))

@@ -1,5 +1,8 @@
 """The daily job: after ``bills.fetch_at`` (Beijing), fetch and reconcile the day before's bill.
 
+Days are caught up: the two days before that are reconciled too when no run
+of theirs is done (the servers were down at fetch time).
+
 Wakes every minute; one process claims the day with a lease on its BillRun
 row, so several servers on one database reconcile each day once. "Bill
 Creating" leaves the run due again after ``service.RETRY_AFTER``.
@@ -7,7 +10,7 @@ Creating" leaves the run due again after ``service.RETRY_AFTER``.
 
 import datetime
 import logging
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 from tornpay.bills.service import get_run, reconcile_day
 from tornpay.bills.source import BillUnavailable, bill_source
@@ -21,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 LEASE = datetime.timedelta(minutes=10)
 DONE_STATES = ("reconciled", "failed")
+CATCH_UP_DAYS = 3  # a day missed while every server was down is still done, if recent
 ALERT_AFTER = 8
 
 
@@ -60,12 +64,20 @@ class BillScheduler(PeriodicWorker):
         if self.cfg.enabled:
             super().start()
 
-    async def run_once(self) -> Optional[str]:
-        """One look at the clock; the day reconciled, or None."""
+    async def run_once(self) -> List[str]:
+        """One look at the clock: reconcile the due days not done yet; report lines."""
         now = utcnow()
-        day = due_day(now, self.cfg.fetch_at)
-        if day is None:
-            return None
+        last = due_day(now, self.cfg.fetch_at)
+        if last is None:
+            return []
+        done = []
+        for back in range(CATCH_UP_DAYS - 1, -1, -1):
+            line = await self._one_day(last - datetime.timedelta(days=back), now)
+            if line:
+                done.append(line)
+        return done
+
+    async def _one_day(self, day: datetime.date, now: datetime.datetime) -> Optional[str]:
         run = get_run(day, bill_source(self.ctx).name)
         if not claim(run, now):
             return None
