@@ -59,15 +59,19 @@ def db(server, sql, *args):
         conn.close()
 
 
+def _env() -> dict:
+    env = dict(os.environ)
+    env.pop("PYTHONWARNINGS", None)
+    return env
+
+
 @pytest.fixture
 def server(tmp_path, monkeypatch):
     monkeypatch.setenv("TORNPAY_ADMIN_ENABLED", "true")
     srv = Server(tmp_path).start()
-    env = dict(os.environ)
-    env.pop("PYTHONWARNINGS", None)
     done = subprocess.run([sys.executable, "-m", "tornpay.cli", "admin", "set-password", "alice",
                            "--password-stdin", "--settings", srv.settings], input=PASSWORD + "\n",
-                          env=env, capture_output=True, text=True, timeout=60)
+                          env=_env(), capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     yield srv
     srv.stop()
@@ -130,10 +134,24 @@ def test_sign_in_search_timeline_refund(server, page):
     expect(page.locator("#tornpay-admin-message")).to_have_attribute("data-status", "200")
     assert db(server, "SELECT refund_fee, reason FROM tornpay_refund") == (2500, "课程取消")
     shots.take(page, "refund-sent")
+
+    # The day's bill, with an order the merchant never heard of: reported in the console.
+    server.sim("POST", "faults", name="bill_unknown_order", count=1)
+    day = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 8 * 3600))
+    done = subprocess.run([sys.executable, "-m", "tornpay.cli", "bill", "reconcile", "--date",
+                           day, "--settings", server.settings], env=_env(), capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 1 and "UNSETTLED  UNKNOWN_ORDER" in done.stdout, done.stderr
+    page.click("text=对账单")
+    page.click(f"#tornpay-bills a[href$='{day}']")
+    expect(page.locator("#tornpay-differences tr[data-kind='UNKNOWN_ORDER']")).to_have_count(1)
+    expect(page.locator("#tornpay-differences")).to_contain_text("本地无此订单")
+    shots.take(page, "bill")
     page.click("#tornpay-logout")
     expect(page).to_have_url(admin + "/login")
     page.goto(f"{admin}/orders/{number}")
     expect(page).to_have_url(admin + "/login")
     shots.publish({"login": "console-1-login.png", "orders": "console-2-orders.png",
                    "timeline": "console-3-timeline.png",
-                   "refund-confirm": "console-4-refund-confirm.png"})
+                   "refund-confirm": "console-4-refund-confirm.png",
+                   "bill": "console-5-bill.png"})
