@@ -24,6 +24,21 @@ def _options(func):
                         help="the Beijing day the bill covers")(func)
 
 
+def _run(settings_path: str, day: datetime.date, step):
+    """``await step(ctx, day)`` on the CLI's context; no bill or a bad one is one line, exit 1."""
+    from tornpay.bills.parse import BillFormatError
+    from tornpay.bills.source import BillUnavailable
+    from tornpay.cli import Fail, run_admin
+
+    async def work(ctx):
+        try:
+            return await step(ctx, day)
+        except (BillUnavailable, BillFormatError) as exc:
+            raise Fail(f"bill {day}: {exc}") from None
+
+    return run_admin(settings_path, work)
+
+
 @click.group()
 def bill() -> None:
     """WeChat's daily bill: fetch it, reconcile it with the orders."""
@@ -33,18 +48,9 @@ def bill() -> None:
 @_options
 def fetch_cmd(day: datetime.date, settings_path: str) -> None:
     """Download the day's bill and store its bytes (exit 1 when WeChat has none yet)."""
-    from tornpay.bills.parse import BillFormatError
     from tornpay.bills.service import fetch_and_store
-    from tornpay.bills.source import BillUnavailable
-    from tornpay.cli import Fail, run_admin
 
-    async def work(ctx):
-        try:
-            return await fetch_and_store(ctx, day)
-        except (BillUnavailable, BillFormatError) as exc:
-            raise Fail(f"bill {day}: {exc}") from None
-
-    run = run_admin(settings_path, work)
+    run = _run(settings_path, day, fetch_and_store)
     if run.state == "no_bill":
         click.echo(f"bill {day}: No Bill Exist (nothing billed that day)")
     else:
@@ -55,18 +61,10 @@ def fetch_cmd(day: datetime.date, settings_path: str) -> None:
 @_options
 def reconcile_cmd(day: datetime.date, settings_path: str) -> None:
     """Reconcile the day's bill (fetching it when needed); exit 1 on an unsettled difference."""
-    from tornpay.bills.parse import BillFormatError
     from tornpay.bills.service import reconcile_day
-    from tornpay.bills.source import BillUnavailable
-    from tornpay.cli import Fail, run_admin
+    from tornpay.cli import Fail
 
-    async def work(ctx):
-        try:
-            return await reconcile_day(ctx, day)
-        except (BillUnavailable, BillFormatError) as exc:
-            raise Fail(f"bill {day}: {exc}") from None
-
-    report = run_admin(settings_path, work)
+    report = _run(settings_path, day, reconcile_day)
     for d in report.differences:
         click.echo(f"{'settled' if d.settled else 'UNSETTLED'}  {d.kind}  "
                    f"order={d.out_trade_no or '-'}  refund={d.out_refund_no or '-'}  "
