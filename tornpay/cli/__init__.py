@@ -1,9 +1,11 @@
 """The ``tornpay`` command: the click group, ``--settings`` anywhere, one-line errors, main().
 
 Verbs live in sibling modules that decorate this group (``@cli.command()`` /
-``@cli.group()`` after ``from tornpay.cli import cli``); each is imported once
-from ``COMMAND_MODULES`` at the end of this file. A new verb module adds its
-dotted name there.
+``@cli.group()`` after ``from tornpay.cli import cli``), each imported once from
+``COMMAND_MODULES`` at the end of this file, or in their own package with a
+``register(group)`` function called there. A verb never declares ``--settings``
+itself: the root group takes it anywhere on the line; ``@settings_option``
+passes it on as ``settings_path``.
 """
 
 import importlib
@@ -91,3 +93,10 @@ COMMAND_MODULES = [
 ]
 for _name in COMMAND_MODULES:
     importlib.import_module(_name)
+
+# The console's and the daily bill's verbs live with them and add themselves.
+from tornpay.bills.cli import register as _register_bill  # noqa: E402
+from tornpay.console.cli import register as _register_admin  # noqa: E402
+
+_register_admin(cli)
+_register_bill(cli)

@@ -33,7 +33,8 @@ class DatabaseContext:
         self.db = storage.bind(storage.open_database(settings.database.url))
         # A new or older database gets the server's schema steps; a current one is
         # left untouched, so a read-only database role is enough for these verbs.
-        if create_tables and migrations.current_version(self.db) < migrations.latest_version():
+        steps = {version for version, _, _ in migrations.MIGRATIONS}
+        if create_tables and not steps <= migrations.applied_versions(self.db):
             storage.create_tables()
 
     def close(self) -> None:
