@@ -3,7 +3,7 @@
 import datetime
 from typing import Optional
 
-BEIJING = datetime.timezone(datetime.timedelta(hours=8), "Asia/Shanghai")
+BEIJING = datetime.timezone(datetime.timedelta(hours=8))  # China Standard Time, no DST
 # WeChat v2 writes "2017-12-15 09:46:01" (refund success_time) or "20171215094601" (time_end).
 _FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y%m%d%H%M%S")
 UTC_TEXT = "%Y-%m-%dT%H:%M:%SZ"  # e.g. 2024-06-01T04:31:10Z: 20 characters, marked UTC
