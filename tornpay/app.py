@@ -1,6 +1,7 @@
 """Composition root: ``make_app(settings)`` builds the Tornado application; ``main()`` serves it."""
 
 import asyncio
+import faulthandler
 import logging
 import os
 import signal
@@ -91,6 +92,9 @@ def configure_logging(settings: Settings) -> None:
 
 async def serve(settings: Settings) -> None:
     """Listen, run until SIGTERM/SIGINT, then stop accepting, finish in-flight work and exit."""
+    # A fatal signal (SIGBUS from a vanished database's WAL index, SIGSEGV)
+    # must leave a trace on stderr instead of a silent death.
+    faulthandler.enable()
     app = make_app(settings)
     ctx: Context = app.settings["tornpay"]
     server = make_http_server(app, settings)

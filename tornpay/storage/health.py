@@ -62,6 +62,10 @@ def probe_write(db: peewee.Database) -> Optional[str]:
             row = db.execute_sql("SELECT current_setting('transaction_read_only')").fetchone()
             if row and row[0] == "on":
                 return "the server only allows read-only transactions"
+        else:  # SQLite by URI (file:...?mode=ro): probe through its own connection
+            with db.atomic() as txn:
+                db.execute_sql(_PROBE_SQL)
+                txn.rollback()
     except (sqlite3.Error, peewee.PeeweeException) as exc:
         if LOCKED in str(exc):
             return None  # busy, not broken: someone else is writing
