@@ -44,9 +44,31 @@ def _identity(path: Optional[str]) -> Optional[Tuple[int, int]]:
     return (st.st_dev, st.st_ino) if st else None
 
 
+def file_problem(path: str) -> Optional[str]:
+    """Why the SQLite file at ``path`` (or its directory, where the WAL lives) is unwritable.
+
+    Only stat-like calls: opening the file here and closing it again would drop
+    SQLite's POSIX locks on it, and SQLite itself reuses the descriptors it
+    already holds, so a probe through it cannot see a file turned read-only.
+    """
+    directory = os.path.dirname(path)
+    try:
+        if os.statvfs(directory).f_flag & os.ST_RDONLY:
+            return f"the file system of {directory} is mounted read-only"
+    except OSError as exc:
+        return f"{directory}: {exc.strerror}"
+    for target in (path, directory):
+        if os.path.exists(target) and not os.access(target, os.W_OK):
+            return f"no write permission on {target}"
+    return None
+
+
 def probe_write(db: peewee.Database) -> Optional[str]:
     """Why ``db`` cannot be written now, or None. Blocking: never call it on the IOLoop."""
     path = _sqlite_path(db)
+    problem = file_problem(path) if path is not None else None
+    if problem:
+        return problem
     try:
         if path is not None:
             # A fresh connection, as a restart (or the CLI) would open it: the
@@ -107,7 +129,7 @@ class DatabaseHealth:
             return f"database file {self._path} has vanished"
         if self._identity is not None and now != self._identity:
             return f"database file {self._path} was replaced by another file"
-        return None
+        return file_problem(self._path)
 
     async def check(self) -> bool:
         problem = self._file_problem()
