@@ -11,9 +11,7 @@ from tornado.iostream import StreamClosedError
 from tornado.tcpclient import TCPClient
 
 import proc_helpers
-from tornpay import httpserver as tp_httpserver
 from tornpay.app import make_app
-from tornpay.httpserver import make_http_server
 
 
 async def _read_all(stream, wait: float) -> bytes:
@@ -36,6 +34,8 @@ async def _get_keepalive(stream, path: str = "/healthz") -> bytes:
 def serve_limited(tp_make_settings, io_loop, _unused_port):
     """``serve_limited(**server_overrides)`` -> port of make_http_server(make_app(...))."""
     started = []
+
+    from tornpay.httpserver import make_http_server
 
     def serve(**server):
         settings = tp_make_settings({"server": server})
@@ -105,6 +105,8 @@ class _ExhaustedSocket:
 @pytest.mark.gen_test(timeout=30)
 async def test_accept_errors_pause_the_loop_and_log_a_bounded_number_of_lines(
         monkeypatch, caplog):
+    from tornpay import httpserver as tp_httpserver
+
     monkeypatch.setattr(tp_httpserver, "ACCEPT_PAUSE_SECONDS", 0.05)
     listener, port = proc_helpers.bind_unused_port()
     waiting = socket.create_connection(("127.0.0.1", port))  # keeps the listener readable

@@ -10,11 +10,15 @@ from tornpay.storage.models import Order
 CROSS_SITE = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"}
 
 
+CATALOG = {"products": {f"p{i}": {"body": f"Product {i}", "total_fee": 100 + i}
+                        for i in range(5)}}
+LIMITS = {"orders": {"max_open_per_payer": 2, "max_open_per_ip": 3}, "catalog": CATALOG}
+with_limits = pytest.mark.parametrize("tp_overrides", [LIMITS])
+
+
 @pytest.fixture
 def tp_overrides():
-    return {"orders": {"max_open_per_payer": 2, "max_open_per_ip": 3},
-            "catalog": {"products": {f"p{i}": {"body": f"Product {i}", "total_fee": 100 + i}
-                                     for i in range(5)}}}
+    return {"catalog": CATALOG}  # the shipped limits
 
 
 def _browser(http_client, base_url, settings, openid):
@@ -38,8 +42,9 @@ async def test_same_product_reuses_the_open_order(http_client, base_url, tp_sett
 
 
 @pytest.mark.gen_test
-async def test_open_orders_per_payer_are_limited_with_a_clear_page(http_client, base_url,
-                                                                    tp_settings, ctx):
+@with_limits
+async def test_open_orders_per_payer_are_limited_with_a_clear_page(tp_overrides, http_client,
+                                                                    base_url, tp_settings):
     alice = _browser(http_client, base_url, tp_settings, ALICE)
     assert (await _checkout(alice, "p0")).code == 303
     assert (await _checkout(alice, "p1")).code == 303
@@ -55,7 +60,9 @@ async def test_open_orders_per_payer_are_limited_with_a_clear_page(http_client, 
 
 
 @pytest.mark.gen_test
-async def test_open_orders_per_address_are_limited(http_client, base_url, tp_settings):
+@with_limits
+async def test_open_orders_per_address_are_limited(tp_overrides, http_client, base_url,
+                                                   tp_settings):
     payers = [f"o-payer-{i}" for i in range(4)]
     codes = [(await _checkout(_browser(http_client, base_url, tp_settings, openid), "p0")).code
              for openid in payers]

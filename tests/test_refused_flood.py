@@ -15,12 +15,10 @@ KEY = "192006250b4c09247ec02edce69f6a2d"
 KEEP = 40
 
 
-@pytest.fixture
-def tp_overrides():
-    return {"orders": {"refused_notify_rows": KEEP, "refused_notify_window_seconds": 60,
-                       "max_open_per_payer": 0, "max_open_per_ip": 0},
-            "catalog": {"products": {f"p{i}": {"body": f"Product {i}", "total_fee": 100 + i}
-                                     for i in range(8)}}}
+FLOOD_SETTINGS = {"orders": {"refused_notify_rows": KEEP, "refused_notify_window_seconds": 60,
+                              "max_open_per_payer": 0, "max_open_per_ip": 0},
+                   "catalog": {"products": {f"p{i}": {"body": f"Product {i}", "total_fee": 100 + i}
+                                            for i in range(8)}}}
 
 
 async def _post(http_client, base_url, body, ip="10.0.0.1"):
@@ -57,8 +55,9 @@ async def test_junk_from_one_sender_is_logged_and_stored_once_per_kind(http_clie
 
 
 @pytest.mark.gen_test(timeout=120)
+@pytest.mark.parametrize("tp_overrides", [FLOOD_SETTINGS])
 async def test_valid_notifies_during_a_junk_flood_all_pay_and_the_table_stays_bounded(
-        http_client, base_url, tp_settings):
+        tp_overrides, http_client, base_url, tp_settings):
     browser = Browser(http_client, base_url)
     browser.set_openid(tp_settings, ALICE)
     orders = []
