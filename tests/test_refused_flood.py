@@ -101,3 +101,22 @@ def test_counts_of_a_finished_window_are_written():
     now[0] = 61.0
     log.flush(record)
     assert len(stored) == 2 and stored[1][3].startswith("4 more refused")
+
+
+def test_many_senders_share_one_budget_of_lines():
+    from tornpay.orders import refusals
+
+    stored = []
+    log = refusals.RefusalLog(types.SimpleNamespace(orders=types.SimpleNamespace(
+        refused_notify_rows=10_000, refused_notify_window_seconds=60.0)))
+    now = [0.0]
+    log.throttle.clock = lambda: now[0]
+    log._window_started = 0.0
+    record = lambda *row: stored.append(row)  # noqa: E731
+    for i in range(1000):  # a thousand addresses, one junk notify each
+        log.refused("pay", f"10.0.{i // 250}.{i % 250}", "invalid XML", "junk", claimed=None,
+                    verified=None, record=record)
+    assert len(stored) == refusals.MAX_LINES_PER_WINDOW
+    now[0] = 61.0
+    log.flush(record)
+    assert stored[-1][3] == "900 more refused, from many senders"

@@ -21,6 +21,8 @@ REFUSED = "refused"
 # Senders x replies remembered at once; past it the oldest kinds are forgotten
 # (and logged afresh), so varying the address cannot grow memory.
 MAX_KINDS = 4096
+# Distinct (sender, reason) kinds logged one by one per window; past it, counted.
+MAX_LINES_PER_WINDOW = 100
 # Recorder: (out_trade_no, remote_ip, outcome, reason) -> None, one INSERT.
 Recorder = Callable[[Optional[str], str, str, str], None]
 
@@ -35,6 +37,10 @@ class RefusalLog:
         self.throttle = Throttle(orders.refused_notify_window_seconds, max_keys=MAX_KINDS)
         # Prune at the first stored refusal of a process, then every prune_every.
         self._until_prune = 1
+        self._window_started = self.throttle.clock()
+        self._lines = 0
+        self._over_budget = 0
+        self._last_flush = float("-inf")
 
     def refused(self, kind: str, remote_ip: str, reply: str, reason: str, *,
                 claimed: Optional[str], verified: Optional[str], record: Recorder) -> None:
@@ -46,7 +52,8 @@ class RefusalLog:
         self.flush(record)
         # Only unauthenticated junk is throttled: a refusal of a notify WeChat
         # signed (or encrypted with our key) is rare and always worth its line.
-        if verified is None and self.throttle.allow((kind, remote_ip, reply)) is None:
+        if verified is None and (self.throttle.allow((kind, remote_ip, reply)) is None
+                                 or not self._within_window_budget()):
             return
         # Attacker text is quoted, and only a verified number names the order.
         logger.warning("%s notify from %s refused: %s (claimed out_trade_no %s)", kind,
@@ -54,13 +61,34 @@ class RefusalLog:
                        extra={"out_trade_no": verified})
         self._store(record, verified or _safe_number(claimed), remote_ip, reason)
 
+    def _within_window_budget(self) -> bool:
+        # Many senders (or forged addresses) each get one line: cap those too.
+        now = self.throttle.clock()
+        if now - self._window_started >= self.throttle.window:
+            self._window_started, self._lines = now, 0
+        self._lines += 1
+        if self._lines > MAX_LINES_PER_WINDOW:
+            self._over_budget += 1
+            return False
+        return True
+
     def flush(self, record: Recorder) -> None:
         """Write the counts of windows that have ended (one line and one row each)."""
+        now = self.throttle.clock()
+        if now - self._last_flush < 1.0:
+            return
+        self._last_flush = now
         for (kind, remote_ip, reply), count in self.throttle.expired():
             logger.warning("%d more %s notifies from %s refused (%s) were not logged one by "
                            "one", count, kind, remote_ip, reply, extra={"out_trade_no": None})
             self._store(record, None, remote_ip,
                         f"{count} more refused like this ({kind}): {reply}")
+        if self._over_budget and now - self._window_started >= self.throttle.window:
+            logger.warning("%d more refused notifies (over %d senders and reasons a window) "
+                           "were not logged one by one", self._over_budget,
+                           MAX_LINES_PER_WINDOW, extra={"out_trade_no": None})
+            self._store(record, None, "", f"{self._over_budget} more refused, from many senders")
+            self._over_budget = 0
 
     def _store(self, record: Recorder, out_trade_no: Optional[str], remote_ip: str,
                reason: str) -> None:
