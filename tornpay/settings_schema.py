@@ -115,6 +115,8 @@ SCHEMA: Mapping[str, Mapping[str, Setting]] = {
         "refused_notify_window_seconds": Setting(60.0, float, "repeats of one refusal (sender, "
                                                  "reason) within this are counted, not logged "
                                                  "one by one", check=_min(0)),
+        "reuse_open_order": Setting(True, bool, "a payer's still-open order for the same "
+                                    "product is offered again instead of a new one"),
     },
     "deliveries": {
         "timeout_seconds": Setting(30.0, float, "one hook call", check=_min(0.01)),
