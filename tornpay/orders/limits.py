@@ -32,12 +32,14 @@ class TooManyOpenOrders(Exception):
         self.which = which
 
 
-def reusable_order(openid: str, product_id: str, total_fee: int,
+def reusable_order(openid: str, product_id: str, total_fee: int, sign_type: str,
                    now: datetime.datetime) -> Optional[Order]:
-    """The payer's newest open order for this product at this price, if it can still be paid."""
+    """The payer's newest open order for this product, at this price and sign type, if it
+    can still be paid."""
     return (Order.select()
             .where((Order.openid == openid) & (Order.product_id == product_id)
-                   & (Order.total_fee == total_fee) & (Order.state == PREPAID)
+                   & (Order.total_fee == total_fee) & (Order.sign_type == sign_type)
+                   & (Order.state == PREPAID)
                    & Order.prepay_id.is_null(False) & (Order.expire_at > now + REUSE_MARGIN))
             .order_by(Order.created_at.desc()).first())
 

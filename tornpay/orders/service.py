@@ -102,7 +102,7 @@ async def create_order(ctx, product_id: str, openid: str, client_ip: str) -> Ord
     now = datetime.datetime.now(datetime.timezone.utc)
     # No await from here to the INSERT: in one process the limits cannot be raced.
     existing = (limits.reusable_order(openid, product_id, product["total_fee"],
-                                      now.replace(tzinfo=None))
+                                      ctx.settings.wechat.sign_type, now.replace(tzinfo=None))
                 if ctx.settings.orders.reuse_open_order else None)
     if existing is not None:
         logger.info("order %s: still open for this payer and product; reused",
