@@ -23,7 +23,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 import notify_storm  # same directory: settings, order rows and signed notify bodies
 
@@ -98,14 +97,7 @@ def main(argv=None):
         proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "server.py"), "--settings",
                                  settings], cwd=directory, env=env, stderr=log)
     try:
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(base + "/healthz", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            raise SystemExit("server did not start")
+        notify_storm.wait_healthz(base)
         notify_storm.insert_orders(directory, 2 * args.valid)
         idle, during, flood_seconds = asyncio.run(run(base, args))
     finally:

@@ -61,6 +61,19 @@ def write_settings(directory, port):
     return path
 
 
+def wait_healthz(base):
+    """Return once the server at ``base`` answers /healthz (20 s at most)."""
+    import urllib.request
+
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(base + "/healthz", timeout=1)
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit("server did not start")
+
+
 def insert_orders(directory, n):
     now = datetime.datetime.utcnow().replace(microsecond=0)
     later = now + datetime.timedelta(minutes=30)
@@ -147,16 +160,7 @@ def main(argv=None):
     proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "server.py"), "--settings",
                              settings], cwd=directory, env=env, stderr=subprocess.PIPE, text=True)
     try:
-        import urllib.request
-
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(base + "/healthz", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            raise SystemExit("server did not start")
+        wait_healthz(base)
         insert_orders(directory, args.orders)
         codes, answers, lat, elapsed = asyncio.run(storm(base, args.orders, args.connections))
         db = sqlite3.connect(os.path.join(directory, "storm.db"), timeout=30)

@@ -114,6 +114,13 @@ def _start(tmp_path, port, settings_file):
                           timeout=60)
 
 
+def _assert_refused_naming_the_database(done):
+    assert done.returncode == 2, (done.returncode, done.stderr[-2000:])
+    lines = [line for line in done.stderr.splitlines() if line.startswith("tornpay: ")]
+    assert len(lines) == 1 and "database.url" in lines[0], done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+
+
 @sqlite_only
 def test_start_is_refused_on_a_database_that_cannot_be_written(tmp_path):
     port = proc_helpers.free_port()
@@ -124,10 +131,7 @@ def test_start_is_refused_on_a_database_that_cannot_be_written(tmp_path):
     proc_helpers.terminate(proc)  # a real database with every table, then made read-only
     with read_only(str(db_file)):
         done = _start(tmp_path, port, settings_file)
-    assert done.returncode == 2, (done.returncode, done.stderr[-2000:])
-    lines = [line for line in done.stderr.splitlines() if line.startswith("tornpay: ")]
-    assert len(lines) == 1 and "database.url" in lines[0], done.stderr[-2000:]
-    assert "Traceback" not in done.stderr
+    _assert_refused_naming_the_database(done)
 
 
 def test_start_is_refused_on_a_database_that_cannot_be_opened(tmp_path):
@@ -135,10 +139,7 @@ def test_start_is_refused_on_a_database_that_cannot_be_opened(tmp_path):
     settings_file = proc_helpers.write_settings(tmp_path, "gone", port,
                                                 f"sqlite:///{tmp_path}/no/such/dir/tp.db")
     done = _start(tmp_path, port, settings_file)
-    assert done.returncode == 2
-    lines = [line for line in done.stderr.splitlines() if line.startswith("tornpay: ")]
-    assert len(lines) == 1 and "database.url" in lines[0], done.stderr[-2000:]
-    assert "Traceback" not in done.stderr
+    _assert_refused_naming_the_database(done)
 
 
 def test_a_fatal_signal_is_not_silent(tmp_path):

@@ -5,22 +5,12 @@ import logging
 
 import pytest
 
-from tests.flow_helpers import ALICE, Browser, location, notify_fields, order_row, \
-    out_trade_no_of, signed_notify
+from tests.flow_helpers import notify_fields, signed_notify
+from tests.test_notify import order  # noqa: F401  (the fixture: a PREPAID order by checkout)
 from tornpay.logs import JSONFormatter, KeyValueFormatter
 
 KEY = "192006250b4c09247ec02edce69f6a2d"
 VICTIM = "TP20240501080000a1B2c3D4e5F6g7"
-
-
-@pytest.fixture
-def order(http_client, tp_settings, io_loop):
-    async def make():
-        browser = Browser(http_client, tp_settings.server.public_url)
-        browser.set_openid(tp_settings, ALICE)
-        reply = await browser.get("/wxpay/checkout/coach-205")
-        return order_row(out_trade_no_of(location(reply)))
-    return io_loop.run_sync(make)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import peewee
 
+from tornpay.orders.periodic import PeriodicWorker
 from tornpay.settings import SettingsError
 from tornpay.storage.db import is_postgres, is_sqlite
 
@@ -105,21 +106,29 @@ def require_writable(db: peewee.Database, url: str) -> None:
                             f"written ({problem}); fix its permissions, disk or server")
 
 
-class DatabaseHealth:
+class DatabaseHealth(PeriodicWorker):
     """The last verdict on the database: ``ok`` and, when not, ``reason``.
 
-    ``check()`` looks at the SQLite file (gone, or replaced by another file)
-    on the loop and runs the write probe in a worker thread.
+    Every ``check_interval`` seconds ``check()`` looks at the SQLite file
+    (gone, replaced, read-only) on the loop and runs the write probe in a
+    worker thread.
     """
+
+    name = "database health check"
 
     def __init__(self, db: peewee.Database, interval: float):
         self.db = db
-        self.interval = interval
+        self.check_interval = interval
         self.ok = True
         self.reason = ""
         self._path = _sqlite_path(db)
         self._identity = _identity(self._path)
-        self._task: Optional[asyncio.Task] = None
+
+    def interval(self) -> float:
+        return self.check_interval
+
+    async def run_once(self) -> None:
+        await self.check()
 
     def _file_problem(self) -> Optional[str]:
         if self._path is None:
@@ -146,27 +155,6 @@ class DatabaseHealth:
         elif not problem and not self.ok:
             logger.warning("database can be written again (was: %s)", self.reason)
         self.ok, self.reason = not problem, problem or ""
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.ensure_future(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.check()
-            except Exception:  # the watch itself must never die
-                logger.exception("database health check failed")
-            await asyncio.sleep(self.interval)
 
 
 class HealthCollector:
