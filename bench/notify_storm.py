@@ -83,8 +83,8 @@ def insert_orders(directory, n):
             "INSERT INTO tornpay_order (out_trade_no, product_id, openid, body, attach, "
             "total_fee, fee_type, sign_type, state, spbill_create_ip, unified_request, prepay_id, "
             "refunded_fee, reserved_refund_fee, created_at, updated_at, expire_at, "
-            "check_attempts) VALUES (?, 'coach-101', 'o-storm', 'Coaching', '', 100, 'CNY', "
-            "'MD5', 'PREPAID', '127.0.0.1', '', ?, 0, 0, ?, ?, ?, 0)",
+            "check_attempts, trade_type) VALUES (?, 'coach-101', 'o-storm', 'Coaching', '', "
+            "100, 'CNY', 'MD5', 'PREPAID', '127.0.0.1', '', ?, 0, 0, ?, ?, ?, 0, 'JSAPI')",
             [(f"TPSTORM{i:08d}", f"wx_storm_{i}", now, now, later) for i in range(n)])
     conn.close()
 
