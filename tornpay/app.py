@@ -10,6 +10,7 @@ from typing import Iterable, Optional
 import tornado.web
 from tornado.httpserver import HTTPServer
 
+from tornpay import webheaders
 from tornpay.context import Context
 from tornpay.settings import Settings, SettingsError, load_settings
 from tornpay.weblog import log_request
@@ -66,6 +67,7 @@ def make_app(settings: Settings, *, plugins: Iterable = (), hooks=None, http_cli
         cookie_secret=settings.server.cookie_secret,
         debug=settings.server.debug,
         log_function=log_request,
+        **webheaders.app_settings(settings),
     )
     if start:
         ctx.start()

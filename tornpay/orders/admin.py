@@ -31,10 +31,11 @@ class AdminContext:
     reconciler = None
 
     def __init__(self, settings: Any, hooks: Any = None):
-        from tornpay.context import make_http_client
+        from tornpay.context import check_startable, make_http_client
         from tornpay.hooks import HookManager
         from tornpay.protocol.client import PayClient
 
+        check_startable(settings)  # the same settings the server would refuse
         self.settings = settings
         self.db = storage.bind(storage.open_database(settings.database.url))
         self.hooks = hooks or HookManager(settings)

@@ -41,6 +41,16 @@ MIGRATIONS.append((2, "order close_at_wechat_after (payer cancelled before close
                    _add_close_at_wechat_after))
 
 
+def _add_registry_tables(migrator: SchemaMigrator, db: peewee.Database) -> None:
+    from tornpay.storage.models import KnownPlugin, ProcessRow
+
+    db.create_tables([ProcessRow, KnownPlugin], safe=True)
+
+
+MIGRATIONS.append((3, "process and plugin registry (tornpay_process, tornpay_plugin) for "
+                      "fan-out to every process's plugins", _add_registry_tables))
+
+
 class SchemaVersion(peewee.Model):
     """One row per migration step applied to this database."""
 

@@ -1,4 +1,4 @@
-"""tornpay's tables: orders, received notifies, the hook outbox (events, deliveries), refunds."""
+"""tornpay's tables: orders, notifies, the hook outbox (events, deliveries), refunds, processes."""
 
 import datetime
 
@@ -146,4 +146,31 @@ class Refund(BaseModel):
         table_name = "tornpay_refund"
 
 
-ALL_MODELS = (Order, Notification, Event, Delivery, Refund)
+class ProcessRow(BaseModel):
+    """A serving tornpay process (server or estate): where it runs and when it last beat."""
+
+    owner_id = peewee.CharField(max_length=64, primary_key=True)  # the lease owner it uses
+    machine = peewee.CharField(max_length=128)  # host + boot + pid namespace: pids comparable
+    pid = peewee.IntegerField()
+    started_at = peewee.DateTimeField(default=utcnow)
+    heartbeat_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "tornpay_process"
+
+
+class KnownPlugin(BaseModel):
+    """A plugin some serving process has loaded: the outbox writes it a Delivery per event."""
+
+    name = peewee.CharField(max_length=128, primary_key=True)
+    on_paid = peewee.BooleanField(default=False)
+    on_cancel = peewee.BooleanField(default=False)
+    on_refund = peewee.BooleanField(default=False)
+    seen_by = peewee.CharField(max_length=64)  # owner_id of the process that last loaded it
+    seen_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "tornpay_plugin"
+
+
+ALL_MODELS = (Order, Notification, Event, Delivery, Refund, ProcessRow, KnownPlugin)
