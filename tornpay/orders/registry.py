@@ -8,9 +8,12 @@ writes one Delivery per plugin known there (plus the writer's own), and each
 dispatcher claims only deliveries to plugins it has loaded.
 
 A process that died holding leases is recognised as dead by a live one (on
-its start and on every heartbeat): on the same machine when its pid is gone,
-elsewhere when it missed ``DEAD_AFTER_BEATS`` heartbeats. Its leases are then
-released at once instead of waiting out ``2 x deliveries.timeout_seconds``.
+its start and on every heartbeat): on the same machine (host, boot, pid
+namespace) when its pid is gone, on another when it missed ``DEAD_AFTER_BEATS``
+heartbeats. Its leases are then released at once instead of waiting out
+``2 x deliveries.timeout_seconds``. A process on the same machine whose pid is
+alive is never declared dead (its leases expire as before), so two live
+processes never run one delivery at once.
 """
 
 import asyncio
@@ -30,6 +33,7 @@ DURABLE_HOOKS = ("on_paid", "on_cancel", "on_refund")
 # A process that has not beaten for this many heartbeats is dead (12 x 5 s = 1 minute):
 # generous, because an IOLoop held up by a slow disk is alive and may be mid-delivery.
 DEAD_AFTER_BEATS = 12
+PROCESS_STARTED = utcnow()  # no earlier process with our pid registered after this
 
 
 def loaded_plugins(hooks: Any) -> Optional[List[str]]:
@@ -153,10 +157,17 @@ class Registry:
         return out
 
     def is_dead(self, row: ProcessRow, now: datetime.datetime) -> bool:
+        """Certainly dead: a live process, even one whose IOLoop stalls, is never taken over."""
         if row.owner_id == self.owner_id:
             return False
-        if row.machine == self.machine and row.pid != os.getpid() and not pid_alive(row.pid):
-            return True
+        if row.machine == self.machine:
+            if row.pid == os.getpid():
+                # Another app in this process, or an earlier process that had our pid
+                # (it registered before we started, and two never share a pid).
+                return row.started_at < PROCESS_STARTED
+            # Same machine: the pid answers. A live pid whose heartbeat stopped may be
+            # a stalled process mid-delivery, so only its lease expiring frees its rows.
+            return not pid_alive(row.pid)
         return row.heartbeat_at < now - self.dead_after
 
     def reap(self, now: datetime.datetime) -> int:
