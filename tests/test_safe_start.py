@@ -25,19 +25,26 @@ def merchant_dict(tmp_path, **sections):
     return merge(data, sections)
 
 
-def run_main(tmp_path, data, capsys):
+async def build_and_stop(settings):
+    """Stands in for serving: builds the app (where the start checks run), never listens."""
+    app = make_app(settings, start=False)
+    await app.settings["tornpay"].stop()
+
+
+def run_main(tmp_path, data, capsys, monkeypatch):
     path = tmp_path / "settings.yaml"
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    monkeypatch.setattr("tornpay.app.serve", build_and_stop)
     code = main(["--settings", str(path)])
     out, err = capsys.readouterr()
     return code, err.strip().splitlines(), out
 
 
 @pytest.mark.parametrize("key", ["api_key", "app_secret", "mch_id"])
-def test_simulator_with_any_real_credential_refuses_to_start(tmp_path, capsys, key):
+def test_simulator_with_any_real_credential_refuses_to_start(tmp_path, capsys, monkeypatch, key):
     data = base_settings_dict(tmp_path, 8899)  # the simulator on, shipped credentials ...
     data["wechat"][key] = REAL[key]            # ... but one real one
-    code, lines, out = run_main(tmp_path, data, capsys)
+    code, lines, out = run_main(tmp_path, data, capsys, monkeypatch)
     assert code == 2 and len(lines) == 1 and out == ""
     assert lines[0].startswith("tornpay: setting simulator.enabled") and f"wechat.{key}" in lines[0]
     assert REAL["api_key"] not in lines[0] and REAL["app_secret"] not in lines[0]
@@ -58,9 +65,9 @@ def test_cli_refuses_what_the_server_refuses(tmp_path):
         AdminContext(settings_from_dict(data, env={}))
 
 
-def test_shipped_credentials_without_simulator_still_refused(tmp_path, capsys):
+def test_shipped_credentials_without_simulator_still_refused(tmp_path, capsys, monkeypatch):
     data = merge(merchant_dict(tmp_path), {"wechat": SHIPPED})
-    code, lines, _ = run_main(tmp_path, data, capsys)
+    code, lines, _ = run_main(tmp_path, data, capsys, monkeypatch)
     assert code == 2 and len(lines) == 1 and "simulator.enabled is false" in lines[0]
 
 
@@ -72,8 +79,9 @@ def test_empty_credentials_refused(tmp_path, key, value):
         settings_from_dict(data, env={})
 
 
-def test_debug_with_real_credentials_refused(tmp_path, capsys):
-    code, lines, _ = run_main(tmp_path, merchant_dict(tmp_path, server={"debug": True}), capsys)
+def test_debug_with_real_credentials_refused(tmp_path, capsys, monkeypatch):
+    code, lines, _ = run_main(tmp_path, merchant_dict(tmp_path, server={"debug": True}), capsys,
+                                  monkeypatch)
     assert code == 2 and len(lines) == 1 and lines[0].startswith("tornpay: setting server.debug")
 
 
