@@ -1,4 +1,4 @@
-"""A plugin only the server loads (never the CLI): records each on_cancel to $TORNPAY_TEST_RECORD.cancel."""
+"""A plugin the server loads and the CLI does not: on_cancel goes to $TORNPAY_TEST_RECORD.cancel."""
 
 import json
 import os

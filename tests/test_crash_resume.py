@@ -1,4 +1,4 @@
-"""A process killed mid-delivery: the restart resumes it in seconds, not after the lease (item 3)."""
+"""A process killed mid-delivery: its restart resumes it in seconds, not after the lease."""
 
 import datetime
 import os

@@ -1,4 +1,4 @@
-"""Pages of a safely started server (issue 14 items 1, 4 and 11): prefix, framing, cookies, banner."""
+"""Pages of a safely started server (issue 14 items 1, 4, 11): prefix, framing, cookies."""
 
 import pytest
 
@@ -116,7 +116,7 @@ async def test_xsrf_cookie_is_same_site_lax_and_not_secure_over_http(browser, tp
 @pytest.mark.gen_test
 @pytest.mark.parametrize("tp_overrides", [{"server": {"public_url": "https://127.0.0.1"}}])
 async def test_xsrf_cookie_is_secure_under_an_https_public_url(http_client, base_url, ctx,
-                                                                tp_settings):
+                                                               tp_settings):
     browser = Browser(http_client, base_url)
     flags = xsrf_cookie(await browser.get(await alice_pay_page(browser, tp_settings)))
     assert "samesite=lax" in flags and "secure" in flags

@@ -1,4 +1,4 @@
-"""Safe start (issue 14 items 1 and 11): the simulator never meets real credentials; no weak config."""
+"""Safe start (issue 14 items 1, 11): the simulator never meets real credentials; no weak config."""
 
 import pytest
 import yaml
@@ -80,8 +80,8 @@ def test_empty_credentials_refused(tmp_path, key, value):
 
 
 def test_debug_with_real_credentials_refused(tmp_path, capsys, monkeypatch):
-    code, lines, _ = run_main(tmp_path, merchant_dict(tmp_path, server={"debug": True}), capsys,
-                                  monkeypatch)
+    data = merchant_dict(tmp_path, server={"debug": True})
+    code, lines, _ = run_main(tmp_path, data, capsys, monkeypatch)
     assert code == 2 and len(lines) == 1 and lines[0].startswith("tornpay: setting server.debug")
 
 

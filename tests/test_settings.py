@@ -57,7 +57,7 @@ def test_env_override_is_typed():
 
 
 @pytest.mark.parametrize("data,env,needle", [
-    ({"server": {"cookie_secret": CREDS["server"]["cookie_secret"]}}, {}, "wechat.appid is required"),
+    ({"server": dict(CREDS["server"])}, {}, "wechat.appid is required"),
     (with_creds(server={"port": "eighty"}), {}, "server.port"),
     (with_creds(server={"port": 70000}), {}, "server.port"),
     (with_creds(server={"colour": "red"}), {}, "unknown setting server.colour"),

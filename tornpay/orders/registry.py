@@ -62,8 +62,8 @@ def with_known_plugins(hook: str, local: List[str]) -> List[str]:
 def machine_id() -> str:
     """Host, boot and pid namespace: two processes with the same value can compare pids."""
     parts = [socket.gethostname()]
-    for path, read in (("/proc/sys/kernel/random/boot_id", _read), ("/proc/self/ns/pid",
-                                                                     os.readlink)):
+    sources = (("/proc/sys/kernel/random/boot_id", _read), ("/proc/self/ns/pid", os.readlink))
+    for path, read in sources:
         try:
             parts.append(read(path).strip())
         except OSError:
@@ -113,7 +113,7 @@ class Registry:
             self._task = asyncio.ensure_future(self._run())
 
     async def stop(self) -> None:
-        """Stop beating and remove our process row (our plugins' rows stay: others may load them)."""
+        """Stop beating and drop our process row (plugin rows stay: others may load them)."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -197,11 +197,12 @@ class Registry:
                 if not KnownPlugin.delete().where((KnownPlugin.name == name)
                                                   & (KnownPlugin.seen_at < cutoff)).execute():
                     continue  # loaded again meanwhile
-                parked = (Delivery.update(
-                    state=FAILED, lease_owner=None, lease_until=None,
-                    last_error=f"plugin {name} not loaded by any process for "
-                               f"{self.cfg.forget_plugin_after_hours:g} hours")
-                    .where((Delivery.plugin == name) & (Delivery.state == PENDING)).execute())
+                why = (f"plugin {name} not loaded by any process for "
+                       f"{self.cfg.forget_plugin_after_hours:g} hours")
+                parked = (Delivery.update(state=FAILED, lease_owner=None, lease_until=None,
+                                          last_error=why)
+                          .where((Delivery.plugin == name) & (Delivery.state == PENDING))
+                          .execute())
             logger.warning("plugin %s: no process has loaded it for %g hours; forgotten, %d "
                            "pending deliveries parked (tornpay deliveries list --state failed)",
                            name, self.cfg.forget_plugin_after_hours, parked)
