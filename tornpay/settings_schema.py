@@ -1,5 +1,6 @@
 """The settings schema: every key with its default, type, one-line help and range check."""
 
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional
 
@@ -33,6 +34,18 @@ def _path_prefix(v):
     if v == "" or (v.startswith("/") and not v.endswith("/")):
         return None
     return "must be empty or start with '/' and not end with '/'"
+
+
+def _bare_hosts(v):
+    ok = all(isinstance(d, str) and d and not any(c in d for c in "/:@ ") for d in v)
+    return None if ok else "must be bare host names (no scheme, port or path)"
+
+
+def _fetch_at(v):
+    # WeChat makes the bill of day D from 09:00 on D+1; fetch after 10:00 (reference §10).
+    if re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", v) and v >= "10:00":
+        return None
+    return "must be HH:MM (Beijing time) between 10:00 and 23:59"
 
 
 def _port(v):
@@ -88,6 +101,9 @@ SCHEMA: Mapping[str, Mapping[str, Setting]] = {
                              check=_one_of("DEBUG", "INFO", "WARNING", "ERROR")),
         "log_format": Setting("text", str, "log line format: text (key=value) or json",
                               check=_one_of("text", "json")),
+        "default_locale": Setting("zh_CN", str,
+                                  "page language when Accept-Language names none we have",
+                                  check=_one_of("zh_CN", "en_US")),
     },
     "wechat": {
         "appid": Setting(REQUIRED, str, "Official Account appid", check=_non_empty),
@@ -147,12 +163,30 @@ SCHEMA: Mapping[str, Mapping[str, Setting]] = {
                                      check=_min(0)),
         "close_min_age_seconds": Setting(300.0, float, "simulated closeorder age rule",
                                          check=_min(0)),
+        "require_client_cert": Setting(True, bool,
+                                       "refunds need a matching wechat.cert_file/key_file"),
+        "oauth_domains": Setting([], list,
+                                 "OAuth web-authorization domains; empty = public_url's host",
+                                 check=_bare_hosts),
+        "public_url": Setting("", str, "simulator's public base URL; empty = public_url + /_sim",
+                              check=lambda v: _url(v) if v else None),
         "allow_real_credentials": Setting(
             False, bool, "TESTS ONLY, NEVER IN PRODUCTION: start the simulator although the "
             "WeChat credentials are not the shipped test values (anyone can mark orders paid)"),
     },
     "catalog": {
         "products": Setting({}, dict, "products of the bundled catalog plugin"),
+    },
+    "admin": {
+        "enabled": Setting(False, bool, "serve the operator console at {prefix}/admin/"),
+        "session_minutes": Setting(60, int, "a console session ends this long after sign-in",
+                                   check=lambda v: None if 1 <= v <= 1440
+                                   else "must be 1..1440 (at most a day)"),
+    },
+    "bills": {
+        "enabled": Setting(False, bool, "fetch and reconcile WeChat's daily bill"),
+        "fetch_at": Setting("10:30", str, "Beijing time (HH:MM, 10:00 or later) to fetch the "
+                            "bill of the day before", check=_fetch_at),
     },
 }
 
