@@ -1,5 +1,7 @@
 """Safe start (issue 14 items 1, 11): the simulator never meets real credentials; no weak config."""
 
+import asyncio
+
 import pytest
 import yaml
 
@@ -25,6 +27,14 @@ def merchant_dict(tmp_path, **sections):
     return merge(data, sections)
 
 
+def run_in_own_loop(coro):
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        loop.close()
+
+
 async def build_and_stop(settings):
     """Stands in for serving: builds the app (where the start checks run), never listens."""
     app = make_app(settings, start=False)
@@ -35,6 +45,8 @@ def run_main(tmp_path, data, capsys, monkeypatch):
     path = tmp_path / "settings.yaml"
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     monkeypatch.setattr("tornpay.app.serve", build_and_stop)
+    # asyncio.run would drop (unclosed) the loop an earlier gen_test left current.
+    monkeypatch.setattr("tornpay.app.asyncio.run", run_in_own_loop)
     code = main(["--settings", str(path)])
     out, err = capsys.readouterr()
     return code, err.strip().splitlines(), out

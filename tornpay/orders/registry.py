@@ -16,13 +16,13 @@ alive is never declared dead (its leases expire as before), so two live
 processes never run one delivery at once.
 """
 
-import asyncio
 import datetime
 import logging
 import os
 import socket
 from typing import Any, Dict, List, Optional
 
+from tornpay.orders.periodic import PeriodicWorker
 from tornpay.storage import fastsql
 from tornpay.storage.db import database_proxy as db
 from tornpay.storage.models import FAILED, PENDING, Delivery, KnownPlugin, ProcessRow, utcnow
@@ -91,8 +91,10 @@ def pid_alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-class Registry:
+class Registry(PeriodicWorker):
     """This process's row, its plugins' rows, the heartbeat, and reaping dead processes."""
+
+    name = "heartbeat"
 
     def __init__(self, hooks: Any, settings: Any, owner_id: str, on_reaped=None):
         self.hooks = hooks
@@ -100,7 +102,6 @@ class Registry:
         self.owner_id = owner_id
         self.machine = machine_id()
         self.on_reaped = on_reaped  # e.g. the dispatcher's kick
-        self._task: Optional[asyncio.Task] = None
 
     @property
     def dead_after(self) -> datetime.timedelta:
@@ -109,27 +110,21 @@ class Registry:
     def start(self) -> None:
         """Register now (before the dispatcher's first claim), then beat on the IOLoop."""
         self.beat()
-        if self._task is None:
-            self._task = asyncio.ensure_future(self._run())
+        super().start()
+
+    def interval(self) -> float:
+        return self.cfg.heartbeat_seconds
+
+    async def run_once(self) -> None:
+        self.beat()
 
     async def stop(self) -> None:
         """Stop beating and drop our process row (plugin rows stay: others may load them)."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await super().stop()
         try:
             ProcessRow.delete().where(ProcessRow.owner_id == self.owner_id).execute()
         except Exception:  # the database may be gone; the row then looks dead later
             logger.warning("could not remove process row %s", self.owner_id, exc_info=True)
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.cfg.heartbeat_seconds)
-            try:
-                self.beat()
-            except Exception:
-                logger.exception("heartbeat failed; will retry")
 
     def beat(self) -> None:
         """Record that we are alive with our plugins; release dead processes; forget old plugins."""
