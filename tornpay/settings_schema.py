@@ -197,6 +197,9 @@ TOP_LEVEL: Mapping[str, Setting] = {
     "success_url": Setting("{prefix}/orders/{out_trade_no}/result", str,
                            "where the pay page goes once the order is PAID ({prefix} is "
                            "server.prefix)", check=_success_url),
+    "entry_point_plugins": Setting(["*"], list,
+                                   "installed entry-point plugins to load: ['*'] all, [] none, "
+                                   "or their names"),
 }
 
 # The values shipped in settings.yaml: fine for the simulator, refused for real WeChat.
