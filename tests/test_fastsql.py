@@ -10,7 +10,7 @@ import pytest
 from helpers_orders import make_settings
 from proc_helpers import bind_db, database_url, notify_body
 from tornpay.orders import dispatcher as d
-from tornpay.orders import outbox_sql
+from tornpay.orders import outbox, outbox_sql
 from tornpay.orders import notify as n
 from tornpay.orders import transitions as t
 from tornpay.orders.events import OrderView
@@ -61,11 +61,11 @@ def test_a_frozen_timestamp_is_refused():
 
 def test_event_and_deliveries_stored_as_peewee_stores_them(db):
     now = utcnow()
-    t._INSERT_EVENT.execute(id="e1", hook="on_paid", out_trade_no="T1", payload="{}",
+    outbox._INSERT_EVENT.execute(id="e1", hook="on_paid", out_trade_no="T1", payload="{}",
                             created_at=now)
     Event.create(id="e2", hook="on_paid", out_trade_no="T1", payload="{}", created_at=now)
     assert raw(db, "tornpay_event", "id", "e1")[1:] == raw(db, "tornpay_event", "id", "e2")[1:]
-    t._INSERT_DELIVERIES[2].execute(event="e1", now=now, id0="e1:a", plugin0="a",
+    outbox._INSERT_DELIVERIES[2].execute(event="e1", now=now, id0="e1:a", plugin0="a",
                                     id1="e1:b", plugin1="b")
     Delivery.insert_many([{"id": f"e2:{p}", "event": "e2", "plugin": p, "attempts": 0,
                            "next_attempt_at": now, "created_at": now} for p in "ab"]).execute()

@@ -16,12 +16,13 @@ from tornpay.bills.parse import Bill
 from tornpay.console.queries import beijing_day_utc
 from tornpay.orders.admin import query_order
 from tornpay.protocol.errors import WeChatError
-from tornpay.storage.models import PAID, PARTIAL_REFUNDED, REFUNDED, Order, Refund
+from tornpay.storage.models import PAID, PARTIAL_REFUNDED, REFUNDED, Order, Refund, RefundState
 
 logger = logging.getLogger(__name__)
 
 PAID_STATES = (PAID, PARTIAL_REFUNDED, REFUNDED)
-ACCEPTED_REFUNDS = ("PROCESSING", "SUCCESS", "CHANGE", "REFUNDCLOSE")  # WeChat took them
+ACCEPTED_REFUNDS = (RefundState.PROCESSING, RefundState.SUCCESS, RefundState.CHANGE,
+                    RefundState.REFUNDCLOSE)  # WeChat took them
 KINDS = ("PAID_AT_WECHAT", "UNKNOWN_ORDER", "MISSING_IN_BILL", "AMOUNT_DIFFERS",
          "TRANSACTION_DIFFERS", "REFUND_UNKNOWN", "REFUND_MISSING", "REFUND_DIFFERS")
 CHUNK = 500  # ids per IN (...) query

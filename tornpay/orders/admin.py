@@ -5,6 +5,7 @@ import logging
 from typing import Any, List, Optional
 
 from tornpay.orders import transitions
+from tornpay.orders.transitions import OPEN_REFUND_STATES
 from tornpay.orders.delivery_views import order_deliveries
 from tornpay.orders.dispatcher import retry_delivery
 from tornpay.orders.refunds import (NotFound, RefundError, query_refund, request_refund,
@@ -13,7 +14,7 @@ from tornpay.protocol.errors import BusinessError
 from tornpay.storage import db as storage
 from tornpay.storage import migrations
 from tornpay.storage.models import (CREATED, DONE, PREPAID, Delivery, Notification, Order,
-                                    Refund, utcnow)
+                                    Refund, RefundState, utcnow)
 
 logger = logging.getLogger(__name__)
 
@@ -168,7 +169,7 @@ async def query_everything(ctx: Any, out_trade_no: str) -> List[str]:
     lines = [f"order {out_trade_no}: WeChat trade_state {trade_state}; "
              f"here {get_order(out_trade_no).state}"]
     open_refunds = Refund.select().where((Refund.order == out_trade_no)
-                                         & Refund.state.in_(("REQUESTED", "PROCESSING")))
+                                         & Refund.state.in_(OPEN_REFUND_STATES))
     for refund in open_refunds:
         try:
             status, _ = await query_refund(ctx, refund.out_refund_no)
@@ -195,14 +196,14 @@ async def refund_and_report(ctx: Any, out_trade_no: str, fee: Optional[int], rea
         refund = await send_refund(ctx, resend)
     else:
         refund = await request_refund(ctx, out_trade_no, fee, reason)
-    if refund.state == "FAILED":
+    if refund.state == RefundState.FAILED:
         raise RefundError(f"refund {refund.out_refund_no} of {refund.refund_fee} fen refused by "
                           f"WeChat: {refund.last_error}")
-    if refund.state == "REQUESTED":
+    if refund.state == RefundState.REQUESTED:
         raise RefundError(f"refund {refund.out_refund_no} of {refund.refund_fee} fen not "
                           f"confirmed ({refund.last_error}); nothing is lost, re-send it with "
                           f"tornpay refund {out_trade_no} --resend {refund.out_refund_no}")
-    if refund.state == "PROCESSING":
+    if refund.state == RefundState.PROCESSING:
         return (f"refund {refund.out_refund_no} of {refund.refund_fee} fen accepted by WeChat "
                 f"(refund_id {refund.refund_id}); final when WeChat reports SUCCESS")
     return f"refund {refund.out_refund_no} of {refund.refund_fee} fen: {refund.state}"

@@ -6,7 +6,6 @@ from typing import Any, Optional
 
 from tornpay.orders import transitions
 from tornpay.protocol.errors import BusinessError, WeChatError
-from tornpay.storage.db import database_proxy as db
 from tornpay.storage.models import CLOSED, CREATED, PREPAID, Order, utcnow
 
 logger = logging.getLogger(__name__)
@@ -71,13 +70,9 @@ def _close_later(ctx: Any, out_trade_no: str, exc: Exception) -> str:
 
 
 def _close_here(ctx: Any, out_trade_no: str, pending_until: Optional[datetime.datetime]) -> str:
-    with db.atomic():
-        # One transaction: never CLOSED here without the note that WeChat is still open.
-        won = transitions.mark_closed(out_trade_no, REASON, hooks=ctx.hooks)
-        if won and pending_until is not None:
-            (Order.update(close_at_wechat_after=pending_until, next_check_at=pending_until)
-             .where((Order.out_trade_no == out_trade_no) & (Order.state == CLOSED))
-             .execute())
+    # One UPDATE: never CLOSED here without the note that WeChat is still open.
+    won = transitions.mark_closed(out_trade_no, REASON, hooks=ctx.hooks,
+                                  open_at_wechat_from=pending_until)
     if not won:
         return NOT_CANCELLABLE  # paid or closed meanwhile
     _kick(ctx)

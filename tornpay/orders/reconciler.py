@@ -175,8 +175,7 @@ class Reconciler(PeriodicWorker):
             logger.warning("reconcile %s: cancelled here, WeChat says %s; retrying later",
                            no, trade_state)
             return trade_state
-        with db.atomic():
-            Order.update(close_at_wechat_after=None).where(Order.out_trade_no == no).execute()
+        transitions.settled_at_wechat(no)
         logger.info("reconcile %s: cancelled order settled at WeChat (%s)", no, trade_state)
         return trade_state
 

@@ -9,7 +9,7 @@ from tornpay.orders import refunds
 from tornpay.orders.periodic import PeriodicWorker
 from tornpay.protocol.errors import BusinessError, WeChatError
 from tornpay.storage.db import database_proxy as db
-from tornpay.storage.models import Refund, utcnow
+from tornpay.storage.models import Refund, RefundState, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class RefundFollowUp(PeriodicWorker):
         try:
             status, _changed = await refunds.query_refund(self.ctx, out_refund_no)
         except BusinessError as exc:
-            if exc.err_code == "REFUNDNOTEXIST" and refund.state == "REQUESTED":
+            if exc.err_code == "REFUNDNOTEXIST" and refund.state == RefundState.REQUESTED:
                 logger.info("refund %s: unknown to WeChat; re-sending the same request",
                             out_refund_no)
                 after = await refunds.send_refund(self.ctx, out_refund_no)

@@ -14,29 +14,24 @@ order's ``refunded_fee`` and the ``on_refund`` outbox event.
 import logging
 from typing import Any, Optional, Tuple
 
-from peewee import Case
-
-from tornpay.orders.events import RefundView
-from tornpay.orders.transitions import write_event
+from tornpay.orders import transitions
+from tornpay.orders.transitions import OPEN_REFUND_STATES as OPEN_STATES  # noqa: F401
+from tornpay.orders.transitions import FINAL_REFUND_STATES as FINAL_STATUSES
+from tornpay.orders.transitions import REFUNDABLE_STATES, RefundError
 from tornpay.protocol.errors import BusinessError, ProtocolError, WeChatError
 from tornpay.protocol.ids import make_out_refund_no
 from tornpay.protocol.wechat_time import beijing_to_utc, utc_text
 from tornpay.storage.db import database_proxy as db
-from tornpay.storage.models import PAID, PARTIAL_REFUNDED, REFUNDED, Order, Refund, utcnow
+from tornpay.storage.models import Order, Refund
+from tornpay.storage.models import RefundState as R
+from tornpay.storage.models import utcnow
 
 logger = logging.getLogger(__name__)
 
 REFUND_PATH = "/secapi/pay/refund"
-REFUNDABLE_STATES = (PAID, PARTIAL_REFUNDED)
-OPEN_STATES = ("REQUESTED", "PROCESSING")  # the amount is reserved, the result unknown
-FINAL_STATUSES = ("SUCCESS", "REFUNDCLOSE", "CHANGE")
 # "Retry later with the same parameters" (reference §8.3): the refund may still happen.
 RETRY_LATER = frozenset({"SYSTEMERROR", "BIZERR_NEED_RETRY", "FREQUENCY_LIMITED",
                          "INVALID_REQ_TOO_MUCH"})
-
-
-class RefundError(Exception):
-    """A refund that cannot be made or applied; the message is one line for a person."""
 
 
 class RefundRefused(RefundError):
@@ -57,23 +52,6 @@ def _kick(ctx: Any) -> None:
     dispatcher = getattr(ctx, "dispatcher", None)
     if dispatcher is not None:
         dispatcher.kick()
-
-
-def _reserve(order: Order, fee: Optional[int], reason: str, body: bytes,
-             out_refund_no: str) -> Refund:
-    """Reserve ``fee`` on the order and store the Refund row, atomically (or refuse)."""
-    with db.atomic():
-        n = (Order.update(reserved_refund_fee=Order.reserved_refund_fee + fee,
-                          updated_at=utcnow())
-             .where((Order.out_trade_no == order.out_trade_no)
-                    & Order.state.in_(REFUNDABLE_STATES)
-                    & (Order.reserved_refund_fee + fee <= Order.total_fee))
-             .execute())
-        if n != 1:
-            raise RefundRefused(_why_refused(order.out_trade_no, fee))
-        return Refund.create(out_refund_no=out_refund_no, order=order.out_trade_no,
-                             refund_fee=fee, reason=reason, state="REQUESTED",
-                             request=body.decode("utf-8"))
 
 
 def _why_refused(out_trade_no: str, fee: int) -> str:
@@ -114,7 +92,9 @@ async def request_refund(ctx: Any, out_trade_no: str, refund_fee: Optional[int] 
               "refund_fee": fee, "refund_desc": reason or None,
               "notify_url": refund_notify_url(ctx.settings)}
     body, _ = ctx.pay_client.build_request(REFUND_PATH, params, order.sign_type)
-    _reserve(order, fee, reason, body, out_refund_no)
+    if transitions.reserve_refund(out_trade_no, fee, reason, body.decode("utf-8"),
+                                  out_refund_no) is None:
+        raise RefundRefused(_why_refused(out_trade_no, fee))
     logger.info("order %s: refund %s of %d fen requested", out_trade_no, out_refund_no, fee)
     return await send_refund(ctx, out_refund_no)
 
@@ -124,7 +104,7 @@ async def send_refund(ctx: Any, out_refund_no: str) -> Refund:
     refund = Refund.get_or_none(Refund.out_refund_no == out_refund_no)
     if refund is None:
         raise NotFound(f"refund {out_refund_no} not found")
-    if refund.state != "REQUESTED":
+    if refund.state != R.REQUESTED:
         raise RefundRefused(f"refund {out_refund_no} is {refund.state}; only a REQUESTED "
                             "refund is re-sent")
     try:
@@ -159,31 +139,13 @@ def _note_error(out_refund_no: str, message: str) -> None:
 
 def _mark_accepted(out_refund_no: str, reply: dict) -> None:
     refund_id = reply.get("refund_id") or None
-    with db.atomic():
-        n = (Refund.update(state="PROCESSING", refund_id=refund_id, last_error=None,
-                           updated_at=utcnow())
-             .where((Refund.out_refund_no == out_refund_no) & (Refund.state == "REQUESTED"))
-             .execute())
-        if n != 1:  # the result notify overtook the reply: keep its state, fill the id
-            Refund.update(refund_id=refund_id).where(
-                (Refund.out_refund_no == out_refund_no) & Refund.refund_id.is_null()).execute()
+    transitions.mark_refund_accepted(out_refund_no, refund_id)
     logger.info("refund %s accepted by WeChat (refund_id %s)", out_refund_no, refund_id)
 
 
 def _mark_failed(out_refund_no: str, message: str) -> None:
-    with db.atomic():
-        refund = Refund.get_by_id(out_refund_no)
-        n = (Refund.update(state="FAILED", last_error=message[:500], updated_at=utcnow())
-             .where((Refund.out_refund_no == out_refund_no) & (Refund.state == "REQUESTED"))
-             .execute())
-        if n == 1:
-            _release(refund)
+    transitions.mark_refund_failed(out_refund_no, message)
     logger.warning("refund %s refused by WeChat: %s; amount released", out_refund_no, message)
-
-
-def _release(refund: Refund) -> None:
-    Order.update(reserved_refund_fee=Order.reserved_refund_fee - refund.refund_fee,
-                 updated_at=utcnow()).where(Order.out_trade_no == refund.out_trade_no).execute()
 
 
 def apply_refund_result(out_refund_no: str, refund_status: str, *, hooks: Any,
@@ -208,12 +170,12 @@ def apply_refund_result(out_refund_no: str, refund_status: str, *, hooks: Any,
     if settlement:
         logger.info("refund %s settlement: %s", out_refund_no,
                     ", ".join(f"{k}={v}" for k, v in sorted(settlement.items())))
-    if refund_status == "PROCESSING":
+    if refund_status == R.PROCESSING:
         _mark_accepted(out_refund_no, {"refund_id": refund_id})
         return False
     if refund_status not in FINAL_STATUSES:
         raise RefundError(f"refund {out_refund_no}: unknown refund_status {refund_status!r}")
-    values = {"state": refund_status, "updated_at": utcnow(), "last_error": None}
+    values = {}
     if refund_id:
         values["refund_id"] = refund_id
     if success_time:
@@ -222,40 +184,10 @@ def apply_refund_result(out_refund_no: str, refund_status: str, *, hooks: Any,
         if values["success_time"] is None:
             logger.warning("refund %s: success_time %r is not a WeChat time; not stored",
                            out_refund_no, success_time[:40])
-    with db.atomic():
-        n = (Refund.update(**values)
-             .where((Refund.out_refund_no == out_refund_no) & Refund.state.in_(OPEN_STATES))
-             .execute())
-        if n != 1:
-            won = False
-        elif refund_status == "SUCCESS":
-            _credit_order(refund, refund_id or refund.refund_id, hooks)
-            won = True
-        else:
-            _release(refund)
-            won = True
+    won = transitions.finish_refund(refund, refund_status, hooks, **values)
     if won:
         logger.info("refund %s of order %s: %s", out_refund_no, refund.out_trade_no, refund_status)
     return won
-
-
-def _credit_order(refund: Refund, refund_id: Optional[str], hooks: Any) -> None:
-    # Inside the caller's transaction. Raising rolls the refund row back too.
-    fee = refund.refund_fee
-    new_total = Order.refunded_fee + fee
-    n = (Order.update(refunded_fee=new_total,
-                      state=Case(None, [(new_total >= Order.total_fee, REFUNDED)],
-                                 PARTIAL_REFUNDED),
-                      updated_at=utcnow())
-         .where((Order.out_trade_no == refund.out_trade_no) & Order.state.in_(REFUNDABLE_STATES)
-                & (new_total <= Order.total_fee))
-         .execute())
-    if n != 1:
-        logger.error("ALERT refund %s: order %s cannot take a refund of %d fen (state or "
-                     "amount); not applied", refund.out_refund_no, refund.out_trade_no, fee)
-        raise RefundError(f"order {refund.out_trade_no} cannot take refund {refund.out_refund_no}")
-    view = RefundView(out_refund_no=refund.out_refund_no, refund_fee=fee, refund_id=refund_id)
-    write_event(refund.out_trade_no, "on_refund", {"refund": view.as_payload()}, hooks)
 
 
 async def query_refund(ctx: Any, out_refund_no: str) -> Tuple[str, bool]:

@@ -7,75 +7,57 @@ coroutine's queries would run inside our transaction). Each state change is one
 this caller won, so concurrent notifies, the reconciler and other processes
 cannot pay or cancel an order twice. Callers wake the dispatcher after a
 function returns True (the transaction has committed by then).
+
+It is the state machine of both orders and refunds: the two tables below say
+which state each move starts from, and this module is the only writer of a
+state or of the columns that go with it (paid, close and refund fields), which
+tests/test_architecture.py checks.
 """
 
 import datetime
-import json
 import logging
-import uuid
-from typing import Any, Callable, Iterable, Mapping, Optional, Tuple, Union
+from typing import Any, Iterable, Mapping, Optional, Tuple
 
-from tornpay.orders.registry import with_known_plugins
+from peewee import Case
+
+from tornpay.orders.events import RefundView
+from tornpay.orders.outbox import Hooks, write_event
 from tornpay.protocol.wechat_time import beijing_to_utc
 from tornpay.storage import fastsql
 from tornpay.storage.db import database_proxy as db
 from tornpay.storage.fastsql import param
-from tornpay.storage.models import (CLOSED, CREATED, PAID, PAYERROR, PREPAID, Delivery, Event,
-                                    Order, utcnow)
+from tornpay.storage.models import OrderState as O
+from tornpay.storage.models import ORDER_STATES, Order, Refund
+from tornpay.storage.models import RefundState as R
+from tornpay.storage.models import utcnow
 
 logger = logging.getLogger(__name__)
 
-CANCEL_REASONS = ("expired", "closed", "user_cancelled", "payerror")
-PAYABLE_STATES = (CREATED, PREPAID, CLOSED, PAYERROR)  # a verified payment is never lost
-CLOSABLE_STATES = (CREATED, PREPAID)
-
-# Either a HookManager or any callable hook -> [plugin names].
-Hooks = Union[Any, Callable[[str], Iterable[str]]]
-
-
-def _plugin_names(hooks: Hooks, hook: str) -> list:
-    names = hooks.plugin_names if hasattr(hooks, "plugin_names") else hooks
-    # SPEC §6 fan-out: also every plugin another serving process has loaded.
-    return with_known_plugins(hook, list(names(hook)))
-
-
-def write_event(out_trade_no: str, hook: str, payload: Mapping[str, Any], hooks: Hooks,
-                now: Optional[datetime.datetime] = None) -> str:
-    """Write one outbox Event and a Delivery per plugin implementing ``hook``; return its id.
-
-    The plugins are ours and those of every serving process (orders/registry.py).
-
-    Call it inside the ``db.atomic()`` block of the state change it reports
-    (e.g. ``on_refund`` with ``{"refund": RefundView.as_payload()}``).
-    """
-    event_id = uuid.uuid4().hex
-    now = now or utcnow()
-    _INSERT_EVENT.execute(id=event_id, hook=hook, out_trade_no=out_trade_no,
-                          payload=json.dumps(dict(payload), sort_keys=True), created_at=now)
-    names = _plugin_names(hooks, hook)
-    if names:
-        values: dict = {"event": event_id, "now": now}
-        for i, name in enumerate(names):
-            values[f"id{i}"], values[f"plugin{i}"] = f"{event_id}:{name}", name
-        _INSERT_DELIVERIES[len(names)].execute(**values)
-    # on_paid is reported in mark_paid's own line (one INFO line per payment).
-    logger.log(logging.DEBUG if hook == "on_paid" else logging.INFO,
-               "order %s: %s event %s for %d plugin(s)", out_trade_no, hook, event_id,
-               len(names))
-    return event_id
+# move -> (the states it starts from, the states it ends in)
+ORDER_TRANSITIONS = {
+    "prepay": ((O.CREATED, O.PREPAID), (O.PREPAID,)),
+    "pay": ((O.CREATED, O.PREPAID, O.CLOSED, O.PAYERROR), (O.PAID,)),  # never lose a payment
+    "close": ((O.CREATED, O.PREPAID), (O.CLOSED,)),
+    "payerror": ((O.CREATED, O.PREPAID), (O.PAYERROR,)),
+    "refund": ((O.PAID, O.PARTIAL_REFUNDED), (O.PARTIAL_REFUNDED, O.REFUNDED)),
+}
+REFUND_TRANSITIONS = {
+    "request": ((), (R.REQUESTED,)),
+    "accept": ((R.REQUESTED,), (R.PROCESSING,)),
+    "fail": ((R.REQUESTED,), (R.FAILED,)),
+    "finish": ((R.REQUESTED, R.PROCESSING), (R.SUCCESS, R.CHANGE, R.REFUNDCLOSE)),
+}
+PAYABLE_STATES = ORDER_TRANSITIONS["pay"][0]
+CLOSABLE_STATES = ORDER_TRANSITIONS["close"][0]
+REFUNDABLE_STATES = ORDER_TRANSITIONS["refund"][0]
+OPEN_REFUND_STATES = REFUND_TRANSITIONS["finish"][0]  # amount reserved, result unknown
+FINAL_REFUND_STATES = REFUND_TRANSITIONS["finish"][1]
+CLOSE_REASONS = ("expired", "closed", "user_cancelled")  # payerror is its own move
 
 
-# The hot statements, compiled once per database (tornpay.storage.fastsql).
-_INSERT_EVENT = fastsql.Statement("insert_event", lambda: Event.insert(
-    id=param(Event.id), hook=param(Event.hook), out_trade_no=param(Event.out_trade_no),
-    payload=param(Event.payload), created_at=param(Event.created_at)))
-# One INSERT for all of an event's deliveries, one statement per plugin count.
-_INSERT_DELIVERIES = fastsql.Family("insert_deliveries", lambda n: Delivery.insert_many([
-    {Delivery.id: param(Delivery.id, f"id{i}"), Delivery.event: param(Delivery.event),
-     Delivery.plugin: param(Delivery.plugin, f"plugin{i}"), Delivery.attempts: 0,
-     Delivery.next_attempt_at: param(Delivery.next_attempt_at, "now"),
-     Delivery.created_at: param(Delivery.created_at, "now")}
-    for i in range(n)]))
+class RefundError(Exception):
+    """A refund that cannot be made or applied; the message is one line for a person."""
+
 # Keyed by (the columns set, the states allowed): always the same conditional
 # UPDATE ... WHERE out_trade_no = ? AND state IN (...), whatever it sets.
 _UPDATES = fastsql.Family("update_order", lambda key: Order.update(
@@ -95,7 +77,8 @@ def _update(out_trade_no: str, states: Iterable[str], **values: Any) -> bool:
 def mark_prepaid(out_trade_no: str, prepay_id: str, unified_request: str) -> bool:
     """CREATED -> PREPAID after a unified order; on PREPAID just refresh the prepay_id."""
     with db.atomic():
-        won = _update(out_trade_no, (CREATED, PREPAID), state=PREPAID, prepay_id=prepay_id,
+        won = _update(out_trade_no, ORDER_TRANSITIONS["prepay"][0], state=O.PREPAID,
+                      prepay_id=prepay_id,
                       prepay_at=utcnow(), unified_request=unified_request, last_error=None)
     if not won:
         logger.warning("order %s: prepay id not stored (order missing or no longer payable)",
@@ -106,8 +89,7 @@ def mark_prepaid(out_trade_no: str, prepay_id: str, unified_request: str) -> boo
 def record_error(out_trade_no: str, message: str) -> None:
     """Remember why a half-made order stopped (the reconciler looks at such orders)."""
     with db.atomic():
-        Order.update(last_error=message[:1000], updated_at=utcnow()).where(
-            Order.out_trade_no == out_trade_no).execute()
+        _update(out_trade_no, ORDER_STATES, last_error=message[:1000])
 
 
 def _paid_at(time_end: Optional[str], now: datetime.datetime) -> datetime.datetime:
@@ -142,7 +124,7 @@ def pay_in_transaction(out_trade_no: str, *, transaction_id: str, time_end: Opti
     The notify path uses it so its own transaction needs no savepoint.
     """
     now = utcnow()
-    won = _update(out_trade_no, PAYABLE_STATES, state=PAID, transaction_id=transaction_id,
+    won = _update(out_trade_no, PAYABLE_STATES, state=O.PAID, transaction_id=transaction_id,
                   time_end=time_end, bank_type=bank_type,
                   cash_fee=int(cash_fee) if cash_fee not in (None, "") else None,
                   paid_at=_paid_at(time_end, now), last_error=None, updated_at=now)
@@ -162,26 +144,42 @@ def log_paid(out_trade_no: str, source: str, event_id: str, close_reason: Option
     logger.info("order %s: PAID via %s (on_paid event %s)", out_trade_no, source, event_id)
 
 
-def mark_closed(out_trade_no: str, reason: str, *, hooks: Hooks) -> bool:
-    """CREATED|PREPAID -> CLOSED with an ``on_cancel(reason)`` event."""
-    if reason not in ("expired", "closed", "user_cancelled"):
+def mark_closed(out_trade_no: str, reason: str, *, hooks: Hooks,
+                open_at_wechat_from: Optional[datetime.datetime] = None) -> bool:
+    """CREATED|PREPAID -> CLOSED with an ``on_cancel(reason)`` event.
+
+    ``open_at_wechat_from``: closed here while still open at WeChat; the
+    reconciler closes it there from that time on (``settled_at_wechat``).
+    """
+    if reason not in CLOSE_REASONS:
         raise ValueError(f"unknown close reason {reason!r}")
-    return _cancel(out_trade_no, CLOSED, reason, hooks)
+    extra = {}
+    if open_at_wechat_from is not None:
+        extra = {"close_at_wechat_after": open_at_wechat_from,
+                 "next_check_at": open_at_wechat_from}
+    return _cancel(out_trade_no, O.CLOSED, reason, hooks, **extra)
 
 
 def mark_payerror(out_trade_no: str, *, hooks: Hooks) -> bool:
     """CREATED|PREPAID -> PAYERROR with an ``on_cancel("payerror")`` event."""
-    return _cancel(out_trade_no, PAYERROR, "payerror", hooks)
+    return _cancel(out_trade_no, O.PAYERROR, "payerror", hooks)
 
 
-def _cancel(out_trade_no: str, state: str, reason: str, hooks: Hooks) -> bool:
+def _cancel(out_trade_no: str, state: str, reason: str, hooks: Hooks, **extra: Any) -> bool:
     with db.atomic():
-        won = _update(out_trade_no, CLOSABLE_STATES, state=state, close_reason=reason)
+        won = _update(out_trade_no, CLOSABLE_STATES, state=state, close_reason=reason, **extra)
         if won:
             write_event(out_trade_no, "on_cancel", {"reason": reason}, hooks)
     if won:
         logger.info("order %s: %s (%s)", out_trade_no, state, reason)
     return won
+
+
+def settled_at_wechat(out_trade_no: str) -> None:
+    """A locally closed order is closed (or paid) at WeChat too: nothing left to close there."""
+    with db.atomic():
+        Order.update(close_at_wechat_after=None).where(
+            Order.out_trade_no == out_trade_no).execute()
 
 
 def apply_trade_state(out_trade_no: str, query_fields: Mapping[str, Any], hooks: Hooks) -> str:
@@ -214,3 +212,89 @@ def apply_trade_state(out_trade_no: str, query_fields: Mapping[str, Any], hooks:
     elif trade_state == "PAYERROR":
         mark_payerror(out_trade_no, hooks=hooks)
     return trade_state
+
+
+# Refunds (orders/refunds.py sends them; every row and amount change is here).
+def reserve_refund(out_trade_no: str, fee: int, reason: str, request: str,
+                   out_refund_no: str) -> Optional[Refund]:
+    """Reserve ``fee`` on a refundable order and store the REQUESTED refund; None if refused."""
+    with db.atomic():
+        n = (Order.update(reserved_refund_fee=Order.reserved_refund_fee + fee,
+                          updated_at=utcnow())
+             .where((Order.out_trade_no == out_trade_no)
+                    & Order.state.in_(REFUNDABLE_STATES)
+                    & (Order.reserved_refund_fee + fee <= Order.total_fee))
+             .execute())
+        if n != 1:
+            return None
+        return Refund.create(out_refund_no=out_refund_no, order=out_trade_no, refund_fee=fee,
+                             reason=reason, state=REFUND_TRANSITIONS["request"][1][0],
+                             request=request)
+
+
+def _move_refund(out_refund_no: str, move: str, **values: Any) -> bool:
+    values.setdefault("updated_at", utcnow())
+    return (Refund.update(**values)
+            .where((Refund.out_refund_no == out_refund_no)
+                   & Refund.state.in_(REFUND_TRANSITIONS[move][0]))
+            .execute()) == 1
+
+
+def mark_refund_accepted(out_refund_no: str, refund_id: Optional[str]) -> bool:
+    """REQUESTED -> PROCESSING; if a result overtook the reply, only fill in the refund_id."""
+    with db.atomic():
+        won = _move_refund(out_refund_no, "accept", state=R.PROCESSING, refund_id=refund_id,
+                           last_error=None)
+        if not won:
+            Refund.update(refund_id=refund_id).where(
+                (Refund.out_refund_no == out_refund_no) & Refund.refund_id.is_null()).execute()
+    return won
+
+
+def mark_refund_failed(out_refund_no: str, message: str) -> bool:
+    """REQUESTED -> FAILED (WeChat refused it) and the reserved amount released."""
+    with db.atomic():
+        refund = Refund.get_by_id(out_refund_no)
+        won = _move_refund(out_refund_no, "fail", state=R.FAILED, last_error=message[:500])
+        if won:
+            _release(refund)
+    return won
+
+
+def _release(refund: Refund) -> None:
+    Order.update(reserved_refund_fee=Order.reserved_refund_fee - refund.refund_fee,
+                 updated_at=utcnow()).where(Order.out_trade_no == refund.out_trade_no).execute()
+
+
+def finish_refund(refund: Refund, status: str, hooks: Hooks, **values: Any) -> bool:
+    """REQUESTED|PROCESSING -> SUCCESS (order credited, ``on_refund``) or CHANGE/REFUNDCLOSE."""
+    if status not in FINAL_REFUND_STATES:
+        raise ValueError(f"refund {refund.out_refund_no}: {status!r} is not a final state")
+    with db.atomic():
+        if not _move_refund(refund.out_refund_no, "finish", state=status, last_error=None,
+                            **values):
+            return False
+        if status == R.SUCCESS:
+            _credit_order(refund, values.get("refund_id") or refund.refund_id, hooks)
+        else:
+            _release(refund)
+    return True
+
+
+def _credit_order(refund: Refund, refund_id: Optional[str], hooks: Hooks) -> None:
+    # Inside the caller's transaction. Raising rolls the refund row back too.
+    fee = refund.refund_fee
+    new_total = Order.refunded_fee + fee
+    n = (Order.update(refunded_fee=new_total,
+                      state=Case(None, [(new_total >= Order.total_fee, O.REFUNDED)],
+                                 O.PARTIAL_REFUNDED),
+                      updated_at=utcnow())
+         .where((Order.out_trade_no == refund.out_trade_no) & Order.state.in_(REFUNDABLE_STATES)
+                & (new_total <= Order.total_fee))
+         .execute())
+    if n != 1:
+        logger.error("ALERT refund %s: order %s cannot take a refund of %d fen (state or "
+                     "amount); not applied", refund.out_refund_no, refund.out_trade_no, fee)
+        raise RefundError(f"order {refund.out_trade_no} cannot take refund {refund.out_refund_no}")
+    view = RefundView(out_refund_no=refund.out_refund_no, refund_fee=fee, refund_id=refund_id)
+    write_event(refund.out_trade_no, "on_refund", {"refund": view.as_payload()}, hooks)

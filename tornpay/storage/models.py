@@ -6,14 +6,34 @@ import peewee
 
 from tornpay.storage.db import database_proxy
 
-# Order states (SPEC §4).
-CREATED = "CREATED"
-PREPAID = "PREPAID"
-PAID = "PAID"
-PARTIAL_REFUNDED = "PARTIAL_REFUNDED"
-REFUNDED = "REFUNDED"
-CLOSED = "CLOSED"
-PAYERROR = "PAYERROR"
+
+class OrderState:
+    """The values of ``Order.state`` (SPEC §4); only orders/transitions.py moves between them."""
+
+    CREATED = "CREATED"
+    PREPAID = "PREPAID"
+    PAID = "PAID"
+    PARTIAL_REFUNDED = "PARTIAL_REFUNDED"
+    REFUNDED = "REFUNDED"
+    CLOSED = "CLOSED"
+    PAYERROR = "PAYERROR"
+
+
+class RefundState:
+    """The values of ``Refund.state``; only orders/transitions.py moves between them."""
+
+    REQUESTED = "REQUESTED"  # stored before calling WeChat
+    PROCESSING = "PROCESSING"  # accepted by WeChat
+    SUCCESS = "SUCCESS"
+    CHANGE = "CHANGE"
+    REFUNDCLOSE = "REFUNDCLOSE"
+    FAILED = "FAILED"  # WeChat refused the request
+
+
+# The short names the code base has always used.
+CREATED, PREPAID, PAID = OrderState.CREATED, OrderState.PREPAID, OrderState.PAID
+PARTIAL_REFUNDED, REFUNDED = OrderState.PARTIAL_REFUNDED, OrderState.REFUNDED
+CLOSED, PAYERROR = OrderState.CLOSED, OrderState.PAYERROR
 ORDER_STATES = (CREATED, PREPAID, PAID, PARTIAL_REFUNDED, REFUNDED, CLOSED, PAYERROR)
 
 # Delivery states.
@@ -135,9 +155,7 @@ class Refund(BaseModel):
     order = peewee.ForeignKeyField(Order, backref="refunds", column_name="out_trade_no")
     refund_fee = peewee.IntegerField()
     reason = peewee.CharField(max_length=80, default="")
-    # REQUESTED (stored before calling WeChat), PROCESSING (accepted), SUCCESS,
-    # CHANGE, REFUNDCLOSE, FAILED (WeChat refused the request).
-    state = peewee.CharField(max_length=16, default="REQUESTED", index=True)
+    state = peewee.CharField(max_length=16, default=RefundState.REQUESTED, index=True)
     refund_id = peewee.CharField(max_length=32, null=True)
     request = peewee.TextField(default="")  # the signed request, re-sent verbatim on retry
     last_error = peewee.TextField(null=True)
