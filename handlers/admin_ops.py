@@ -9,8 +9,6 @@ from tornpay.console.audit import OK, REFUSED
 from tornpay.handlers.admin_base import ConsoleHandler, admin_enabled
 from tornpay.orders.admin import Refused, retry_deliveries
 from tornpay.orders.refunds import NotFound
-from tornpay.storage.models import Delivery
-from tornpay.storage.opsmodels import BillDifference
 
 logger = logging.getLogger(__name__)
 
@@ -33,8 +31,7 @@ class RetryHandler(ConsoleHandler):
     """Make a failed delivery due again; the dispatcher delivers it (the CLI's retry)."""
 
     def post(self, delivery_id):
-        row = Delivery.get_or_none(Delivery.id == delivery_id)
-        no = row.event.out_trade_no if row is not None else None
+        no = queries.delivery_order_no(delivery_id)
         try:
             line = retry_deliveries(delivery_id)
         except (NotFound, Refused) as exc:
@@ -64,8 +61,7 @@ class BillHandler(ConsoleHandler):
         run = next(iter(queries.bill_runs(1, day)), None)
         if run is None:
             raise tornado.web.HTTPError(404)
-        found = list(BillDifference.select().where(BillDifference.run == run)
-                     .order_by(BillDifference.settled, BillDifference.id).limit(1000))
+        found = queries.bill_differences(run)
         self.render("admin/bill.html", run=run, found=found)
 
 

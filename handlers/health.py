@@ -2,8 +2,6 @@
 
 import tornado.web
 
-from tornpay.storage.db import ping
-
 
 class HealthHandler(tornado.web.RequestHandler):
     """Report whether this process can reach its database."""
@@ -19,7 +17,7 @@ class HealthHandler(tornado.web.RequestHandler):
             self.set_status(503)
             self.write({"status": "unavailable", "reason": "database not writable",
                         "detail": health.reason})
-        elif ping(self.ctx.db):
+        elif health.answers():
             self.write({"status": "ok"})
         else:
             self.set_status(503)

@@ -3,10 +3,10 @@
 import logging
 
 from tornpay.handlers.base import BaseHandler, PageError
-from tornpay.handlers.pay import OUT_TRADE_NO, PAID_STATES, OwnedOrderMixin
+from tornpay.handlers.pay import OUT_TRADE_NO, OwnedOrderMixin
 from tornpay.orders.cancel import cancel_order
+from tornpay.orders.pages import page_status
 from tornpay.orders.service import order_json
-from tornpay.storage.models import CLOSED, PAYERROR
 
 logger = logging.getLogger(__name__)
 
@@ -32,13 +32,7 @@ class OrderResultHandler(OwnedOrderMixin, BaseHandler):
     def get(self, out_trade_no: str) -> None:
         self.set_header("Cache-Control", "no-store")
         order = self.owned_order(out_trade_no)
-        if order.state in PAID_STATES:
-            status = "paid"
-        elif order.state in (CLOSED, PAYERROR):
-            status = "cancelled"
-        else:
-            status = "pending"
-        self.render("result.html", order=order, status=status,
+        self.render("result.html", order=order, status=page_status(order),
                     yuan="%d.%02d" % divmod(order.total_fee, 100),
                     booking=self._booking(order), pay_url=f"{self.ctx.prefix}/pay/"
                     f"{order.out_trade_no}")

@@ -6,21 +6,20 @@ from tornpay.handlers.base import OPENID_COOKIE, BaseHandler, PageError
 from tornpay.orders.service import (CheckoutError, jsapi_params, prepay_is_stale,
                                     refresh_prepay_id)
 from tornpay.protocol.ids import is_valid_out_trade_no
-from tornpay.storage.models import CLOSED, PAID, PAYERROR, PREPAID, Order
+from tornpay.orders.pages import ENDED_STATES, PAID_STATES, PAYABLE_STATE, find_order
 
 logger = logging.getLogger(__name__)
 
 OUT_TRADE_NO = r"([A-Za-z0-9_-]{1,32})"
-PAID_STATES = (PAID, "PARTIAL_REFUNDED", "REFUNDED")
 
 
 class OwnedOrderMixin:
     """Load an order only for the payer whose signed openid cookie matches it."""
 
-    def owned_order(self, out_trade_no: str) -> Order:
+    def owned_order(self, out_trade_no: str):
         if not is_valid_out_trade_no(out_trade_no):
             raise PageError(404, "There is no such order.", title="Order not found")
-        order = Order.get_or_none(Order.out_trade_no == out_trade_no)
+        order = find_order(out_trade_no)
         openid = self.get_tp_cookie(OPENID_COOKIE)
         if order is None:
             raise PageError(404, "There is no such order.", title="Order not found")
@@ -30,7 +29,7 @@ class OwnedOrderMixin:
                             title="Not your order")
         return order
 
-    def success_url(self, order: Order) -> str:
+    def success_url(self, order) -> str:
         return self.ctx.settings.result_url(order.out_trade_no)
 
 
@@ -43,10 +42,10 @@ class PayHandler(OwnedOrderMixin, BaseHandler):
         if order.state in PAID_STATES:
             self.redirect(self.success_url(order))
             return
-        if order.state in (CLOSED, PAYERROR):
+        if order.state in ENDED_STATES:
             raise PageError(410, "This order is closed and can no longer be paid. Please start "
                             "again from the shop.", title="Order closed")
-        if order.state != PREPAID or not order.prepay_id:  # CREATED: unified order failed
+        if order.state != PAYABLE_STATE or not order.prepay_id:  # CREATED: unified order failed
             raise PageError(409, "This order has no WeChat payment yet. Please start again "
                             "from the shop.", title="Payment not ready")
         if prepay_is_stale(order):
@@ -54,7 +53,7 @@ class PayHandler(OwnedOrderMixin, BaseHandler):
             try:
                 order = await refresh_prepay_id(self.ctx, order)
             except CheckoutError:
-                order = Order.get_by_id(order.out_trade_no)  # the query may have moved it
+                order = find_order(order.out_trade_no)  # the query may have moved it
                 if order.state in PAID_STATES:
                     self.redirect(self.success_url(order))
                     return

@@ -99,3 +99,29 @@ def test_the_state_machine_tables_cover_every_state():
 @pytest.mark.parametrize("rel", list(product_files()))
 def test_module_has_a_docstring(rel):
     assert ast.get_docstring(parse(rel)) or not (ROOT / rel).read_text().strip(), rel
+
+
+def imported_modules(rel, source=None):
+    """Every module name one module imports (absolute; relative imports resolved)."""
+    package = rel[:-3].replace("/", ".").rsplit(".", 1)[0]
+    names = set()
+    for node in ast.walk(parse(rel, source)):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[:len(package.split(".")) - node.level + 1]
+                                + ([base] if base else []))
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_no_handler_imports_storage():
+    offenders = [f"{rel} imports {name}" for rel in product_files("handlers")
+                 for name in sorted(imported_modules(rel))
+                 if name == "tornpay.storage" or name.startswith("tornpay.storage.")]
+    assert offenders == []
+    assert "tornpay.storage.models" in imported_modules(
+        "x/y.py", "from tornpay.storage.models import Order\n")

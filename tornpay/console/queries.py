@@ -8,7 +8,7 @@ import peewee
 
 from tornpay.protocol.wechat_time import BEIJING
 from tornpay.storage.models import ORDER_STATES, Delivery, Event, Order, utcnow
-from tornpay.storage.opsmodels import BillRun
+from tornpay.storage.opsmodels import BillDifference, BillRun
 
 PAGE_SIZE = 25
 TRADE_TYPES = ("JSAPI", "NATIVE", "MWEB")
@@ -116,3 +116,15 @@ def bill_runs(limit: int = 60, day: Optional[str] = None) -> List[BillRun]:
     if day:
         query = query.where(BillRun.bill_date == day)
     return list(query.limit(limit))
+
+
+def bill_differences(run: BillRun, limit: int = 1000) -> List[BillDifference]:
+    """One bill run's differences, open ones first."""
+    return list(BillDifference.select().where(BillDifference.run == run)
+                .order_by(BillDifference.settled, BillDifference.id).limit(limit))
+
+
+def delivery_order_no(delivery_id: str) -> Optional[str]:
+    """The order a delivery is about (for the audit line), or None."""
+    row = Delivery.get_or_none(Delivery.id == delivery_id)
+    return row.event.out_trade_no if row is not None else None

@@ -11,7 +11,7 @@ import peewee
 
 from tornpay.orders.periodic import PeriodicWorker
 from tornpay.settings import SettingsError
-from tornpay.storage.db import is_postgres, is_sqlite
+from tornpay.storage.db import is_postgres, is_sqlite, ping
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +126,10 @@ class DatabaseHealth(PeriodicWorker):
 
     def interval(self) -> float:
         return self.check_interval
+
+    def answers(self) -> bool:
+        """Whether the database answers a trivial query right now (``/healthz``)."""
+        return ping(self.db)
 
     async def run_once(self) -> None:
         await self.check()

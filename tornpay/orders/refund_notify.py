@@ -1,0 +1,116 @@
+"""The refund-notify pipeline: decrypt req_info, check it is our order and refund, apply once.
+
+The twin of orders/notify.py for /refund-notify; the handler only streams the
+body in and writes the XML answer out.
+"""
+
+import logging
+from typing import Optional, Tuple
+
+import peewee
+
+from tornpay.orders.refunds import RefundError, apply_refund_result
+from tornpay.orders.transitions import FINAL_REFUND_STATES
+from tornpay.protocol.refundcrypto import RefundDecryptError, decrypt_req_info
+from tornpay.protocol.xmlcodec import MAX_XML_BYTES, XMLError, decode_xml
+from tornpay.storage.db import database_proxy as db
+from tornpay.storage.models import Notification, Order, Refund
+
+logger = logging.getLogger(__name__)
+
+ACCEPTED, DUPLICATE, REFUSED = "accepted", "duplicate", "refused"
+
+
+class Refused(Exception):
+    """A refund notify failing a check: nothing changes, WeChat gets FAIL with ``reply``."""
+
+    def __init__(self, reason: str, reply: str, out_trade_no: Optional[str] = None):
+        super().__init__(reason)
+        self.reason, self.reply, self.out_trade_no = reason, reply, out_trade_no
+
+
+def _record(out_trade_no: Optional[str], remote_ip: str, outcome: str, reason: str) -> None:
+    Notification.create(kind="refund", out_trade_no=(out_trade_no or None) and out_trade_no[:64],
+                        remote_ip=(remote_ip or "")[:64], outcome=outcome, reason=reason[:255])
+
+
+def _decrypt(ctx, body: bytes) -> dict:
+    """The checked, decrypted req_info fields of one notify body."""
+    if len(body) > MAX_XML_BYTES:
+        raise Refused(f"body of {len(body)} bytes is over {MAX_XML_BYTES}", "body too large")
+    try:
+        fields = decode_xml(body)
+    except XMLError as exc:
+        raise Refused(f"unacceptable XML: {exc}", "invalid XML") from None
+    if fields.get("return_code") != "SUCCESS":
+        raise Refused(f"return_code {fields.get('return_code')!r}: {fields.get('return_msg')}",
+                      "return_code is not SUCCESS")
+    wechat = ctx.settings.wechat
+    if fields.get("appid") != wechat.appid:
+        raise Refused(f"appid {fields.get('appid')!r} is not ours", "appid mismatch")
+    if fields.get("mch_id") != wechat.mch_id:
+        raise Refused(f"mch_id {fields.get('mch_id')!r} is not ours", "mch_id mismatch")
+    # No outer signature exists: decrypting with our key is the authentication (§12.1).
+    try:
+        return decrypt_req_info(fields.get("req_info") or "", wechat.api_key)
+    except RefundDecryptError as exc:
+        raise Refused(f"req_info: {exc}", "req_info decryption failed") from None
+
+
+def _check(info: dict) -> Refund:
+    """The Refund row ``info`` is about, when ids and amounts all match ours."""
+    out_trade_no, out_refund_no = info.get("out_trade_no"), info.get("out_refund_no")
+    refund = Refund.get_or_none(Refund.out_refund_no == (out_refund_no or ""))
+    if refund is None or refund.out_trade_no != out_trade_no:
+        raise Refused(f"unknown refund {out_refund_no!r} of order {out_trade_no!r}",
+                      "refund not found", out_trade_no)
+    order = Order.get_by_id(out_trade_no)
+    if (str(info.get("refund_fee")) != str(refund.refund_fee)
+            or str(info.get("total_fee")) != str(order.total_fee)):
+        logger.error("ALERT refund %s: notify amounts refund_fee=%r total_fee=%r differ from ours "
+                     "(%d of %d); not applied", out_refund_no, info.get("refund_fee"),
+                     info.get("total_fee"), refund.refund_fee, order.total_fee)
+        raise Refused("amount mismatch", "refund_fee or total_fee mismatch", out_trade_no)
+    if info.get("refund_status") not in FINAL_REFUND_STATES:
+        raise Refused(f"refund_status {info.get('refund_status')!r}", "unknown refund_status",
+                      out_trade_no)
+    return refund
+
+
+def process_refund_notify(ctx, body: bytes, remote_ip: str) -> Tuple[bool, str, bool]:
+    """Check and apply one refund notify; return ``(ok, return_msg, changed)``."""
+    info: dict = {}
+    try:
+        info = _decrypt(ctx, body)
+        refund = _check(info)
+        status = info["refund_status"]
+        with db.atomic():
+            won = apply_refund_result(
+                refund.out_refund_no, status, hooks=ctx.hooks, refund_id=info.get("refund_id"),
+                success_time=info.get("success_time"), refund_fee=info.get("refund_fee"),
+                settlement_refund_fee=info.get("settlement_refund_fee"),
+                refund_recv_accout=info.get("refund_recv_accout"))
+            if won:
+                _record(refund.out_trade_no, remote_ip, ACCEPTED, f"refund {status}")
+            else:
+                now = Refund.get_by_id(refund.out_refund_no).state
+                if now != status:
+                    # WeChat's verdict is final: ours disagrees, a person must look.
+                    logger.error("ALERT refund %s is %s here but WeChat reports %s",
+                                 refund.out_refund_no, now, status)
+                _record(refund.out_trade_no, remote_ip, DUPLICATE, f"refund already {now}")
+    except (Refused, RefundError) as exc:
+        refused = exc if isinstance(exc, Refused) else Refused(str(exc), "not applied")
+        out_trade_no = refused.out_trade_no or info.get("out_trade_no")
+        # req_info decrypted with our key is WeChat's word; anything before that is not.
+        ctx.refusals.refused("refund", remote_ip, refused.reply, refused.reason,
+                             claimed=out_trade_no if isinstance(out_trade_no, str) else None,
+                             verified=out_trade_no if info and isinstance(out_trade_no, str)
+                             else None, record=_record)
+        return False, refused.reply, False
+    except peewee.PeeweeException:
+        logger.exception("refund notify: database error; answering FAIL so WeChat retries")
+        return False, "temporary failure, retry", False
+    if not won:
+        logger.info("refund notify for %s: duplicate, nothing changed", refund.out_refund_no)
+    return True, "OK", won
