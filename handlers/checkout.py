@@ -1,8 +1,5 @@
 """GET /checkout/{product_id} and GET /oauth/callback: who pays (OAuth openid), then the order."""
 
-import binascii
-import hashlib
-import hmac
 import logging
 import time
 
@@ -11,45 +8,13 @@ from tornpay.orders.limits import TooManyOpenOrders
 from tornpay.orders.service import CheckoutError, create_order, resolve
 from tornpay.hooks import PluginError
 from tornpay.protocol.errors import OAuthError, WeChatError
-from tornpay.protocol.ids import nonce_str
+from tornpay.protocol.oauth_state import browser_nonce, make_state, read_state
 
 logger = logging.getLogger(__name__)
 
 OAUTH_COOKIE = "tornpay_oauth"
-STATE_MAX_AGE = 600  # seconds between leaving for WeChat and coming back
 # Short enough that the hex-encoded id fits WeChat's state (a-zA-Z0-9, <= 128 bytes).
 PRODUCT_ID = r"([A-Za-z0-9_.-]{1,32})"
-_NONCE_LEN, _TS_LEN, _MAC_LEN = 16, 10, 32
-
-
-def make_state(secret: str, product_id: str, nonce: str, now: float) -> str:
-    """``<ts><nonce><hex(product_id)><mac>``: letters and digits only, as WeChat wants."""
-    ts = "%010d" % int(now)
-    return ts + nonce + product_id.encode("utf-8").hex() + _mac(secret, ts, nonce, product_id)
-
-
-def read_state(secret: str, state: str, nonce: str, now: float) -> str:
-    """Return the product id ``state`` carries, or raise ValueError saying why it is refused."""
-    if not state or len(state) > 128 or not state.isascii() or not state.isalnum():
-        raise ValueError("missing or malformed state")
-    ts, got_nonce = state[:_TS_LEN], state[_TS_LEN:_TS_LEN + _NONCE_LEN]
-    body, mac = state[_TS_LEN + _NONCE_LEN:-_MAC_LEN], state[-_MAC_LEN:]
-    try:
-        product_id = binascii.unhexlify(body).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        raise ValueError("malformed state") from None
-    if not ts.isdigit() or not hmac.compare_digest(mac, _mac(secret, ts, got_nonce, product_id)):
-        raise ValueError("state signature invalid")
-    if not 0 <= now - int(ts) <= STATE_MAX_AGE:
-        raise ValueError("state expired")
-    if not nonce or not hmac.compare_digest(got_nonce, nonce):
-        raise ValueError("state belongs to another browser")
-    return product_id
-
-
-def _mac(secret: str, ts: str, nonce: str, product_id: str) -> str:
-    msg = f"tornpay-oauth-state|{ts}|{nonce}|{product_id}".encode("utf-8")
-    return hmac.new(secret.encode("utf-8"), msg, hashlib.sha256).hexdigest()[:_MAC_LEN]
 
 
 class OrderCreatingHandler(BaseHandler):
@@ -110,9 +75,7 @@ class CheckoutHandler(OrderCreatingHandler):
             await self.create_and_redirect(product_id, openid)
             return
         await self._product(product_id)
-        nonce = self.get_tp_cookie(OAUTH_COOKIE, max_age_days=1)
-        if not nonce or len(nonce) != _NONCE_LEN or not nonce.isalnum():
-            nonce = nonce_str(_NONCE_LEN)
+        nonce = browser_nonce(self.get_tp_cookie(OAUTH_COOKIE, max_age_days=1))
         # Refreshed on every start so its lifetime always covers this state.
         self.set_tp_cookie(OAUTH_COOKIE, nonce, max_age_days=1)
         secret = self.ctx.settings.server.cookie_secret

@@ -177,8 +177,9 @@ async def test_bad_state_refused_before_wechat(browser, http_client, base_url, e
         callback = _with_state(callback, forged)
     elif how == "expired":
         from tornpay.handlers import checkout
+        from tornpay.protocol import oauth_state
 
-        later = checkout.time.time() + checkout.STATE_MAX_AGE + 5
+        later = checkout.time.time() + oauth_state.STATE_MAX_AGE + 5
         monkeypatch.setattr(checkout, "time", types.SimpleNamespace(time=lambda: later))
     elif how == "foreign":
         other = Browser(http_client, base_url)

@@ -8,6 +8,7 @@ import pytest
 
 from tests.flow_helpers import ALICE, BOB, Browser, location, order_row, out_trade_no_of, sign_in
 from tornpay.handlers import checkout
+from tornpay.protocol import oauth_state
 from tornpay.storage.models import Order
 
 
@@ -140,7 +141,7 @@ async def test_state_signed_with_another_secret_is_refused(browser, exchanges):
     callback = await callback_url(browser)
     _, _, state = parts(callback)
     nonce = state[10:26]
-    forged = checkout.make_state("another-server-secret-0123456789", "coach-101", nonce,
+    forged = oauth_state.make_state("another-server-secret-0123456789", "coach-101", nonce,
                                  time.time())
     assert_refused_page(await browser.get(rebuild(callback, state=forged)), 400,
                         "Sign-in link not valid")
@@ -151,7 +152,7 @@ async def test_state_signed_with_another_secret_is_refused(browser, exchanges):
 @pytest.mark.gen_test
 async def test_state_replayed_after_ten_minutes_is_refused(browser, exchanges, monkeypatch):
     callback = await callback_url(browser)
-    later = time.time() + checkout.STATE_MAX_AGE + 1
+    later = time.time() + oauth_state.STATE_MAX_AGE + 1
     monkeypatch.setattr(checkout, "time", types.SimpleNamespace(time=lambda: later))
     assert_refused_page(await browser.get(callback), 400, "Sign-in link not valid")
     assert_nothing_created(browser)
