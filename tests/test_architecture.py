@@ -125,3 +125,20 @@ def test_no_handler_imports_storage():
     assert offenders == []
     assert "tornpay.storage.models" in imported_modules(
         "x/y.py", "from tornpay.storage.models import Order\n")
+
+
+MAX_MODULE_LINES, MAX_FUNCTION_LINES = 300, 60
+
+
+def test_modules_and_functions_stay_small():
+    too_big = []
+    for rel in product_files():
+        source = (ROOT / rel).read_text(encoding="utf-8")
+        if len(source.splitlines()) > MAX_MODULE_LINES:
+            too_big.append(f"{rel}: {len(source.splitlines())} lines")
+        for node in ast.walk(parse(rel, source)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    too_big.append(f"{rel}:{node.lineno} {node.name}() {length} lines")
+    assert too_big == []
