@@ -40,8 +40,7 @@ class RetryHandler(ConsoleHandler):
             self.render("admin/message.html", title=self._("Retry refused"), message=str(exc),
                         back="deliveries", status=409)
             return
-        if self.ctx.dispatcher is not None:
-            self.ctx.dispatcher.kick()
+        self.ctx.kick()
         self.audit("retry_delivery", OK, no, delivery_id)
         self.render("admin/message.html", title=self._("Retry scheduled"), message=line,
                     back="deliveries", status=200)

@@ -13,7 +13,7 @@ class RefundNotifyHandler(StreamedXMLHandler):
         ok, message, changed = process_refund_notify(self.ctx, self.body,
                                                      self.request.remote_ip or "")
         if changed:
-            self.ctx.dispatcher.kick()
+            self.ctx.kick()
         self.reply(ok, message)
 
 

@@ -182,7 +182,7 @@ def test_hot_path_logs_one_info_line_per_payment(db, caplog):
                                      "app_secret": "s" * 16,
                                      "api_key": "mp-test-key-0123456789abcdef0123"})
     ctx = types.SimpleNamespace(settings=settings, hooks=lambda hook: ["p"],
-                                dispatcher=types.SimpleNamespace(kick=lambda: None))
+                                kick=lambda: None)
     no = "TP" + "1" * 28
     order(no)
     body = notify_body(no, 100, "4200000000000000000000000001")

@@ -129,6 +129,10 @@ class Context:
         if self.metrics is not None:
             self.metrics.observe_upstream(api, seconds, outcome)
 
+    def kick(self) -> None:
+        """Outbox rows were committed: wake the dispatcher."""
+        self.dispatcher.kick()
+
     @property
     def prefix(self) -> str:
         return self.settings.server.prefix

@@ -2,8 +2,9 @@
 
 import datetime
 import logging
-from typing import Any, Optional
+from typing import Optional
 
+from tornpay.interfaces import CoreContext
 from tornpay.orders import transitions
 from tornpay.protocol.errors import BusinessError, WeChatError
 from tornpay.storage.models import CLOSED, CREATED, PREPAID, Order, utcnow
@@ -18,7 +19,7 @@ PAID_INSTEAD = "paid"  # WeChat said ORDERPAID: the payment won
 NOT_CANCELLABLE = "not_cancellable"  # already paid, closed or failed: nothing changed
 
 
-async def cancel_order(ctx: Any, out_trade_no: str) -> str:
+async def cancel_order(ctx: CoreContext, out_trade_no: str) -> str:
     """Cancel a CREATED/PREPAID order for its payer; return one of the outcomes above.
 
     WeChat refuses ``closeorder`` on orders younger than
@@ -50,7 +51,7 @@ async def cancel_order(ctx: Any, out_trade_no: str) -> str:
             except WeChatError as query_exc:  # the reconciler's next pass finds the payment
                 logger.warning("order %s: orderquery after ORDERPAID failed: %s", out_trade_no,
                                query_exc)
-            _kick(ctx)
+            ctx.kick()
             state = Order.get_by_id(out_trade_no).state
             return NOT_CANCELLABLE if state in (CREATED, PREPAID, CLOSED) else PAID_INSTEAD
         if exc.err_code not in ("ORDERCLOSED", "ORDERNOTEXIST"):
@@ -61,7 +62,7 @@ async def cancel_order(ctx: Any, out_trade_no: str) -> str:
     return _close_here(ctx, out_trade_no, pending_until=None)
 
 
-def _close_later(ctx: Any, out_trade_no: str, exc: Exception) -> str:
+def _close_later(ctx: CoreContext, out_trade_no: str, exc: Exception) -> str:
     # WeChat unreachable or refusing for now: the payer's cancel still holds here,
     # and the reconciler retries the close at WeChat from now on.
     logger.warning("order %s: closeorder failed (%s: %s); closing here, WeChat later",
@@ -69,16 +70,11 @@ def _close_later(ctx: Any, out_trade_no: str, exc: Exception) -> str:
     return _close_here(ctx, out_trade_no, pending_until=utcnow())
 
 
-def _close_here(ctx: Any, out_trade_no: str, pending_until: Optional[datetime.datetime]) -> str:
+def _close_here(ctx: CoreContext, out_trade_no: str, pending_until: Optional[datetime.datetime]) -> str:
     # One UPDATE: never CLOSED here without the note that WeChat is still open.
     won = transitions.mark_closed(out_trade_no, REASON, hooks=ctx.hooks,
                                   open_at_wechat_from=pending_until)
     if not won:
         return NOT_CANCELLABLE  # paid or closed meanwhile
-    _kick(ctx)
+    ctx.kick()
     return CANCELLED if pending_until is None else CANCELLED_LOCALLY
-
-
-def _kick(ctx: Any) -> None:
-    if getattr(ctx, "dispatcher", None) is not None:
-        ctx.dispatcher.kick()

@@ -101,7 +101,7 @@ def process_pay_notify(ctx, body: bytes, remote_ip: str) -> NotifyResult:
         _rollback_quietly()
         return NotifyResult(False, "temporary failure, retry", "error")
     if won:
-        ctx.dispatcher.kick()
+        ctx.kick()
     return NotifyResult(True, "OK", ACCEPTED if won else DUPLICATE)
 
 

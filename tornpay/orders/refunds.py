@@ -14,6 +14,7 @@ order's ``refunded_fee`` and the ``on_refund`` outbox event.
 import logging
 from typing import Any, Optional, Tuple
 
+from tornpay.interfaces import CoreContext
 from tornpay.orders import transitions
 from tornpay.orders.transitions import OPEN_REFUND_STATES as OPEN_STATES  # noqa: F401
 from tornpay.orders.transitions import FINAL_REFUND_STATES as FINAL_STATUSES
@@ -47,13 +48,6 @@ def refund_notify_url(settings: Any) -> str:
     return settings.server.public_url.rstrip("/") + settings.server.prefix + "/refund-notify"
 
 
-def _kick(ctx: Any) -> None:
-    # The CLI has no dispatcher: the serving process picks the event up itself.
-    dispatcher = getattr(ctx, "dispatcher", None)
-    if dispatcher is not None:
-        dispatcher.kick()
-
-
 def _why_refused(out_trade_no: str, fee: int) -> str:
     order = Order.get_or_none(Order.out_trade_no == out_trade_no)
     if order is None:
@@ -66,7 +60,7 @@ def _why_refused(out_trade_no: str, fee: int) -> str:
             f"(total {order.total_fee}, refunded or pending {order.reserved_refund_fee})")
 
 
-async def request_refund(ctx: Any, out_trade_no: str, refund_fee: Optional[int] = None,
+async def request_refund(ctx: CoreContext, out_trade_no: str, refund_fee: Optional[int] = None,
                          reason: str = "") -> Refund:
     """Refund ``refund_fee`` fen (None: everything left) of a paid order; return the Refund row.
 
@@ -99,7 +93,7 @@ async def request_refund(ctx: Any, out_trade_no: str, refund_fee: Optional[int] 
     return await send_refund(ctx, out_refund_no)
 
 
-async def send_refund(ctx: Any, out_refund_no: str) -> Refund:
+async def send_refund(ctx: CoreContext, out_refund_no: str) -> Refund:
     """(Re-)send a REQUESTED refund's stored request byte for byte and record the answer."""
     refund = Refund.get_or_none(Refund.out_refund_no == out_refund_no)
     if refund is None:
@@ -125,7 +119,7 @@ async def send_refund(ctx: Any, out_refund_no: str) -> Refund:
         _note_error(out_refund_no, str(exc))
     else:
         _mark_accepted(out_refund_no, reply)
-    _kick(ctx)
+    ctx.kick()
     return Refund.get_by_id(out_refund_no)
 
 
@@ -190,7 +184,7 @@ def apply_refund_result(out_refund_no: str, refund_status: str, *, hooks: Any,
     return won
 
 
-async def query_refund(ctx: Any, out_refund_no: str) -> Tuple[str, bool]:
+async def query_refund(ctx: CoreContext, out_refund_no: str) -> Tuple[str, bool]:
     """Ask WeChat (refundquery) about a refund and apply the answer; return (status, changed)."""
     refund = Refund.get_or_none(Refund.out_refund_no == out_refund_no)
     if refund is None:
@@ -206,6 +200,6 @@ async def query_refund(ctx: Any, out_refund_no: str) -> Tuple[str, bool]:
             refund_fee=reply.get(f"refund_fee_{n}"),
             refund_recv_accout=reply.get(f"refund_recv_accout_{n}"))
         if changed:
-            _kick(ctx)
+            ctx.kick()
         return status, changed
     raise RefundError(f"refundquery reply does not list refund {out_refund_no}")

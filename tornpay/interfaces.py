@@ -1,0 +1,24 @@
+"""What the core asks of a context: the typed face of the server's Context and the CLI's.
+
+``tornpay.context.Context`` (a serving process) and ``orders.admin.AdminContext``
+(the CLI: no background work) both satisfy :class:`CoreContext`, so core
+functions take one typed ``ctx`` instead of probing it with ``getattr``.
+"""
+
+from typing import Any, Protocol, runtime_checkable
+
+
+@runtime_checkable
+class CoreContext(Protocol):
+    """Settings, database, hooks and the WeChat client, plus a way to wake deliveries."""
+
+    settings: Any
+    db: Any
+    hooks: Any
+
+    @property
+    def pay_client(self) -> Any:
+        """The WeChat pay client (v2 ``PayClient``)."""
+
+    def kick(self) -> None:
+        """Outbox rows were committed: deliver them now (a no-op where nothing delivers)."""
