@@ -55,27 +55,51 @@ def check_startable(settings: Settings) -> None:
 
 
 class Context:
-    """Settings, database, WeChat clients, hooks and background workers of one app."""
+    """Settings, database, WeChat clients, hooks and background workers of one app.
+
+    Built by named steps, in this order (Thumbor's ``server.py`` is the model):
+    settings checked, logging, database, plugins (and their tables), gateway
+    (the WeChat clients), workers. One tornpay serves one database per process:
+    ``storage.claim`` refuses a second Context on another database while one
+    is serving (docs/ARCHITECTURE.md, "One tornpay per process").
+    """
 
     def __init__(self, settings: Settings, *, hooks: Optional[HookManager] = None,
                  plugins: Iterable = (), http_client=None, database=None):
-        check_startable(settings)
         self.settings = settings
-        # On the loggers themselves, so an embedding estate's handlers get scrubbed records too.
-        install_scrub_filter(settings.secret_values())
-        install_repeat_filters()
         # Fits lease_owner (64 characters) whatever the host name.
         self.owner_id = f"{socket.gethostname()[:24]}:{os.getpid()}:{id(self):x}"
-        self.db = database or storage.open_database(settings.database.url)
+        check_startable(settings)
+        self._install_logging()
+        self._open_database(database)
+        self._load_plugins(hooks, plugins)
+        self._prepare_database(settings)
+        self._build_gateway(http_client)
+        self._build_workers()
+        self.started = self.closed = False
+
+    def _install_logging(self) -> None:
+        # On the loggers themselves, so an embedding estate's handlers get scrubbed records too.
+        install_scrub_filter(self.settings.secret_values())
+        install_repeat_filters()
+
+    def _open_database(self, database) -> None:
+        url = self.settings.database.url
+        storage.check_claim(url)  # one tornpay (one database) per process
+        self.db = database or storage.open_database(url)
         storage.bind(self.db)
+
+    def _load_plugins(self, hooks: Optional[HookManager], plugins: Iterable) -> None:
         self.hooks = hooks or HookManager()
         if hooks is None:
-            self.hooks.load_settings_plugins(settings)
+            self.hooks.load_settings_plugins(self.settings)
             self.hooks.load_entry_points()
         for plugin in plugins:
             self.hooks.register(plugin)
         self.hooks.check()
-        self._prepare_database(settings)
+
+    def _build_gateway(self, http_client) -> None:
+        settings = self.settings
         self._own_http_client = http_client is None
         self.http_client = http_client or make_http_client(settings)
         self.metrics = Metrics(self)  # per-app registry: two apps in one process never collide
@@ -92,24 +116,22 @@ class Context:
                 settings, time_scale=sim.notify_time_scale,
                 close_min_age_seconds=sim.close_min_age_seconds)
             self.simulator = SimulatorState(config)
+
+    def _build_workers(self) -> None:
+        from tornpay.bills.scheduler import BillScheduler, register_metrics
         from tornpay.orders.dispatcher import Dispatcher
         from tornpay.orders.reconciler import Reconciler
-
-        self.dispatcher = Dispatcher(self.hooks, settings, self.owner_id)
+        from tornpay.orders.refund_followup import RefundFollowUp
         from tornpay.orders.registry import Registry
 
-        self.registry = Registry(self.hooks, settings, self.owner_id,
-                                 on_reaped=self.dispatcher.kick)
-        self.reconciler = Reconciler(self.pay_client, self.hooks, settings, self.owner_id,
+        settings, owner = self.settings, self.owner_id
+        self.dispatcher = Dispatcher(self.hooks, settings, owner)
+        self.registry = Registry(self.hooks, settings, owner, on_reaped=self.dispatcher.kick)
+        self.reconciler = Reconciler(self.pay_client, self.hooks, settings, owner,
                                      on_change=self.dispatcher.kick)
-        from tornpay.orders.refund_followup import RefundFollowUp
-
         self.refund_followup = RefundFollowUp(self)
-        from tornpay.bills.scheduler import BillScheduler, register_metrics
-
         self.bills = BillScheduler(self)  # runs only when bills.enabled
         register_metrics(self.metrics)
-        self.started = False
 
     def _prepare_database(self, settings: Settings) -> None:
         """Create the tables; refuse (one line naming database.url) what cannot be written."""
@@ -141,6 +163,7 @@ class Context:
         """Start the delivery dispatcher and the reconciler on the current IOLoop."""
         if self.started:
             return
+        storage.claim(self.settings.database.url, self)
         self.started = True
         self.registry.start()  # first: our plugins known, dead processes' leases released
         self.dispatcher.start()
@@ -155,6 +178,7 @@ class Context:
         """Stop background work, let in-flight hook calls finish, close clients."""
         if self.started:
             self.started = False
+            storage.release(self)
             await self.reconciler.stop()
             await self.refund_followup.stop()
             await self.bills.stop()
@@ -165,6 +189,9 @@ class Context:
                 result = self.simulator.stop()
                 if hasattr(result, "__await__"):
                     await result
+        if self.closed:  # stop() twice (an estate's shutdown and a test's) closes once
+            return
+        self.closed = True
         self.hooks.close()
         if self._own_http_client:
             self.http_client.close()

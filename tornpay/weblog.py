@@ -73,8 +73,14 @@ class ScrubFilter(logging.Filter):
 
     def __init__(self, secrets: Iterable[str] = ()):
         super().__init__()
+        self.secrets: list = []
+        self.add(secrets)
+
+    def add(self, secrets: Iterable[str]) -> None:
+        """Scrub these too (a second Context's secrets join the first one's)."""
         # Longest first, so a secret containing another is replaced whole.
-        self.secrets = sorted({s for s in secrets if s and len(s) >= 6}, key=len, reverse=True)
+        self.secrets = sorted({s for s in list(self.secrets) + list(secrets) if s and len(s) >= 6},
+                              key=len, reverse=True)
 
     def filter(self, record: logging.LogRecord) -> bool:
         if is_sql_record(record):
@@ -111,13 +117,19 @@ SCRUBBED_LOGGERS = TORNADO_LOGGERS + (SQL_LOGGER,)
 
 
 def install_scrub_filter(secrets: Iterable[str] = (), loggers: Iterable[str] = SCRUBBED_LOGGERS):
-    """Add one :class:`ScrubFilter` to each of ``loggers`` (idempotent); return the filter."""
-    flt = ScrubFilter(secrets)
+    """Put one :class:`ScrubFilter` on each of ``loggers``, MERGING ``secrets``; return it.
+
+    Installing again never drops secrets an earlier Context registered.
+    """
+    secrets = list(secrets)
     for name in loggers:
         logger = logging.getLogger(name)
         for old in [f for f in logger.filters if isinstance(f, ScrubFilter)]:
+            secrets += old.secrets
             logger.removeFilter(old)
-        logger.addFilter(flt)
+    flt = ScrubFilter(secrets)
+    for name in loggers:
+        logging.getLogger(name).addFilter(flt)
     return flt
 
 

@@ -1,12 +1,14 @@
 """Open the database named by ``database.url`` and create tornpay's tables on first start."""
 
 import logging
-from typing import Iterable, Optional
+from typing import Any, Iterable, Optional, Tuple
 
 import peewee
 from playhouse.db_url import connect as db_url_connect
 from playhouse.db_url import parse as db_url_parse
 from playhouse.shortcuts import ReconnectMixin
+
+from tornpay.settings import SettingsError
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +70,39 @@ def bind(db: peewee.Database) -> peewee.Database:
     """Point every tornpay model (and plugin models on the proxy) at ``db``."""
     database_proxy.initialize(db)
     return db
+
+
+class OneTornpayPerProcess(SettingsError):
+    """A second tornpay on another database in a process where one is serving."""
+
+
+# The serving tornpay of this process: (database.url, its Context). The models
+# are bound process-wide (``database_proxy``), so two tornpays on two databases
+# in one process would write each other's rows; that is refused, not risked.
+_serving: Optional[Tuple[str, Any]] = None
+
+
+def check_claim(url: str, owner: Any = None) -> None:
+    """Raise OneTornpayPerProcess unless ``url`` may be bound in this process now."""
+    if _serving is not None and _serving[0] != url and _serving[1] is not owner:
+        raise OneTornpayPerProcess(
+            f"setting database.url: this process already serves tornpay on another database "
+            f"({_serving[0].split('://', 1)[0]}://...); one tornpay per process "
+            "(docs/ARCHITECTURE.md): stop it first or use the same database")
+
+
+def claim(url: str, owner: Any) -> None:
+    """``owner`` serves tornpay on ``url`` from now on (``Context.start``)."""
+    global _serving
+    check_claim(url, owner)
+    _serving = (url, owner)
+
+
+def release(owner: Any) -> None:
+    """``owner`` stopped serving (``Context.stop``)."""
+    global _serving
+    if _serving is not None and _serving[1] is owner:
+        _serving = None
 
 
 def create_tables(extra_models: Optional[Iterable[type]] = None) -> None:
