@@ -142,3 +142,39 @@ def test_modules_and_functions_stay_small():
                 if length > MAX_FUNCTION_LINES:
                     too_big.append(f"{rel}:{node.lineno} {node.name}() {length} lines")
     assert too_big == []
+
+
+# What must never point where (docs/ARCHITECTURE.md, "Arrows").
+_MERCHANT_SIDE = ("tornpay.orders", "tornpay.storage", "tornpay.handlers", "tornpay.context",
+                  "tornpay.app", "tornpay.bills", "tornpay.console", "tornpay.hooks",
+                  "tornpay.plugins", "plugins")
+FORBIDDEN_ARROWS = {
+    # The protocol layer is pure: signing, XML, the WeChat clients; no core, storage, handlers.
+    "tornpay/protocol/": _MERCHANT_SIDE + ("tornpay.simulator",),
+    # Storage knows tables and SQL, never what the core or the handlers do with them.
+    "tornpay/storage/": ("tornpay.orders", "tornpay.handlers", "tornpay.context", "tornpay.app",
+                         "tornpay.bills", "tornpay.console", "tornpay.hooks"),
+    # The simulator plays WeChat: it knows nothing of the merchant side.
+    "tornpay/simulator/": _MERCHANT_SIDE,
+    # Plugins see events (frozen views), not requests.
+    "plugins/": ("tornpay.handlers", "tornado.web", "tornado.httputil"),
+    # The core knows no handlers and no composition root.
+    "tornpay/orders/": ("tornpay.handlers", "tornpay.context", "tornpay.app"),
+    "tornpay/bills/": ("tornpay.handlers", "tornpay.context", "tornpay.app"),
+    "tornpay/console/": ("tornpay.handlers", "tornpay.app"),
+}
+
+
+def forbidden_imports(rel, source=None):
+    banned = [b for prefix, names in FORBIDDEN_ARROWS.items() if rel.startswith(prefix)
+              for b in names]
+    return sorted(f"{rel} imports {name}" for name in imported_modules(rel, source)
+                  for b in banned if name == b or name.startswith(b + "."))
+
+
+def test_no_arrow_points_where_it_must_not():
+    assert [line for rel in product_files() for line in forbidden_imports(rel)] == []
+    # And the check sees what it forbids.
+    assert forbidden_imports("tornpay/protocol/x.py", "from tornpay.storage import db\n") == [
+        "tornpay/protocol/x.py imports tornpay.storage",
+        "tornpay/protocol/x.py imports tornpay.storage.db"]

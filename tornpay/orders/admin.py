@@ -54,7 +54,7 @@ class AdminContext(DatabaseContext):
     """
 
     def __init__(self, settings: Any, hooks: Any = None):
-        from tornpay.context import check_startable, make_http_client
+        from tornpay.startup import check_startable, make_http_client
         from tornpay.hooks import HookManager
         from tornpay.protocol.client import PayClient
 
