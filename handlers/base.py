@@ -57,10 +57,6 @@ class BaseHandler(tornado.web.RequestHandler):
         # Also when embedded, where the estate's Application has no tornpay transform.
         webheaders.apply_to(self)
 
-    @property
-    def settings_(self):
-        return self.ctx.settings
-
     def get_template_path(self):
         return _template_dir()
 

@@ -9,6 +9,7 @@ from tornpay.orders.service import CheckoutError, create_order, resolve
 from tornpay.hooks import PluginError
 from tornpay.protocol.errors import OAuthError, WeChatError
 from tornpay.protocol.oauth_state import browser_nonce, make_state, read_state
+from tornpay.i18n import fen_to_yuan
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ class CheckoutHandler(OrderCreatingHandler):
         if started_elsewhere(self.request):
             product = await self._product(product_id)
             self.render("confirm.html", product_id=product_id, body=product["body"],
-                        yuan="%d.%02d" % divmod(product["total_fee"], 100))
+                        yuan=fen_to_yuan(product["total_fee"]))
             return
         await self._start(product_id)
 
@@ -80,8 +81,7 @@ class CheckoutHandler(OrderCreatingHandler):
         self.set_tp_cookie(OAUTH_COOKIE, nonce, max_age_days=1)
         secret = self.ctx.settings.server.cookie_secret
         state = make_state(secret, product_id, nonce, time.time())
-        server = self.ctx.settings.server
-        redirect_uri = server.public_url.rstrip("/") + server.prefix + "/oauth/callback"
+        redirect_uri = self.ctx.settings.public_url_for("/oauth/callback")
         # 303 so that after the confirmation POST the browser GETs WeChat's page.
         self.redirect(self.ctx.oauth_client.authorize_url(redirect_uri, state),
                       status=303 if self.request.method == "POST" else 302)

@@ -7,6 +7,7 @@ from tornpay.handlers.pay import OUT_TRADE_NO, OwnedOrderMixin
 from tornpay.orders.cancel import cancel_order
 from tornpay.orders.pages import page_status
 from tornpay.orders.service import order_json
+from tornpay.i18n import fen_to_yuan
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ class OrderResultHandler(OwnedOrderMixin, BaseHandler):
         self.set_header("Cache-Control", "no-store")
         order = self.owned_order(out_trade_no)
         self.render("result.html", order=order, status=page_status(order),
-                    yuan="%d.%02d" % divmod(order.total_fee, 100),
+                    yuan=fen_to_yuan(order.total_fee),
                     booking=self._booking(order), pay_url=f"{self.ctx.prefix}/pay/"
                     f"{order.out_trade_no}")
 

@@ -7,6 +7,7 @@ from tornpay.orders.service import (CheckoutError, jsapi_params, prepay_is_stale
                                     refresh_prepay_id)
 from tornpay.protocol.ids import is_valid_out_trade_no
 from tornpay.orders.pages import ENDED_STATES, PAID_STATES, PAYABLE_STATE, find_order
+from tornpay.i18n import fen_to_yuan
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ class PayHandler(OwnedOrderMixin, BaseHandler):
             # simulator.public_url: a shared standalone simulator (staging, several processes).
             bridge = public_base_url(settings) + "/jsbridge.js"
         self.render("pay.html", order=order, params=jsapi_params(self.ctx, order),
-                    yuan="%d.%02d" % divmod(order.total_fee, 100), bridge_url=bridge,
+                    yuan=fen_to_yuan(order.total_fee), bridge_url=bridge,
                     poll_url=f"{self.ctx.prefix}/orders/{order.out_trade_no}",
                     success_url=self.success_url(order))
 

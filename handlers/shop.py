@@ -3,6 +3,7 @@
 from urllib.parse import quote, urlsplit
 
 from tornpay.handlers.base import BaseHandler
+from tornpay.i18n import fen_to_yuan
 
 
 class ShopHandler(BaseHandler):
@@ -25,7 +26,7 @@ class ShopHandler(BaseHandler):
             products.append({
                 "id": product_id,
                 "body": item.get("body", product_id),
-                "yuan": "%d.%02d" % divmod(fee, 100),
+                "yuan": fen_to_yuan(fee),
                 "href": f"{self.ctx.prefix}/checkout/{quote(str(product_id), safe='')}",
             })
         self.render("shop.html", products=products)

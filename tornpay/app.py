@@ -13,7 +13,7 @@ import tornado.web
 from tornpay import webheaders
 from tornpay.context import Context
 from tornpay.httpserver import make_http_server
-from tornpay.settings import Settings, SettingsError, load_settings
+from tornpay.settings import Settings
 from tornpay.weblog import log_request
 
 logger = logging.getLogger(__name__)
@@ -124,27 +124,7 @@ async def serve(settings: Settings) -> None:
 
 
 def main(argv: Optional[list] = None) -> int:
-    """``python server.py [--settings FILE]``: the same as ``tornpay serve``."""
-    import argparse
+    """``python server.py [--settings FILE]``: exactly ``tornpay serve`` (one parser, the CLI's)."""
+    from tornpay.cli import main as cli_main
 
-    parser = argparse.ArgumentParser(prog="server.py", description="Run the tornpay server.")
-    parser.add_argument("--settings", default=os.environ.get("TORNPAY_SETTINGS", "settings.yaml"),
-                        help="settings file (YAML); default $TORNPAY_SETTINGS or settings.yaml")
-    args = parser.parse_args(argv)
-    try:
-        settings = load_settings(args.settings)
-        from tornpay.plugin_sources import add_plugin_dir
-        from tornpay.storage.preflight import check_database
-
-        add_plugin_dir(args.settings)
-        check_database(settings.database.url)  # no driver / unreachable: one line, exit 2
-    except SettingsError as exc:
-        print(f"tornpay: {exc}", file=sys.stderr)
-        return 2
-    configure_logging(settings)
-    try:
-        asyncio.run(serve(settings))
-    except SettingsError as exc:
-        print(f"tornpay: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return cli_main(["serve", *(sys.argv[1:] if argv is None else argv)])

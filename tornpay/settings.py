@@ -80,6 +80,10 @@ class Settings(types.SimpleNamespace):
         return [f"wechat.{k}" for k, v in SHIPPED_WECHAT_CREDENTIALS.items()
                 if getattr(self.wechat, k) != v]
 
+    def public_url_for(self, path: str) -> str:
+        """The public URL of one of tornpay's own routes (``path`` after ``server.prefix``)."""
+        return self.server.public_url.rstrip("/") + self.server.prefix + path
+
     def result_url(self, out_trade_no: str) -> str:
         """``success_url`` for one order (``{prefix}`` is ``server.prefix``)."""
         return self.success_url.format(prefix=self.server.prefix, out_trade_no=out_trade_no)

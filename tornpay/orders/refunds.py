@@ -45,7 +45,7 @@ class NotFound(RefundError, LookupError):
 
 def refund_notify_url(settings: Any) -> str:
     """Where WeChat posts this server's refund results."""
-    return settings.server.public_url.rstrip("/") + settings.server.prefix + "/refund-notify"
+    return settings.public_url_for("/refund-notify")
 
 
 def _why_refused(out_trade_no: str, fee: int) -> str:

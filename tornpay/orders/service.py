@@ -11,6 +11,7 @@ from tornpay.orders.events import OrderView
 from tornpay.protocol.errors import BusinessError, WeChatError
 from tornpay.protocol.ids import make_out_trade_no, nonce_str
 from tornpay.protocol.sign import make_sign
+from tornpay.protocol.wechat_time import BEIJING
 from tornpay.storage import fastsql
 from tornpay.storage.db import database_proxy as db
 from tornpay.storage.fastsql import param
@@ -19,7 +20,6 @@ from tornpay.storage.models import CREATED, PREPAID, Order, utcnow
 logger = logging.getLogger(__name__)
 
 UNIFIED_ORDER_PATH = "/pay/unifiedorder"
-BEIJING = datetime.timezone(datetime.timedelta(hours=8))
 # First pause between unified-order attempts, doubled each time: short, because
 # a person is waiting on the checkout redirect.
 RETRY_BACKOFF_SECONDS = 0.2
@@ -87,7 +87,7 @@ def _unified_fields(ctx, out_trade_no: str, product: dict, openid: str, client_i
 
 
 def notify_url(settings) -> str:
-    return settings.server.public_url.rstrip("/") + settings.server.prefix + "/notify"
+    return settings.public_url_for("/notify")
 
 
 async def create_order(ctx, product_id: str, openid: str, client_ip: str) -> Order:

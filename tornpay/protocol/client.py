@@ -17,7 +17,7 @@ from .ids import nonce_str
 from .sign import MD5, SIGN_TYPES, UnknownSignType, sign_params, verify_sign
 from .xmlcodec import XMLError, decode_xml, encode_xml
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 # (api_name, seconds, outcome) -> None; outcome is one of OUTCOMES.
 Observer = Callable[[str, float, str], None]
@@ -205,7 +205,7 @@ class PayClient:
             raise
         finally:
             elapsed = time.monotonic() - started
-            log.log(level, "wechat %s out_trade_no=%s outcome=%s elapsed=%.3fs %s",
+            logger.log(level, "wechat %s out_trade_no=%s outcome=%s elapsed=%.3fs %s",
                     api, ref, outcome, elapsed, detail)
             self._observe(api, elapsed, outcome)
 
@@ -215,7 +215,7 @@ class PayClient:
         try:
             self.observer(api, elapsed, outcome)
         except Exception:  # metrics must never break a payment call
-            log.exception("latency observer failed")
+            logger.exception("latency observer failed")
 
     async def _fetch(self, path: str, body: bytes) -> bytes:
         cert = {"ca_certs": self.ca_certs} if self.ca_certs else {}

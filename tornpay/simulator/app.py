@@ -21,7 +21,7 @@ from tornpay.simulator.state import SimulatorState
 from tornpay.simulator.userinfo import AuthCheckHandler, UserInfoHandler
 from tornpay.weblog import log_request
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 PAY_API = (
     ("/pay/unifiedorder", UnifiedOrderHandler),
@@ -73,7 +73,7 @@ async def run_simulator(config: SimulatorConfig, address: str = "127.0.0.1", por
         config.public_url = f"http://{host}:{port}"
     state = SimulatorState(config)
     server = make_simulator_app(state).listen(port, address, **server_kwargs)
-    log.info("simulator listening on http://%s:%d/ (public URL %s)", address, port,
+    logger.info("simulator listening on http://%s:%d/ (public URL %s)", address, port,
              config.public_url)
     try:
         await asyncio.Event().wait()

@@ -20,7 +20,7 @@ from tornpay.simulator.faults import FAULTS
 from tornpay.simulator.records import BEIJING, dashed_time
 from tornpay.simulator.xmlapi import PayApiHandler, ProtocolFail
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 # Registered here so the generic fault switch (control API) knows them.
 FAULTS.setdefault("bill_creating", "downloadbill answers Bill Creating (not made yet)")
@@ -165,7 +165,7 @@ class DownloadBillHandler(PayApiHandler):
         self.finish(data)
 
     def _bill_fail(self, msg: str, error_code: str) -> None:
-        log.info("simulator: downloadbill FAIL: %s", msg)
+        logger.info("simulator: downloadbill FAIL: %s", msg)
         self.set_header("Content-Type", "text/xml; charset=utf-8")
         self.finish(encode_xml({"return_code": "FAIL", "return_msg": msg,
                                 "error_code": error_code}))

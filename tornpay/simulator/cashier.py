@@ -12,7 +12,7 @@ from tornpay.protocol.sign import verify_sign
 from tornpay.simulator.records import Order
 from tornpay.simulator.state import SimulatorError, SimulatorState
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 JSAPI_FIELDS = ("appId", "timeStamp", "nonceStr", "package", "signType")
 _BRIDGE_PATH = os.path.join(os.path.dirname(__file__), "static", "jsbridge.js")
@@ -109,7 +109,7 @@ class CashierHandler(tornado.web.RequestHandler):
         except (ValueError, AttributeError):
             return self._json({"ok": False, "err_desc": "请求格式错误"})
         except (CashierFail, SimulatorError) as exc:
-            log.info("simulator: cashier %s refused: %s", action, exc)
+            logger.info("simulator: cashier %s refused: %s", action, exc)
             return self._json({"ok": False, "err_desc": str(exc)})
         self._json({"ok": True, "order": {"out_trade_no": order.out_trade_no,
                                           "body": order.body, "total_fee": order.total_fee}})
@@ -120,7 +120,7 @@ class CashierHandler(tornado.web.RequestHandler):
             self.state.pay(order)
             return
         # The page hears "ok" now; the payment (orderquery SUCCESS, the notify) lands later.
-        log.info("simulator: fault bridge_ok_early, %s paid in %.1fs", order.out_trade_no,
+        logger.info("simulator: fault bridge_ok_early, %s paid in %.1fs", order.out_trade_no,
                  early.seconds)
         self.state.call_later(early.seconds, _late_pay, self.state, order)
 
@@ -133,7 +133,7 @@ def _late_pay(state: SimulatorState, order: Order) -> None:
     try:
         state.pay(order)
     except SimulatorError as exc:  # paid or closed meanwhile: nothing more to do
-        log.info("simulator: late payment of %s skipped: %s", order.out_trade_no, exc)
+        logger.info("simulator: late payment of %s skipped: %s", order.out_trade_no, exc)
 
 
 class JsBridgeHandler(tornado.web.RequestHandler):

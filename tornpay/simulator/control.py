@@ -7,7 +7,7 @@ import tornado.web
 
 from tornpay.simulator.state import SimulatorError, SimulatorState
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 class ControlError(Exception):

@@ -11,7 +11,7 @@ from tornpay.simulator.notifyfields import VARIANTS, payment_notify_fields  # no
 from tornpay.simulator.records import Attempt, Order, Refund, dashed_time
 from tornpay.simulator.refundcipher import encrypt_req_info
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 REPLY_SNIPPET = 300
 
@@ -77,7 +77,7 @@ class Notifier:
             return False
         record.notify_status = "dropped"
         self._record(kind, record, Attempt(n=0, at=self.state.now(), dropped=True))
-        log.info("simulator: fault notify_drop, %s notify for %s not sent", kind,
+        logger.info("simulator: fault notify_drop, %s notify for %s not sent", kind,
                  record.out_trade_no)
         return True
 
@@ -139,7 +139,7 @@ class Notifier:
         if response.error and not response.body:
             attempt.error = str(response.error)
         attempt.ok = 200 <= response.code < 300 and _is_success_reply(response.body or b"")
-        log.info("simulator: %s notify #%d to %s -> %s ok=%s", kind, n, url, response.code,
+        logger.info("simulator: %s notify #%d to %s -> %s ok=%s", kind, n, url, response.code,
                  attempt.ok)
         return attempt.ok
 

@@ -11,7 +11,7 @@ from tornpay.simulator.oauthtokens import TOKEN_TTL, AccessToken
 from tornpay.simulator.state import SimulatorError, SimulatorState
 from tornpay.simulator.userinfo import SnsApiHandler
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 SCOPES = ("snsapi_base", "snsapi_userinfo")
 
@@ -76,7 +76,7 @@ class AuthorizeHandler(tornado.web.RequestHandler):
             # Refused: back to the merchant with state and no code (reference §13.2).
             return self._back(redirect_uri, {})
         code = self.state.issue_code(appid, chosen, scope)
-        log.info("simulator: OAuth code issued for appid %s", appid)
+        logger.info("simulator: OAuth code issued for appid %s", appid)
         self._back(redirect_uri, {"code": code})
 
     def _back(self, redirect_uri: str, params: dict) -> None:

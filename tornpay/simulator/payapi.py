@@ -10,7 +10,7 @@ from tornpay.simulator.records import Order, parse_compact_time
 from tornpay.simulator.state import SimulatorError
 from tornpay.simulator.xmlapi import Call, PayApiHandler, ProtocolFail
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 # The wider set WeChat accepts (reference §2.4), not only what tornpay makes.
 OUT_TRADE_NO_RE = re.compile(r"[A-Za-z0-9_\-|*@]{1,32}")
@@ -133,7 +133,7 @@ class UnifiedOrderHandler(PayApiHandler):
         if order.notify_url_warning and order.notify_url not in warned:
             if len(warned) < 1000:
                 warned.add(order.notify_url)
-            log.warning("simulator: order %s: %s", order.out_trade_no, order.notify_url_warning)
+            logger.warning("simulator: order %s: %s", order.out_trade_no, order.notify_url_warning)
 
 
 class OrderQueryHandler(PayApiHandler):

@@ -4,7 +4,8 @@ import datetime
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
-BEIJING = datetime.timezone(datetime.timedelta(hours=8))
+from tornpay.protocol.wechat_time import BEIJING
+
 PREPAY_TTL = 2 * 3600  # a prepay_id lives 2 hours
 CODE_TTL = 5 * 60  # an OAuth code lives 5 minutes
 REFUND_WINDOW = 365 * 86400  # refunds only within a year of payment

@@ -19,7 +19,7 @@ from tornpay.simulator.records import (
     CODE_TTL, PREPAY_TTL, Order, Refund, compact_time,
 )
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 _ALNUM = string.ascii_letters + string.digits
 
@@ -162,7 +162,7 @@ class SimulatorState:
         order.is_subscribe = user.is_subscribe if user else "N"
         if self.faults.fire("notify_coupon"):
             order.coupon_fee = coupon_fee_for(order.total_fee)
-        log.info("simulator: order %s paid (%s fen)", order.out_trade_no, order.total_fee)
+        logger.info("simulator: order %s paid (%s fen)", order.out_trade_no, order.total_fee)
         if notify:
             self.notifier.notify_payment(order)
         return order
@@ -198,7 +198,7 @@ class SimulatorState:
         refund.status = status
         if status == "SUCCESS":
             refund.success_at = self.now()
-        log.info("simulator: refund %s finished %s", refund.out_refund_no, status)
+        logger.info("simulator: refund %s finished %s", refund.out_refund_no, status)
         self.notifier.notify_refund(refund)
         return refund
 

@@ -12,7 +12,7 @@ from tornpay.protocol.xmlcodec import XMLError, decode_xml, encode_xml
 from tornpay.simulator.clientcert import check_cert_pair, check_peer_cert
 from tornpay.simulator.state import SimulatorError, SimulatorState
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 SANDBOX_BAD_SIGN = "沙箱验证签名失败，请确认沙箱签名key是否正确（通过getsignkey调用生成）"
 
@@ -66,7 +66,7 @@ class PayApiHandler(tornado.web.RequestHandler):
         except ProtocolFail as exc:
             self.fail(str(exc))
         except SimulatorError as exc:
-            log.info("simulator: %s -> %s", self.endpoint, exc.err_code)
+            logger.info("simulator: %s -> %s", self.endpoint, exc.err_code)
             call = getattr(exc, "call", None) or call
             self.reply(call, {"result_code": "FAIL", "err_code": exc.err_code,
                               "err_code_des": exc.err_code_des})
@@ -126,7 +126,7 @@ class PayApiHandler(tornado.web.RequestHandler):
 
     # -- replies ------------------------------------------------------------
     def fail(self, return_msg: str) -> None:
-        log.info("simulator: %s layer-1 FAIL: %s", self.endpoint, return_msg)
+        logger.info("simulator: %s layer-1 FAIL: %s", self.endpoint, return_msg)
         self._send({"return_code": "FAIL", "return_msg": return_msg}, signed=False)
 
     def reply(self, call: Call, payload: Dict[str, str]) -> None:
