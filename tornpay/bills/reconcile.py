@@ -50,6 +50,12 @@ def _by_key(model: Any, field: Any, keys: Iterable[str]) -> Dict[str, Any]:
     return found
 
 
+def _matched(billed: Dict[str, Any], field: Any):
+    """``(key, billed line, our row or None)`` for every line of the bill."""
+    ours = _by_key(field.model, field, billed)
+    return [(key, line, ours.get(key)) for key, line in billed.items()]
+
+
 async def _settle(ctx: Any, order: Order) -> Difference:
     """A1: ask WeChat and apply the answer through the reconciler's path."""
     no = order.out_trade_no
@@ -67,10 +73,8 @@ async def _settle(ctx: Any, order: Order) -> Difference:
 
 async def compare_payments(ctx: Any, bill: Bill, day: datetime.date) -> List[Difference]:
     billed = {p.out_trade_no: p for p in bill.payments}
-    ours = _by_key(Order, Order.out_trade_no, billed)
     diffs = []
-    for no, p in billed.items():
-        order = ours.get(no)
+    for no, p, order in _matched(billed, Order.out_trade_no):
         if order is None:
             diffs.append(Difference("UNKNOWN_ORDER", no, bill_fee=p.total_fee, detail=(
                 f"appid {p.appid}, transaction_id {p.transaction_id}")))
@@ -96,10 +100,8 @@ async def compare_payments(ctx: Any, bill: Bill, day: datetime.date) -> List[Dif
 
 def compare_refunds(bill: Bill, day: datetime.date) -> List[Difference]:
     billed = {r.out_refund_no: r for r in bill.refunds}
-    ours = _by_key(Refund, Refund.out_refund_no, billed)
     diffs = []
-    for no, r in billed.items():
-        mine = ours.get(no)
+    for no, r, mine in _matched(billed, Refund.out_refund_no):
         if mine is None:
             diffs.append(Difference("REFUND_UNKNOWN", r.out_trade_no, no, bill_fee=r.refund_fee,
                                     detail=f"refund_id {r.refund_id}, {r.status}"))

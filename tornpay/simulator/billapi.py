@@ -18,7 +18,7 @@ from typing import Dict, List
 from tornpay.protocol.xmlcodec import encode_xml
 from tornpay.simulator.faults import FAULTS
 from tornpay.simulator.records import BEIJING, dashed_time
-from tornpay.simulator.xmlapi import PayApiHandler, ProtocolFail
+from tornpay.simulator.xmlapi import PayApiHandler
 
 logger = logging.getLogger(__name__)
 
@@ -137,10 +137,8 @@ class DownloadBillHandler(PayApiHandler):
     endpoint = "downloadbill"
 
     async def post(self, *args) -> None:
-        try:
-            call = self.authenticate()
-        except ProtocolFail as exc:
-            self.fail(str(exc))
+        call = self.authenticated()
+        if call is None:
             return
         p = call.params
         bill_type = p.get("bill_type") or "ALL"

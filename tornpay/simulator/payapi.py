@@ -200,10 +200,8 @@ class GetSignKeyHandler(PayApiHandler):
     needs_appid = False
 
     async def post(self, *args) -> None:
-        try:
-            call = self.authenticate()
-        except ProtocolFail as exc:
-            self.fail(str(exc))
+        call = self.authenticated()
+        if call is None:
             return
         self._send({"return_code": "SUCCESS", "return_msg": "ok", "mch_id": call.mch_id,
                     "sandbox_signkey": self.state.sandbox_key(call.mch_id)}, signed=False)

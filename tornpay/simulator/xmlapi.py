@@ -125,6 +125,14 @@ class PayApiHandler(tornado.web.RequestHandler):
         return check_cert_pair(config.client_cert_file, config.client_key_file, mch_id)
 
     # -- replies ------------------------------------------------------------
+    def authenticated(self) -> Optional[Call]:
+        """The authenticated call, or None once FAIL has been answered."""
+        try:
+            return self.authenticate()
+        except ProtocolFail as exc:
+            self.fail(str(exc))
+            return None
+
     def fail(self, return_msg: str) -> None:
         logger.info("simulator: %s layer-1 FAIL: %s", self.endpoint, return_msg)
         self._send({"return_code": "FAIL", "return_msg": return_msg}, signed=False)
