@@ -5,14 +5,11 @@ import logging
 from tornpay.handlers.base import BaseHandler, PageError
 from tornpay.handlers.pay import OUT_TRADE_NO, OwnedOrderMixin
 from tornpay.orders.cancel import cancel_order
-from tornpay.orders.pages import page_status
+from tornpay.orders.pages import page_status, result_note
 from tornpay.orders.service import order_json
 from tornpay.i18n import fen_to_yuan
 
 logger = logging.getLogger(__name__)
-
-BOOKING_PLUGIN = "tornpay.plugins.booking"
-
 
 class OrderJSONHandler(OwnedOrderMixin, BaseHandler):
     """The owner's view of one order; the only proof of payment the pay page trusts."""
@@ -30,24 +27,13 @@ class OrderJSONHandler(OwnedOrderMixin, BaseHandler):
 class OrderResultHandler(OwnedOrderMixin, BaseHandler):
     """Paid, pending or cancelled, in words; refreshes itself while pending."""
 
-    def get(self, out_trade_no: str) -> None:
+    async def get(self, out_trade_no: str) -> None:
         self.set_header("Cache-Control", "no-store")
         order = self.owned_order(out_trade_no)
+        note = await result_note(self.ctx, order.out_trade_no)  # the booking plugin's, say
         self.render("result.html", order=order, status=page_status(order),
-                    yuan=fen_to_yuan(order.total_fee),
-                    booking=self._booking(order), pay_url=f"{self.ctx.prefix}/pay/"
-                    f"{order.out_trade_no}")
-
-    def _booking(self, order):
-        plugin = self.ctx.hooks.get_plugin(BOOKING_PLUGIN)
-        helper = getattr(plugin, "booking_status", None)
-        if helper is None:
-            return None
-        try:
-            return helper(order.out_trade_no)
-        except Exception:  # a plugin's page extra must never break the result page
-            logger.exception("booking_status(%s) failed", order.out_trade_no)
-            return None
+                    yuan=fen_to_yuan(order.total_fee), booking=note,
+                    pay_url=f"{self.ctx.prefix}/pay/{order.out_trade_no}")
 
 
 class OrderCancelHandler(OwnedOrderMixin, BaseHandler):

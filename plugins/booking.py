@@ -106,3 +106,6 @@ def booking_status(out_trade_no: str) -> Optional[str]:
     """The booking's state for the result page, or None when there is none."""
     booking = Booking.get_or_none(Booking.out_trade_no == out_trade_no)
     return booking.state if booking is not None else None
+
+
+tornpay_result_note = booking_status  # shown on the result page (tornpay.orders.pages)

@@ -178,3 +178,11 @@ def test_no_arrow_points_where_it_must_not():
     assert forbidden_imports("tornpay/protocol/x.py", "from tornpay.storage import db\n") == [
         "tornpay/protocol/x.py imports tornpay.storage",
         "tornpay/protocol/x.py imports tornpay.storage.db"]
+
+
+def test_no_handler_names_a_plugin():
+    # Handlers reach plugins only through hooks and the core (orders/pages.result_note).
+    offenders = [rel for rel in product_files("handlers")
+                 if "tornpay.plugins" in (ROOT / rel).read_text(encoding="utf-8")
+                 or any(n.startswith(("plugins", "tornpay.plugins")) for n in imported_modules(rel))]
+    assert offenders == []

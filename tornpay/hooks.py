@@ -168,14 +168,15 @@ class HookManager:
     def get_plugin(self, name: str) -> Any:
         return self._objects.get(name)
 
+    def offered(self, attribute: str) -> list:
+        """What plugins offer beside hooks: each plugin's ``attribute`` where it has one."""
+        found = (getattr(self._objects[name], attribute, None) for name in self._names)
+        return [value for value in found if value is not None]
+
     def models(self) -> list:
         """Peewee models that plugins list in ``tornpay_models`` (their tables are created)."""
-        out: list = []
-        for name in self._names:
-            for model in getattr(self._objects[name], "tornpay_models", ()) or ():
-                if model not in out:
-                    out.append(model)
-        return out
+        every = [model for models in self.offered("tornpay_models") for model in models or ()]
+        return list(dict.fromkeys(every))  # once each, in registration order
 
     def _impl(self, hook: str, plugin_name: str):
         caller = getattr(self._pm.hook, hook)
