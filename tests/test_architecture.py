@@ -186,3 +186,11 @@ def test_no_handler_names_a_plugin():
                  if "tornpay.plugins" in (ROOT / rel).read_text(encoding="utf-8")
                  or any(n.startswith(("plugins", "tornpay.plugins")) for n in imported_modules(rel))]
     assert offenders == []
+
+
+def test_test_helpers_have_one_import_name():
+    # "tests.flow_helpers" and "flow_helpers" would be two modules with two states.
+    offenders = [f"{path.name} imports {name}" for path in sorted((ROOT / "tests").glob("*.py"))
+                 for name in imported_modules(f"tests/{path.name}")
+                 if name == "tests" or name.startswith("tests.")]
+    assert offenders == []

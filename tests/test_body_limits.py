@@ -6,7 +6,7 @@ import pytest
 from tornado.iostream import StreamClosedError
 from tornado.tcpclient import TCPClient
 
-from tests.flow_helpers import ALICE, Browser, location, out_trade_no_of
+from flow_helpers import ALICE, Browser, location, out_trade_no_of
 from tornpay.handlers import health, orders, refunds
 
 TEN_MIB = 10 * 1024 * 1024

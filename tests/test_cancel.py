@@ -11,7 +11,7 @@ import tornado.web
 import tornpay
 from conftest import base_settings_dict
 from helpers_orders import RecordingPlugin
-from tests.flow_helpers import (ALICE, BOB, Browser, jsapi_from_page, location, order_row,
+from flow_helpers import (ALICE, BOB, Browser, jsapi_from_page, location, order_row,
                                 out_trade_no_of, wait_for)
 from tornpay.orders import service
 from tornpay.protocol.errors import TransportError

@@ -10,7 +10,7 @@ import time
 import pytest
 
 import proc_helpers
-from tests.flow_helpers import ALICE, Browser, wait_for
+from flow_helpers import ALICE, Browser, wait_for
 from tornpay.protocol.xmlcodec import decode_xml
 
 sqlite_only = pytest.mark.skipif(os.environ.get("TORNPAY_TEST_DB") == "postgres",

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.flow_helpers import (ALICE, BOB, Browser, checkout_to_pay_page, jsapi_from_page,
+from flow_helpers import (ALICE, BOB, Browser, checkout_to_pay_page, jsapi_from_page,
                                 location, order_row, out_trade_no_of, sign_in, wait_for)
 from tornpay.orders import service
 from tornpay.orders.service import jsapi_params

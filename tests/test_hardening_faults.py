@@ -11,10 +11,10 @@ import peewee
 import pytest
 import tornado.web
 
-from tests import cli_helpers
-from tests.flow_helpers import (ALICE, Browser, location, notify_fields, order_row,
+import cli_helpers
+from flow_helpers import (ALICE, Browser, location, notify_fields, order_row,
                                 order_snapshot, out_trade_no_of, signed_notify, wait_for)
-from tests.helpers_orders import RecordingPlugin
+from helpers_orders import RecordingPlugin
 from tornpay.orders import service
 from tornpay.protocol.xmlcodec import decode_xml
 from tornpay.storage.models import Delivery, Event, Notification, Order

@@ -7,8 +7,8 @@ import random
 import pytest
 from tornado.httpclient import AsyncHTTPClient
 
-from tests.flow_helpers import notify_fields, signed_notify, wait_for
-from tests.helpers_orders import RecordingPlugin
+from flow_helpers import notify_fields, signed_notify, wait_for
+from helpers_orders import RecordingPlugin
 from tornpay.protocol.xmlcodec import decode_xml
 from tornpay.storage.db import database_proxy as db
 from tornpay.storage.models import Delivery, Event, Notification, Order, utcnow

@@ -6,7 +6,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.flow_helpers import (ALICE, Browser, jsapi_from_page, location, notify_fields,
+from flow_helpers import (ALICE, Browser, jsapi_from_page, location, notify_fields,
                                 order_row, out_trade_no_of, sign_in, signed_notify, wait_for)
 from tornpay.orders import service
 from tornpay.protocol.xmlcodec import decode_xml

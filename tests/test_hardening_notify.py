@@ -5,7 +5,7 @@ import types
 
 import pytest
 
-from tests.flow_helpers import (ALICE, Browser, location, notify_fields, order_row,
+from flow_helpers import (ALICE, Browser, location, notify_fields, order_row,
                                 order_snapshot, out_trade_no_of, signed_notify)
 from tornpay.protocol.sign import make_sign
 from tornpay.protocol.xmlcodec import MAX_XML_BYTES, decode_xml, encode_xml

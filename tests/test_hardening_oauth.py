@@ -6,7 +6,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
-from tests.flow_helpers import ALICE, BOB, Browser, location, order_row, out_trade_no_of, sign_in
+from flow_helpers import ALICE, BOB, Browser, location, order_row, out_trade_no_of, sign_in
 from tornpay.handlers import checkout
 from tornpay.protocol import oauth_state
 from tornpay.storage.models import Order

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.flow_helpers import (ALICE, BOB, Browser, checkout_to_pay_page, jsapi_from_page,
+from flow_helpers import (ALICE, BOB, Browser, checkout_to_pay_page, jsapi_from_page,
                                 location, order_row, out_trade_no_of)
 from tornpay.storage.models import Order
 

@@ -3,7 +3,7 @@
 import pytest
 import yaml
 
-from tests.conftest import base_settings_dict, merge
+from conftest import base_settings_dict, merge
 from tornpay.app import main
 from tornpay.settings import SCHEMA, SettingsError, settings_from_dict
 

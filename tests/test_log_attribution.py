@@ -5,8 +5,8 @@ import logging
 
 import pytest
 
-from tests.flow_helpers import notify_fields, signed_notify
-from tests.test_notify import order  # noqa: F401  (the fixture: a PREPAID order by checkout)
+from flow_helpers import notify_fields, signed_notify
+from test_notify import order  # noqa: F401  (the fixture: a PREPAID order by checkout)
 from tornpay.logs import JSONFormatter, KeyValueFormatter
 
 KEY = "192006250b4c09247ec02edce69f6a2d"

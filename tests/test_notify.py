@@ -7,7 +7,7 @@ import peewee
 import pytest
 from tornado.httpclient import AsyncHTTPClient
 
-from tests.flow_helpers import (ALICE, Browser, location, notify_fields, order_row,
+from flow_helpers import (ALICE, Browser, location, notify_fields, order_row,
                                 order_snapshot, out_trade_no_of, signed_notify)
 from tornpay.orders import transitions
 from tornpay.protocol.xmlcodec import decode_xml

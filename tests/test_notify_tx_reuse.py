@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from tests.flow_helpers import (ALICE, Browser, location, notify_fields, order_row,
+from flow_helpers import (ALICE, Browser, location, notify_fields, order_row,
                                 order_snapshot, out_trade_no_of, signed_notify)
 from tornpay.protocol.xmlcodec import decode_xml
 from tornpay.storage.models import Event, Notification

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from tests.flow_helpers import ALICE, BOB, Browser, location, out_trade_no_of, sign_in
+from flow_helpers import ALICE, BOB, Browser, location, out_trade_no_of, sign_in
 from tornpay.storage.models import Order
 
 CROSS_SITE = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"}

@@ -6,7 +6,7 @@ import types
 
 import pytest
 
-from tests.flow_helpers import ALICE, Browser, location, notify_fields, order_row, \
+from flow_helpers import ALICE, Browser, location, notify_fields, order_row, \
     out_trade_no_of, signed_notify
 from tornpay.protocol.xmlcodec import decode_xml
 from tornpay.storage.models import Notification

@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from tests.flow_helpers import Browser, checkout_to_pay_page
+from flow_helpers import Browser, checkout_to_pay_page
 
 
 @pytest.fixture

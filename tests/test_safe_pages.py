@@ -2,9 +2,9 @@
 
 import pytest
 
-from tests.conftest import base_settings_dict, merge
-from tests.flow_helpers import ALICE, Browser, location, out_trade_no_of
-from tests.test_safe_start import REAL, merchant_dict  # noqa: F401
+from conftest import base_settings_dict, merge
+from flow_helpers import ALICE, Browser, location, out_trade_no_of
+from test_safe_start import REAL, merchant_dict  # noqa: F401
 from tornpay.app import make_app
 from tornpay.orders import transitions
 from tornpay.settings import settings_from_dict

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 import tornpay
-from tests.conftest import base_settings_dict, merge
+from conftest import base_settings_dict, merge
 from tornpay.app import main, make_app
 from tornpay.orders.admin import AdminContext
 from tornpay.settings import SettingsError, settings_from_dict
