@@ -133,11 +133,13 @@ async def create_order(ctx, product_id: str, openid: str, client_ip: str) -> Ord
         transitions.record_error(out_trade_no, "unified order reply without prepay_id")
         raise CheckoutError("WeChat Pay did not return a payment session. Please try again.",
                             out_trade_no=out_trade_no)
-    if transitions.mark_prepaid(out_trade_no, prepay_id, request_text):
+    moment = utcnow()
+    if transitions.mark_prepaid(out_trade_no, prepay_id, request_text, now=moment):
         # The row is exactly what was inserted plus the PREPAID move: build it
         # here rather than read it back (a full-row SELECT cost a third of a
         # checkout's CPU, bench/README.md).
-        order = Order(**dict(values, state=PREPAID, prepay_id=prepay_id, prepay_at=utcnow()))
+        order = Order(**dict(values, state=PREPAID, prepay_id=prepay_id, prepay_at=moment,
+                             updated_at=moment))
     else:
         # Already paid or closed meanwhile (a notify can beat the reply): the
         # pay page shows whatever state the order is in now.

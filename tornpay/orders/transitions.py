@@ -74,12 +74,14 @@ def _update(out_trade_no: str, states: Iterable[str], **values: Any) -> bool:
     return stmt.rowcount(_key=out_trade_no, **values) == 1
 
 
-def mark_prepaid(out_trade_no: str, prepay_id: str, unified_request: str) -> bool:
+def mark_prepaid(out_trade_no: str, prepay_id: str, unified_request: str,
+                 now: Optional[datetime.datetime] = None) -> bool:
     """CREATED -> PREPAID after a unified order; on PREPAID just refresh the prepay_id."""
+    now = now or utcnow()
     with db.atomic():
         won = _update(out_trade_no, ORDER_TRANSITIONS["prepay"][0], state=O.PREPAID,
-                      prepay_id=prepay_id,
-                      prepay_at=utcnow(), unified_request=unified_request, last_error=None)
+                      prepay_id=prepay_id, prepay_at=now, unified_request=unified_request,
+                      last_error=None, updated_at=now)
     if not won:
         logger.warning("order %s: prepay id not stored (order missing or no longer payable)",
                        out_trade_no)
@@ -221,10 +223,8 @@ def reserve_refund(out_trade_no: str, fee: int, reason: str, request: str,
     with db.atomic():
         n = (Order.update(reserved_refund_fee=Order.reserved_refund_fee + fee,
                           updated_at=utcnow())
-             .where((Order.out_trade_no == out_trade_no)
-                    & Order.state.in_(REFUNDABLE_STATES)
-                    & (Order.reserved_refund_fee + fee <= Order.total_fee))
-             .execute())
+             .where((Order.out_trade_no == out_trade_no) & Order.state.in_(REFUNDABLE_STATES)
+                    & (Order.reserved_refund_fee + fee <= Order.total_fee)).execute())
         if n != 1:
             return None
         return Refund.create(out_refund_no=out_refund_no, order=out_trade_no, refund_fee=fee,
