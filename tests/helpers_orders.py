@@ -4,7 +4,7 @@ import datetime
 import threading
 
 from tornpay.settings import settings_from_dict
-from tornpay.storage.db import bind, create_tables, open_database
+from tornpay.storage.db import bind, create_tables, database_proxy, open_database
 from tornpay.storage.models import CREATED, PREPAID, Order, utcnow
 
 WECHAT = {"appid": "wx0000000000000000", "app_secret": "s" * 16, "mch_id": "10000100",
@@ -86,3 +86,26 @@ class AsyncRecordingPlugin(RecordingPlugin):
 
     async def on_refund(self, order, refund):
         self._record("on_refund", order=order, refund=refund)
+
+
+def in_threads(n, target):
+    """Run ``target(i)`` in ``n`` threads released together; each uses its own connection."""
+    barrier = threading.Barrier(n)
+    results, errors = [None] * n, []
+
+    def run(i):
+        try:
+            barrier.wait()
+            results[i] = target(i)
+        except Exception as exc:  # reported below, with the thread's traceback lost
+            errors.append(exc)
+        finally:
+            database_proxy.obj.close()  # this thread's connection
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(30)
+    assert not errors, errors
+    return results

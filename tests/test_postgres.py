@@ -9,7 +9,7 @@ import time
 import peewee
 import pytest
 
-from helpers_orders import RecordingPlugin, make_settings, paid_fields
+from helpers_orders import RecordingPlugin, in_threads, make_settings, paid_fields
 from proc_helpers import bind_db, database_url, make_prepaid, needs_pg, pg_schema
 from tornpay.hooks import HookManager
 from tornpay.orders import transitions as t
@@ -32,29 +32,6 @@ def db(request, tmp_path):
 
 def one_plugin(hook):
     return ["rec"]
-
-
-def in_threads(n, target):
-    """Run ``target(i)`` in ``n`` threads released together; each uses its own connection."""
-    barrier = threading.Barrier(n)
-    results, errors = [None] * n, []
-
-    def run(i):
-        try:
-            barrier.wait()
-            results[i] = target(i)
-        except Exception as exc:  # reported below, with the thread's traceback lost
-            errors.append(exc)
-        finally:
-            database_proxy.obj.close()  # this thread's connection
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join(30)
-    assert not errors, errors
-    return results
 
 
 @needs_pg
