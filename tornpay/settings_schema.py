@@ -35,6 +35,11 @@ def _path_prefix(v):
     return "must be empty or start with '/' and not end with '/'"
 
 
+def _trade_types(v):
+    ok = v and all(t in ("JSAPI", "NATIVE", "MWEB") for t in v)
+    return None if ok else "must be a non-empty list of JSAPI, NATIVE, MWEB"
+
+
 def _port(v):
     return None if 0 <= v <= 65535 else "must be 0..65535"
 
@@ -58,6 +63,9 @@ SCHEMA: Mapping[str, Mapping[str, Setting]] = {
                              check=_one_of("DEBUG", "INFO", "WARNING", "ERROR")),
         "log_format": Setting("text", str, "log line format: text (key=value) or json",
                               check=_one_of("text", "json")),
+        "default_locale": Setting("zh_CN", str,
+                                  "page language when Accept-Language names none we have",
+                                  check=_one_of("zh_CN", "en_US")),
     },
     "wechat": {
         "appid": Setting(REQUIRED, str, "Official Account appid"),
@@ -93,6 +101,12 @@ SCHEMA: Mapping[str, Mapping[str, Setting]] = {
         "unified_order_attempts": Setting(3, int,
                                           "tries of one unified order on timeout/SYSTEMERROR",
                                           check=_min(1)),
+        "trade_types": Setting(["JSAPI", "NATIVE", "MWEB"], list,
+                               "trade types this merchant may use (SPEC §9)",
+                               check=_trade_types),
+        "h5_wap_url": Setting("", str, "MWEB scene_info.h5_info.wap_url; empty = public_url"),
+        "h5_wap_name": Setting("", str,
+                               "MWEB scene_info.h5_info.wap_name; empty = public_url's host"),
     },
     "deliveries": {
         "timeout_seconds": Setting(30.0, float, "one hook call", check=_min(0.01)),
@@ -110,6 +124,7 @@ SCHEMA: Mapping[str, Mapping[str, Setting]] = {
                                      check=_min(0)),
         "close_min_age_seconds": Setting(300.0, float, "simulated closeorder age rule",
                                          check=_min(0)),
+        "h5_domains": Setting([], list, "registered H5 (MWEB) domains; empty = public_url's host"),
     },
     "catalog": {
         "products": Setting({}, dict, "products of the bundled catalog plugin"),

@@ -88,11 +88,17 @@ def _update(out_trade_no: str, states: Iterable[str], **values: Any) -> bool:
     return stmt.rowcount(_key=out_trade_no, **values) == 1
 
 
-def mark_prepaid(out_trade_no: str, prepay_id: str, unified_request: str) -> bool:
-    """CREATED -> PREPAID after a unified order; on PREPAID just refresh the prepay_id."""
+def mark_prepaid(out_trade_no: str, prepay_id: str, unified_request: str,
+                 code_url: Optional[str] = None) -> bool:
+    """CREATED -> PREPAID after a unified order; on PREPAID just refresh the prepay_id.
+
+    A NATIVE order also stores its ``code_url`` (the QR code's text).
+    """
+    extra = {"code_url": code_url} if code_url else {}
     with db.atomic():
         won = _update(out_trade_no, (CREATED, PREPAID), state=PREPAID, prepay_id=prepay_id,
-                      prepay_at=utcnow(), unified_request=unified_request, last_error=None)
+                      prepay_at=utcnow(), unified_request=unified_request, last_error=None,
+                      **extra)
     if not won:
         logger.warning("order %s: prepay id not stored (order missing or no longer payable)",
                        out_trade_no)

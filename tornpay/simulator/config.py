@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
+from urllib.parse import urlsplit
 
 # WeChat's payment/refund notify retry gaps in seconds (reference §11.5): 16 deliveries, 24h4m.
 NOTIFY_SCHEDULE: Tuple[float, ...] = (
@@ -55,6 +56,7 @@ class SimulatorConfig:
     min_time_expire_seconds: float = 60.0  # time_expire must be at least this far ahead
     over_refund_err_code: str = "ERROR"  # what an over-refund answers (real WeChat: ERROR)
     oauth_auto_user: Optional[str] = None  # authorize page redirects at once as this openid
+    h5_domains: List[str] = field(default_factory=list)  # MWEB Referer hosts; empty: own host
 
     @classmethod
     def single(cls, appid: str, app_secret: str, mch_id: str, api_key: str,
@@ -74,6 +76,10 @@ class SimulatorConfig:
         if not dirs:
             server = settings.server
             dirs = [server.public_url.rstrip("/") + server.prefix.rstrip("/") + "/pay/"]
+        h5 = list(getattr(settings.simulator, "h5_domains", None) or [])
+        if not h5:  # the merchant's pages live on public_url's host (SPEC §9)
+            h5 = [urlsplit(settings.server.public_url).hostname or ""]
+        kwargs.setdefault("h5_domains", h5)
         return cls.single(
             wechat.appid, wechat.app_secret, wechat.mch_id, wechat.api_key,
             pay_directories=dirs, **kwargs,

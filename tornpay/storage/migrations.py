@@ -41,6 +41,24 @@ MIGRATIONS.append((2, "order close_at_wechat_after (payer cancelled before close
                    _add_close_at_wechat_after))
 
 
+def _add_trade_type(migrator: SchemaMigrator, db: peewee.Database) -> None:
+    from playhouse.migrate import migrate
+
+    # Idempotent: the console's step 6 may already have added trade_type.
+    have = {c.name for c in db.get_columns("tornpay_order")}
+    wanted = (("trade_type", peewee.CharField(max_length=16, default="JSAPI")),
+              ("payer", peewee.CharField(max_length=128, default="")),
+              ("code_url", peewee.CharField(max_length=256, null=True)))
+    migrate(*[migrator.add_column("tornpay_order", name, field)
+              for name, field in wanted if name not in have])
+    if "payer" not in have:  # every order so far was JSAPI, owned by its openid
+        db.execute_sql("UPDATE tornpay_order SET payer = openid")
+
+
+MIGRATIONS.append((7, "order trade_type, payer, code_url (NATIVE and MWEB, SPEC §9)",
+                   _add_trade_type))
+
+
 class SchemaVersion(peewee.Model):
     """One row per migration step applied to this database."""
 
