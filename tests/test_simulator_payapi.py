@@ -85,7 +85,9 @@ async def test_unifiedorder_success_signed_with_request_sign_type(sim, sign_type
     ({"out_trade_no": "x" * 33}, "PARAM_ERROR"),
     ({"out_trade_no": "TP1\n"}, "PARAM_ERROR"),  # a trailing newline is not a valid id
     ({"trade_type": "CASH"}, "PARAM_ERROR"),
-    ({"trade_type": "NATIVE"}, "NOAUTH"),
+    ({"trade_type": "APP"}, "NOAUTH"),
+    ({"trade_type": "NATIVE"}, "LACK_PARAMS"),  # NATIVE needs product_id
+    ({"trade_type": "MWEB"}, "PARAM_ERROR"),  # MWEB needs a JSON scene_info
     ({"notify_url": "http://m.example/notify?x=1"}, "PARAM_ERROR"),
     ({"fee_type": "USD"}, "PARAM_ERROR"),
     ({"time_expire": "2024-06-01"}, "PARAM_ERROR"),

@@ -169,9 +169,9 @@ def orders_list(state, since, until, limit, settings_path) -> None:
 
     found = run_admin(settings_path, lambda ctx: list_orders(
         state.upper() if state else None, since, until, limit))
-    table(["OUT_TRADE_NO", "STATE", "FEE", "REFUNDED", "PRODUCT", "CREATED", "PAID"],
-          [(o.out_trade_no, o.state, o.total_fee, o.refunded_fee, o.product_id, o.created_at,
-            o.paid_at) for o in found])
+    table(["OUT_TRADE_NO", "STATE", "TYPE", "FEE", "REFUNDED", "PRODUCT", "CREATED", "PAID"],
+          [(o.out_trade_no, o.state, o.trade_type, o.total_fee, o.refunded_fee, o.product_id,
+            o.created_at, o.paid_at) for o in found])
 
 
 @orders.command("show")
@@ -183,7 +183,8 @@ def orders_show(out_trade_no: str, settings_path: str) -> None:
 
     d = run_admin(settings_path, lambda ctx: order_details(out_trade_no))
     o = d["order"]
-    for name in ("out_trade_no", "state", "product_id", "body", "openid", "total_fee",
+    for name in ("out_trade_no", "state", "trade_type", "product_id", "body", "openid",
+                 "total_fee",
                  "refunded_fee", "reserved_refund_fee", "transaction_id", "prepay_id",
                  "sign_type", "created_at", "expire_at", "paid_at", "close_reason", "last_error"):
         click.echo(f"{name + ':':21} {_cell(getattr(o, name))}")
