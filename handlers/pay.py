@@ -84,7 +84,10 @@ class PayHandler(OwnedOrderMixin, BaseHandler):
         settings = self.ctx.settings
         bridge = None
         if self.ctx.simulator is not None:
-            bridge = settings.server.public_url.rstrip("/") + "/_sim/jsbridge.js"
+            from tornpay.simulator.config import public_base_url
+
+            # simulator.public_url: a shared standalone simulator (staging, several processes).
+            bridge = public_base_url(settings) + "/jsbridge.js"
         self.render("pay.html", order=order, params=jsapi_params(self.ctx, order),
                     yuan=fen_to_yuan(order.total_fee), bridge_url=bridge,
                     poll_url=f"{self.ctx.prefix}/orders/{order.out_trade_no}",

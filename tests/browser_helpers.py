@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from proc_helpers import free_port  # noqa: F401  (re-exported for the browser tests)
+from tornpay.simulator.clientcert import TEST_CERT, TEST_KEY
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARTIFACTS = os.path.join(ROOT, "test-artifacts", "browser")
@@ -53,7 +54,7 @@ def write_settings(directory, port: int, simulator=None) -> str:
                    "shop_page": True, "log_level": "WARNING"},
         "wechat": {"appid": "wxd930ea5d5a258f4f", "app_secret": "browser-test-app-secret",
                    "mch_id": "10000100", "api_key": "192006250b4c09247ec02edce69f6a2d",
-                   "timeout": 5},
+                   "timeout": 5, "cert_file": TEST_CERT, "key_file": TEST_KEY},
         "database": {"url": f"sqlite:///{directory}/tornpay.db"},
         "orders": {"reconcile_after_seconds": 3600},
         "deliveries": {"first_retry_seconds": 0.1, "max_retry_seconds": 0.5,

@@ -19,6 +19,7 @@ import tornado.web
 import yaml
 
 from proc_helpers import free_port, wait_until  # noqa: F401  (re-exported for the tests)
+from tornpay.simulator.clientcert import TEST_CERT, TEST_KEY
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TESTS = os.path.join(ROOT, "tests")
@@ -52,7 +53,8 @@ def write_settings(directory, port: int, **sections) -> str:
                    "public_url": f"http://127.0.0.1:{port}", "prefix": "/wxpay",
                    "cookie_secret": COOKIE_SECRET, "shop_page": True, "log_level": "WARNING"},
         "wechat": {"appid": "wxd930ea5d5a258f4f", "app_secret": APP_SECRET,
-                   "mch_id": "10000100", "api_key": API_KEY, "timeout": 5},
+                   "mch_id": "10000100", "api_key": API_KEY, "timeout": 5,
+                   "cert_file": TEST_CERT, "key_file": TEST_KEY},
         "database": {"url": f"sqlite:///{directory}/tornpay.db"},
         "orders": {"reconcile_after_seconds": 3600, "min_close_age_seconds": 0},
         "deliveries": {"first_retry_seconds": 0.05, "max_retry_seconds": 0.1,

@@ -16,6 +16,7 @@ import pytest
 
 from proc_helpers import suite_database_url
 from tornpay.settings import settings_from_dict
+from tornpay.simulator.clientcert import TEST_CERT, TEST_KEY
 
 TEST_API_KEY = "192006250b4c09247ec02edce69f6a2d"
 pytest_plugins = ["secret_scan"]  # fails the session if a log record shows a secret
@@ -41,6 +42,9 @@ def base_settings_dict(tmp_path, port):
             "api_key": TEST_API_KEY,
             "sign_type": "MD5",
             "timeout": 5,
+            # The shipped TEST-ONLY pair: the simulator's refunds demand a client certificate.
+            "cert_file": TEST_CERT,
+            "key_file": TEST_KEY,
         },
         "database": {"url": suite_database_url(tmp_path)},
         # The tests that predate SPEC §9 play WeChat's browser whatever their user agent

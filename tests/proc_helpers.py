@@ -143,10 +143,16 @@ def environ(directory, **extra) -> dict:
 def start_server(directory, settings_file: str, port: int, env: dict,
                  timeout: float = 20.0) -> subprocess.Popen:
     """``python server.py --settings FILE``; return once /healthz answers 200."""
+    return start_process(directory, [os.path.join(ROOT, "server.py"), "--settings",
+                                     settings_file], port, env, "/healthz", timeout)
+
+
+def start_process(directory, args, port: int, env: dict, ready_path: str,
+                  timeout: float = 20.0) -> subprocess.Popen:
+    """``python ARGS`` logging to server-PORT.log; return once ``ready_path`` answers 200."""
     log = open(os.path.join(str(directory), f"server-{port}.log"), "ab")
-    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "server.py"), "--settings",
-                             settings_file], cwd=str(directory), env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([sys.executable] + list(args), cwd=str(directory), env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
     log.close()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -154,7 +160,7 @@ def start_server(directory, settings_file: str, port: int, env: dict,
             raise AssertionError(f"server exited {proc.returncode}: "
                                  + server_log(directory, port))
         try:
-            if request("GET", port, "/healthz")[0] == 200:
+            if request("GET", port, ready_path)[0] == 200:
                 return proc
         except OSError:
             pass

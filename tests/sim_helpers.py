@@ -10,6 +10,7 @@ import tornado.web
 from tornpay.protocol.sign import MD5, make_sign, verify_sign
 from tornpay.protocol.xmlcodec import decode_xml, encode_xml
 from tornpay.simulator.app import make_simulator_app
+from tornpay.simulator.clientcert import TEST_CERT, TEST_KEY
 from tornpay.simulator.config import SimulatorConfig
 from tornpay.simulator.state import SimulatorState
 
@@ -28,6 +29,9 @@ FAIL_REPLY = (b"<xml><return_code><![CDATA[FAIL]]></return_code>"
 def make_config(**kwargs) -> SimulatorConfig:
     kwargs.setdefault("time_scale", 0.001)
     kwargs.setdefault("refund_delay_seconds", None)
+    # The merchant presents the shipped TEST-ONLY client certificate (refunds demand one).
+    kwargs.setdefault("client_cert_file", TEST_CERT)
+    kwargs.setdefault("client_key_file", TEST_KEY)
     return SimulatorConfig.single(APPID, APP_SECRET, MCH_ID, API_KEY, **kwargs)
 
 

@@ -160,8 +160,8 @@ async def test_paid_order_cannot_be_cancelled(browser, ctx, tp_settings, rec):
 async def pay_at_cashier(browser, page, no):
     """What the simulator's bridge does when the payer taps Pay on (this copy of) the page."""
     reply = await browser.fetch("/_sim/cashier/pay", method="POST",
-                                body=json.dumps({"params": jsapi_from_page(page.body),
-                                                 "href": browser.url(f"/wxpay/pay/{no}")}))
+                                body=json.dumps({"params": jsapi_from_page(page.body)}),
+                                headers={"Referer": browser.url(f"/wxpay/pay/{no}")})
     assert json.loads(reply.body)["ok"] is True, reply.body
 
 

@@ -194,8 +194,9 @@ async def test_whole_payment_through_the_estate(http_client, estate):
     # The bridge's cashier pays from the registered directory {public_url}/pay/pay/,
     # a POST with no XSRF token although the estate has xsrf_cookies=True.
     r = await browser.fetch(base_url + "/_sim/cashier/pay", method="POST",
-                            body=json.dumps({"params": params, "href": base_url + pay_path}),
-                            headers={"Content-Type": "application/json"})
+                            body=json.dumps({"params": params}),
+                            headers={"Content-Type": "application/json",
+                                     "Referer": base_url + pay_path})
     assert r.code == 200 and json.loads(r.body)["ok"], r.body
 
     async def paid():

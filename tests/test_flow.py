@@ -39,8 +39,8 @@ async def pay_in_simulator(browser, pay_path):
     assert page.code == 200, page.body
     params = jsapi_from_page(page.body)
     reply = await browser.fetch("/_sim/cashier/pay", method="POST",
-                                body=json.dumps({"params": params,
-                                                 "href": browser.url(pay_path)}))
+                                body=json.dumps({"params": params}),
+                                headers={"Referer": browser.url(pay_path)})
     assert json.loads(reply.body)["ok"] is True, reply.body
     return params
 

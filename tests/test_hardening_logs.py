@@ -52,7 +52,8 @@ async def test_whole_flow_at_debug_leaks_no_secret_in_logs_or_bodies(
     page = await browser.get(pay_path)
     params = jsapi_from_page(page.body)
     paid = await browser.fetch("/_sim/cashier/pay", method="POST",
-                               body=json.dumps({"params": params, "href": browser.url(pay_path)}))
+                               body=json.dumps({"params": params}),
+                               headers={"Referer": browser.url(pay_path)})
     assert json.loads(paid.body)["ok"] is True
 
     async def is_paid():

@@ -9,7 +9,7 @@ from tornpay.settings import SCHEMA, SettingsError, settings_from_dict
 
 # Tried in order; the first that has the key's type and fails its check is used.
 CANDIDATES = (-1, 70000, -0.5, 0, 0.001, "ftp://example.com", "wxpay/", "short", "TRACE",
-              "SHA1", "k" * 31, ["CASH"])
+              "SHA1", "k" * 31, ["https://host.example/"])
 CHECKED = [(section, key) for section, keys in SCHEMA.items()
            for key, spec in keys.items() if spec.check is not None]
 

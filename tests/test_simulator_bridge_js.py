@@ -15,7 +15,7 @@ NODE = shutil.which("node")
 # it clicks the sheet's button named by CLICK and prints the callback's result.
 HARNESS = r"""
 const http = require("http");
-const [src, href, params, click] = process.argv.slice(1);
+const [src, href, params, click, scriptUrl] = process.argv.slice(1);
 const byId = {}; const listeners = {};
 function Node(tag) { this.tag = tag; this.children = []; this.attrs = {}; this.parentNode = null; }
 Node.prototype.setAttribute = function (k, v) {
@@ -32,17 +32,17 @@ global.document = {
   dispatchEvent: e => { if (listeners[e.type]) listeners[e.type](e); },
 };
 global.Event = function (type) { this.type = type; };
-global.XMLHttpRequest = function () {};
-XMLHttpRequest.prototype.open = function (m, u) { this.m = m; this.u = u; };
-XMLHttpRequest.prototype.setRequestHeader = function () {};
-XMLHttpRequest.prototype.send = function (body) {
-  const xhr = this;
-  const req = http.request(this.u, {method: this.m}, res => {
+document.currentScript = {src: scriptUrl};
+// fetch over Node's http, sending the Referer a browser would (referrerPolicy unsafe-url).
+global.fetch = (url, init) => new Promise((resolve, reject) => {
+  const headers = Object.assign({}, init.headers);
+  if (init.referrerPolicy === "unsafe-url") { headers.Referer = href; }
+  const req = http.request(url, {method: init.method, headers}, res => {
     let data = ""; res.on("data", d => { data += d; });
-    res.on("end", () => { xhr.status = res.statusCode; xhr.responseText = data; xhr.onload(); });
+    res.on("end", () => resolve({status: res.statusCode, text: () => Promise.resolve(data)}));
   });
-  req.on("error", () => xhr.onerror()); req.end(body);
-};
+  req.on("error", reject); req.end(init.body);
+});
 require("vm").runInThisContext(require("fs").readFileSync(src, "utf8"));
 document.addEventListener("WeixinJSBridgeReady", () => {
   WeixinJSBridge.invoke("getBrandWCPayRequest", JSON.parse(params), res => {
@@ -60,7 +60,7 @@ async def run_bridge(sim, tmp_path, params, href, click="tornpay-sim-pay"):
     path = tmp_path / "jsbridge.js"
     path.write_bytes(script)
     proc = await asyncio.create_subprocess_exec(
-        NODE, "-e", HARNESS, str(path), href, json.dumps(params), click,
+        NODE, "-e", HARNESS, str(path), href, json.dumps(params), click, sim.base + "/jsbridge.js",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), 10)
     assert proc.returncode == 0, err.decode()

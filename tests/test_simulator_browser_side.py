@@ -11,12 +11,18 @@ import tornado.web
 from tornado.httpclient import AsyncHTTPClient
 
 from sim_helpers import (  # noqa: F401  (fixtures)
-    API_KEY, APP_SECRET, APPID, OPENID, Box, Receiver, Sim, box, make_config, sim_config, state,
-    wait_for,
+    API_KEY, APP_SECRET, APPID, OPENID, Box, Receiver, Sim, box, make_config, state, wait_for,
 )
 from tornpay.protocol.sign import HMAC_SHA256, make_sign
 from tornpay.simulator.app import run_simulator, simulator_routes
 from tornpay.simulator.config import SimulatorConfig
+
+
+@pytest.fixture
+def sim_config(http_port):
+    # The merchant's pages are on 127.0.0.1; its OAuth callbacks on shop.example.
+    return make_config(pay_directories=[f"http://127.0.0.1:{http_port}/shop/pay/"],
+                       oauth_domains=["shop.example"])
 
 
 @pytest.fixture
@@ -138,19 +144,27 @@ def jsapi(order, sign_type="MD5", key=API_KEY, **over):
 
 async def cashier(sim, action, params, href=None):
     base = sim.base.rsplit("/_sim", 1)[0]
-    body = json.dumps({"params": params, "href": href or base + "/shop/pay/T1?x=1#top"})
-    response = await sim.client.fetch(sim.base + "/cashier/" + action, method="POST", body=body,
-                                      headers={"Origin": "http://other.example"})
+    body = json.dumps({"params": params})
+    response = await sim.client.fetch(
+        sim.base + "/cashier/" + action, method="POST", body=body,
+        headers={"Origin": "http://other.example",
+                 "Referer": href or base + "/shop/pay/T1?x=1#top"})
     assert response.headers["Access-Control-Allow-Origin"] == "*"
     return json.loads(response.body)
 
 
 @pytest.mark.gen_test
 async def test_bridge_script_points_at_the_cashier(sim):
-    response = await get(sim, "/jsbridge.js")
+    # Issue 14 item 1 / issue 20 item 8: never the request's Host header.
+    response = await get(sim, "/jsbridge.js", headers={"Host": "evil.example:1"})
     text = response.body.decode()
     assert response.code == 200 and "javascript" in response.headers["Content-Type"]
-    assert json.dumps(sim.base + "/cashier") in text and "__CASHIER_URL__" not in text
+    assert "evil.example" not in text and "__CASHIER_URL__" not in text
+    assert "var CASHIER = null;" in text  # unconfigured: next to the script's own URL
+    sim.state.config.public_url = "https://shop.example/_sim"
+    text = (await get(sim, "/jsbridge.js", headers={"Host": "evil.example:1"})).body.decode()
+    assert 'var CASHIER = "https://shop.example/_sim/cashier";' in text
+    assert "evil.example" not in text
     for needle in ("WeixinJSBridgeReady", "getBrandWCPayRequest", "tornpay-sim-pay",
                    "tornpay-sim-cancel", "get_brand_wcpay_request:"):
         assert needle in text
@@ -192,6 +206,11 @@ async def test_cashier_refusals(sim):
     for href in (base + "/shop/pay/sub/T1", base + "/shop/T1", base + "/shop/pay",
                  "http://evil.example/shop/pay/T1"):
         assert (await refused(jsapi(order), href)).startswith("当前页面的URL未注册")
+    # The page URL comes from the browser's Referer, not from what the script posts.
+    response = await sim.client.fetch(
+        sim.base + "/cashier/pay", method="POST",
+        body=json.dumps({"params": jsapi(order), "href": base + "/shop/pay/T1"}))
+    assert json.loads(response.body) == {"ok": False, "err_desc": "当前页面的URL未注册：(no Referer)"}
     assert await refused(jsapi(order, key="k" * 32)) == "支付验证签名失败"
     forged = dict(jsapi(order), timeStamp="1717216246")  # changed after signing
     assert await refused(forged) == "支付验证签名失败"

@@ -78,20 +78,20 @@ async def test_unifiedorder_success_signed_with_request_sign_type(sim, sign_type
 @pytest.mark.parametrize("over,err_code", [
     ({"body": None}, "LACK_PARAMS"),
     ({"notify_url": None}, "LACK_PARAMS"),
-    ({"total_fee": "0"}, "PARAM_ERROR"),
-    ({"total_fee": "1.00"}, "PARAM_ERROR"),
-    ({"total_fee": "-5"}, "PARAM_ERROR"),
-    ({"out_trade_no": "bad no!"}, "PARAM_ERROR"),
-    ({"out_trade_no": "x" * 33}, "PARAM_ERROR"),
-    ({"out_trade_no": "TP1\n"}, "PARAM_ERROR"),  # a trailing newline is not a valid id
-    ({"trade_type": "CASH"}, "PARAM_ERROR"),
+    ({"total_fee": "0"}, "INVALID_REQUEST"),
+    ({"total_fee": "1.00"}, "INVALID_REQUEST"),
+    ({"total_fee": "-5"}, "INVALID_REQUEST"),
+    ({"out_trade_no": "bad no!"}, "INVALID_REQUEST"),
+    ({"out_trade_no": "x" * 33}, "INVALID_REQUEST"),
+    ({"out_trade_no": "TP1\n"}, "INVALID_REQUEST"),  # a trailing newline is not a valid id
+    ({"trade_type": "CASH"}, "INVALID_REQUEST"),
     ({"trade_type": "APP"}, "NOAUTH"),
     ({"trade_type": "NATIVE"}, "LACK_PARAMS"),  # NATIVE needs product_id
-    ({"trade_type": "MWEB"}, "PARAM_ERROR"),  # MWEB needs a JSON scene_info
-    ({"notify_url": "http://m.example/notify?x=1"}, "PARAM_ERROR"),
-    ({"fee_type": "USD"}, "PARAM_ERROR"),
-    ({"time_expire": "2024-06-01"}, "PARAM_ERROR"),
-    ({"time_expire": "20000101000000"}, "PARAM_ERROR"),
+    ({"trade_type": "MWEB"}, "INVALID_REQUEST"),  # MWEB needs a JSON scene_info
+    ({"notify_url": "http://m.example/notify?x=1"}, "INVALID_REQUEST"),
+    ({"fee_type": "USD"}, "INVALID_REQUEST"),
+    ({"time_expire": "2024-06-01"}, "INVALID_REQUEST"),
+    ({"time_expire": "20000101000000"}, "INVALID_REQUEST"),
 ])
 async def test_unifiedorder_field_validation(sim, over, err_code):
     reply = await sim.api("/pay/unifiedorder", sim.order_params(**over))
@@ -202,7 +202,7 @@ async def test_time_expire_in_the_future_is_accepted(sim):
     assert order["prepay_id"]
     too_soon = await sim.api("/pay/unifiedorder",
                              sim.order_params(time_expire=compact_time(sim.state.now() + 30)))
-    assert too_soon["err_code"] == "PARAM_ERROR"
+    assert too_soon["err_code"] == "INVALID_REQUEST"
 
 
 @pytest.mark.gen_test
@@ -216,4 +216,14 @@ async def test_sandbox_prefix_uses_getsignkey_key(sim):
     assert ok["result_code"] == "SUCCESS"
     # The production key is refused on the sandbox, like WeChat's sandbox does.
     refused = await layer1(sim, signed(sim.order_params()), path="/sandboxnew/pay/unifiedorder")
-    assert refused == "签名错误"
+    # Issue 20 item 9: the sandbox's own text (reference §14), and device_info=sandbox.
+    assert refused == "沙箱验证签名失败，请确认沙箱签名key是否正确（通过getsignkey调用生成）"
+    assert ok["device_info"] == "sandbox"
+    query = await sim.api("/sandboxnew/pay/orderquery", {
+        "appid": APPID, "mch_id": MCH_ID, "nonce_str": "q", "out_trade_no": "T00000001"},
+        key=sandbox_key)
+    assert query["device_info"] == "sandbox" and query["trade_state"] == "NOTPAY"
+    # Production endpoints keep the plain text and never add device_info.
+    assert await layer1(sim, signed(sim.order_params(), key=sandbox_key)) == "签名错误"
+    plain = await sim.order()
+    assert "device_info" not in plain

@@ -90,18 +90,6 @@ async def test_refund_limits_overdue_and_notenough(sim):
 
 
 @pytest.mark.gen_test
-async def test_refund_client_certificate_can_be_required(sim):
-    order = await sim.paid_order()
-    sim.state.config.require_client_cert = True
-    response = await sim.raw("/secapi/pay/refund", signed(refund_params(order, "C1")))
-    reply = decode_xml(response.body)
-    assert reply["return_code"] == "FAIL" and "证书" in reply["return_msg"]
-    sim.state.config.require_client_cert = False
-    assert (await sim.api("/secapi/pay/refund", refund_params(order, "C1")))[
-        "result_code"] == "SUCCESS"
-
-
-@pytest.mark.gen_test
 async def test_refundquery_priority_states_and_errors(sim):
     order = await sim.paid_order()
     a = await sim.api("/secapi/pay/refund", refund_params(order, "RA", "10"))

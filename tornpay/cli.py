@@ -3,7 +3,6 @@
 import asyncio
 import datetime
 import logging
-import signal
 import sys
 from typing import Any, Callable, Iterable, List, Optional, Sequence
 
@@ -119,26 +118,9 @@ def serve(settings_path: str) -> None:
 @settings_option
 def simulator(port: int, address: str, settings_path: str) -> None:
     """Run the WeChat simulator alone, with the settings' wechat credentials."""
-    from tornpay.simulator.app import run_simulator
-    from tornpay.simulator.config import SimulatorConfig
+    from tornpay.simulator.standalone import serve_standalone
 
-    settings = _settings(settings_path)
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = SimulatorConfig.from_settings(
-        settings, time_scale=settings.simulator.notify_time_scale,
-        close_min_age_seconds=settings.simulator.close_min_age_seconds)
-
-    async def main():
-        task = asyncio.ensure_future(run_simulator(config, address, port))
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            asyncio.get_running_loop().add_signal_handler(sig, task.cancel)
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
-
-    asyncio.run(main())
+    serve_standalone(_settings(settings_path), address, port)
 
 
 @cli.group()
@@ -277,6 +259,14 @@ def deliveries_retry(delivery_id: Optional[str], all_failed: bool, settings_path
     if bool(delivery_id) == all_failed:
         raise click.UsageError("give a DELIVERY_ID or --all-failed (not both)")
     click.echo(run_admin(settings_path, lambda ctx: retry_deliveries(delivery_id)))
+
+
+# The console's and the daily bill's verbs live in their own modules.
+from tornpay.bills.cli import register as _register_bill  # noqa: E402
+from tornpay.console.cli import register as _register_admin  # noqa: E402
+
+_register_admin(cli)
+_register_bill(cli)
 
 
 def main(argv: Optional[list] = None) -> int:

@@ -1,5 +1,6 @@
 """The settings schema: every key with its default, type, one-line help and range check."""
 
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional
 
@@ -38,6 +39,18 @@ def _path_prefix(v):
 def _trade_types(v):
     ok = v and all(t in ("JSAPI", "NATIVE", "MWEB") for t in v)
     return None if ok else "must be a non-empty list of JSAPI, NATIVE, MWEB"
+
+
+def _bare_hosts(v):
+    ok = all(isinstance(d, str) and d and not any(c in d for c in "/:@ ") for d in v)
+    return None if ok else "must be bare host names (no scheme, port or path)"
+
+
+def _fetch_at(v):
+    # WeChat makes the bill of day D from 09:00 on D+1; fetch after 10:00 (reference §10).
+    if re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", v) and v >= "10:00":
+        return None
+    return "must be HH:MM (Beijing time) between 10:00 and 23:59"
 
 
 def _port(v):
@@ -124,10 +137,29 @@ SCHEMA: Mapping[str, Mapping[str, Setting]] = {
                                      check=_min(0)),
         "close_min_age_seconds": Setting(300.0, float, "simulated closeorder age rule",
                                          check=_min(0)),
-        "h5_domains": Setting([], list, "registered H5 (MWEB) domains; empty = public_url's host"),
+        "require_client_cert": Setting(True, bool,
+                                       "refunds need a matching wechat.cert_file/key_file"),
+        "oauth_domains": Setting([], list,
+                                 "OAuth web-authorization domains; empty = public_url's host",
+                                 check=_bare_hosts),
+        "public_url": Setting("", str, "simulator's public base URL; empty = public_url + /_sim",
+                              check=lambda v: _url(v) if v else None),
+        "h5_domains": Setting([], list, "registered H5 (MWEB) domains; empty = public_url's host",
+                             check=_bare_hosts),
     },
     "catalog": {
         "products": Setting({}, dict, "products of the bundled catalog plugin"),
+    },
+    "admin": {
+        "enabled": Setting(False, bool, "serve the operator console at {prefix}/admin/"),
+        "session_minutes": Setting(60, int, "a console session ends this long after sign-in",
+                                   check=lambda v: None if 1 <= v <= 1440
+                                   else "must be 1..1440 (at most a day)"),
+    },
+    "bills": {
+        "enabled": Setting(False, bool, "fetch and reconcile WeChat's daily bill"),
+        "fetch_at": Setting("10:30", str, "Beijing time (HH:MM, 10:00 or later) to fetch the "
+                            "bill of the day before", check=_fetch_at),
     },
 }
 

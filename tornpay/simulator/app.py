@@ -7,6 +7,7 @@ from typing import List
 import tornado.web
 from tornado.web import URLSpec
 
+from tornpay.simulator.billapi import DownloadBillHandler
 from tornpay.simulator.cashier import CashierHandler, JsBridgeHandler
 from tornpay.simulator.config import SimulatorConfig
 from tornpay.simulator.control import ControlHandler
@@ -19,6 +20,8 @@ from tornpay.simulator.payapi import (
 )
 from tornpay.simulator.refundapi import RefundHandler, RefundQueryHandler
 from tornpay.simulator.state import SimulatorState
+from tornpay.simulator.userinfo import AuthCheckHandler, UserInfoHandler
+from tornpay.weblog import log_request
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +31,7 @@ PAY_API = (
     ("/pay/closeorder", CloseOrderHandler),
     ("/secapi/pay/refund", RefundHandler),
     ("/pay/refundquery", RefundQueryHandler),
+    ("/pay/downloadbill", DownloadBillHandler),
 )
 
 
@@ -44,6 +48,8 @@ def simulator_routes(state: SimulatorState, prefix: str = "/_sim") -> List[URLSp
         URLSpec(p + "/sandboxnew/pay/getsignkey", GetSignKeyHandler, dict(kw)),
         URLSpec(p + "/connect/oauth2/authorize", AuthorizeHandler, dict(kw)),
         URLSpec(p + "/sns/oauth2/access_token", AccessTokenHandler, dict(kw)),
+        URLSpec(p + "/sns/userinfo", UserInfoHandler, dict(kw)),
+        URLSpec(p + "/sns/auth", AuthCheckHandler, dict(kw)),
         URLSpec(p + "/jsbridge.js", JsBridgeHandler, dict(kw, base=p)),
         URLSpec(p + r"/cashier/(check|pay)", CashierHandler, dict(kw)),
         URLSpec(p + r"/control/(.+)", ControlHandler, dict(kw)),
@@ -58,15 +64,21 @@ def simulator_routes(state: SimulatorState, prefix: str = "/_sim") -> List[URLSp
 
 def make_simulator_app(state: SimulatorState, **app_settings) -> tornado.web.Application:
     """A standalone Application serving the simulator at the root."""
+    # The server's access log: OAuth codes and secrets in query strings are scrubbed.
+    app_settings.setdefault("log_function", log_request)
     return tornado.web.Application(simulator_routes(state, prefix=""), **app_settings)
 
 
 async def run_simulator(config: SimulatorConfig, address: str = "127.0.0.1", port: int = 8899,
                         **server_kwargs) -> None:
     """Serve the simulator alone until cancelled (`tornpay simulator --port N`)."""
+    if not config.public_url:
+        host = "127.0.0.1" if address in ("", "0.0.0.0", "::") else address
+        config.public_url = f"http://{host}:{port}"
     state = SimulatorState(config)
     server = make_simulator_app(state).listen(port, address, **server_kwargs)
-    log.info("simulator listening on http://%s:%d/", address, port)
+    log.info("simulator listening on http://%s:%d/ (public URL %s)", address, port,
+             config.public_url)
     try:
         await asyncio.Event().wait()
     finally:

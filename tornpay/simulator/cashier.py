@@ -32,11 +32,15 @@ def page_directory(href: str) -> str:
 
 
 def check_payment(state: SimulatorState, params: Dict, href: str) -> Order:
-    """Validate a getBrandWCPayRequest call as WeChat's cashier would; return its order."""
-    if not isinstance(params, dict) or not isinstance(href, str):
+    """Validate a getBrandWCPayRequest call as WeChat's cashier would; return its order.
+
+    `href` is the page URL as the browser reported it (the Referer header), never a
+    value the page's script supplied.
+    """
+    if not isinstance(params, dict):
         raise CashierFail("参数错误")
-    if page_directory(href) not in state.config.pay_directories:
-        raise CashierFail("当前页面的URL未注册：" + href)
+    if not href or page_directory(href) not in state.config.pay_directories:
+        raise CashierFail("当前页面的URL未注册：" + (href or "(no Referer)"))
     for name in JSAPI_FIELDS + ("paySign",):
         if not isinstance(params.get(name), str) or not params[name]:
             raise CashierFail("调用支付JSAPI缺少参数：" + name)
@@ -94,11 +98,14 @@ class CashierHandler(tornado.web.RequestHandler):
         self.finish()
 
     def post(self, action: str) -> None:
+        # WeChat's cashier knows the page URL from the WebView itself; ours takes it from the
+        # Referer the browser sets (the bridge asks for the full URL), not from the request body.
+        href = self.request.headers.get("Referer", "")
         try:
             data = json.loads(self.request.body or b"{}")
-            order = check_payment(self.state, data.get("params"), data.get("href"))
+            order = check_payment(self.state, data.get("params"), href)
             if action == "pay":
-                self.state.pay(order)
+                self._pay(order)
         except (ValueError, AttributeError):
             return self._json({"ok": False, "err_desc": "请求格式错误"})
         except (CashierFail, SimulatorError) as exc:
@@ -107,9 +114,26 @@ class CashierHandler(tornado.web.RequestHandler):
         self._json({"ok": True, "order": {"out_trade_no": order.out_trade_no,
                                           "body": order.body, "total_fee": order.total_fee}})
 
+    def _pay(self, order: Order) -> None:
+        early = self.state.faults.fire("bridge_ok_early")
+        if early is None:
+            self.state.pay(order)
+            return
+        # The page hears "ok" now; the payment (orderquery SUCCESS, the notify) lands later.
+        log.info("simulator: fault bridge_ok_early, %s paid in %.1fs", order.out_trade_no,
+                 early.seconds)
+        self.state.call_later(early.seconds, _late_pay, self.state, order)
+
     def _json(self, data: dict) -> None:
         self.set_header("Content-Type", "application/json; charset=utf-8")
         self.finish(json.dumps(data, ensure_ascii=False))
+
+
+def _late_pay(state: SimulatorState, order: Order) -> None:
+    try:
+        state.pay(order)
+    except SimulatorError as exc:  # paid or closed meanwhile: nothing more to do
+        log.info("simulator: late payment of %s skipped: %s", order.out_trade_no, exc)
 
 
 class JsBridgeHandler(tornado.web.RequestHandler):
@@ -122,8 +146,11 @@ class JsBridgeHandler(tornado.web.RequestHandler):
     def get(self) -> None:
         with open(_BRIDGE_PATH, encoding="utf-8") as handle:
             source = handle.read()
-        cashier = f"{self.request.protocol}://{self.request.host}{self.base}/cashier"
+        # The configured public URL, never the Host header (behind a proxy it loses the port,
+        # and it is the client's to choose); unset, the script uses the URL it was loaded from.
+        public = self.state.config.public_url.rstrip("/")
+        cashier = json.dumps(public + "/cashier") if public else "null"
         self.set_header("Content-Type", "application/javascript; charset=utf-8")
         self.set_header("Cache-Control", "no-store")
         self.set_header("Access-Control-Allow-Origin", "*")
-        self.finish(source.replace("__CASHIER_URL__", json.dumps(cashier)))
+        self.finish(source.replace("__CASHIER_URL__", cashier))

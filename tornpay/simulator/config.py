@@ -51,11 +51,20 @@ class SimulatorConfig:
     refund_delay_seconds: Optional[float] = 10.0  # None: refunds finish only via control API
     notify_timeout: float = 5.0  # WeChat's reply deadline per delivery
     notify_schedule: Tuple[float, ...] = NOTIFY_SCHEDULE
-    require_client_cert: bool = False  # refund demands a TLS client certificate
+    # Refunds demand the merchant's client certificate, as WeChat's mutual TLS does: the
+    # files the merchant's client presents (wechat.cert_file/key_file) must match (clientcert).
+    require_client_cert: bool = True
+    client_cert_file: str = ""
+    client_key_file: str = ""
     strict_openid: bool = False  # unifiedorder refuses openids that are not test users
     min_time_expire_seconds: float = 60.0  # time_expire must be at least this far ahead
     over_refund_err_code: str = "ERROR"  # what an over-refund answers (real WeChat: ERROR)
     oauth_auto_user: Optional[str] = None  # authorize page redirects at once as this openid
+    # Web-authorization domains (bare hosts); empty = the hosts of pay_directories.
+    oauth_domains: List[str] = field(default_factory=list)
+    # The simulator's own public base URL (bridge script, cashier); "" = where the script
+    # was loaded from. Never the request's Host header.
+    public_url: str = ""
     h5_domains: List[str] = field(default_factory=list)  # MWEB Referer hosts; empty: own host
 
     @classmethod
@@ -70,12 +79,21 @@ class SimulatorConfig:
 
     @classmethod
     def from_settings(cls, settings, **kwargs) -> "SimulatorConfig":
-        """Build from tornpay settings (wechat credentials, simulator.pay_directories)."""
-        wechat = settings.wechat
-        dirs = list(getattr(settings.simulator, "pay_directories", None) or [])
+        """Build from tornpay settings (wechat credentials and the simulator section)."""
+        wechat, sim, server = settings.wechat, settings.simulator, settings.server
+        dirs = list(getattr(sim, "pay_directories", None) or [])
         if not dirs:
-            server = settings.server
             dirs = [server.public_url.rstrip("/") + server.prefix.rstrip("/") + "/pay/"]
+        for name, key in (("time_scale", "notify_time_scale"),
+                          ("close_min_age_seconds", "close_min_age_seconds"),
+                          ("require_client_cert", "require_client_cert")):
+            if hasattr(sim, key):
+                kwargs.setdefault(name, getattr(sim, key))
+        kwargs.setdefault("client_cert_file", getattr(wechat, "cert_file", "") or "")
+        kwargs.setdefault("client_key_file", getattr(wechat, "key_file", "") or "")
+        kwargs.setdefault("oauth_domains", list(getattr(sim, "oauth_domains", None) or [])
+                          or [urlsplit(server.public_url).hostname or ""])
+        kwargs.setdefault("public_url", public_base_url(settings))
         h5 = list(getattr(settings.simulator, "h5_domains", None) or [])
         if not h5:  # the merchant's pages live on public_url's host (SPEC §9)
             h5 = [urlsplit(settings.server.public_url).hostname or ""]
@@ -85,6 +103,12 @@ class SimulatorConfig:
             pay_directories=dirs, **kwargs,
         )
 
+    def authorization_domains(self) -> List[str]:
+        """oauth_domains, or the hosts of the pay directories when none are set."""
+        if self.oauth_domains:
+            return [d.lower() for d in self.oauth_domains]
+        return [(urlsplit(d).hostname or "").lower() for d in self.pay_directories]
+
     def merchant(self, mch_id: str) -> Optional[MerchantConfig]:
         return self.merchants.get(mch_id)
 
@@ -93,3 +117,11 @@ class SimulatorConfig:
             if user.openid == openid:
                 return user
         return None
+
+
+def public_base_url(settings) -> str:
+    """The simulator's public base: simulator.public_url, else server.public_url + /_sim."""
+    configured = getattr(settings.simulator, "public_url", "") or ""
+    if configured:
+        return configured.rstrip("/")
+    return settings.server.public_url.rstrip("/") + "/_sim"

@@ -11,7 +11,8 @@ STYLE = ("body{font-family:sans-serif;margin:0}table{border-collapse:collapse;ma
          ".banner{background:#c00;color:#fff;padding:6px 10px;font-weight:bold}"
          "pre{margin:0;white-space:pre-wrap;max-width:40em}"
          # On a phone the wide tables scroll sideways inside their box, not the page.
-         ".scroll{overflow-x:auto;-webkit-overflow-scrolling:touch}")
+         ".scroll{overflow-x:auto;-webkit-overflow-scrolling:touch}"
+         ".warn{color:#a40;font-weight:bold;margin:4px 0}")
 
 
 def _attempts(attempts) -> str:
@@ -27,6 +28,13 @@ def _attempts(attempts) -> str:
     return f"<ol>{''.join(rows)}</ol>" if rows else "—"
 
 
+def _warning(order) -> str:
+    if not order.notify_url_warning:
+        return ""
+    return (f"<p class='warn tornpay-sim-notify-warning'>⚠ {esc(order.notify_url)}: "
+            f"{esc(order.notify_url_warning)}</p>")
+
+
 class DashboardHandler(tornado.web.RequestHandler):
     """GET / : a read-only view for people; the control API is the machine interface."""
 
@@ -38,7 +46,7 @@ class DashboardHandler(tornado.web.RequestHandler):
         orders = "".join(
             f"<tr><td>{esc(o.out_trade_no)}</td><td>{esc(o.trade_state)}</td>"
             f"<td>{o.total_fee}</td><td>{esc(o.body)}</td><td>{esc(o.openid)}</td>"
-            f"<td>{esc(o.transaction_id)}</td><td>{esc(o.notify_status)}</td>"
+            f"<td>{esc(o.transaction_id)}</td><td>{esc(o.notify_status)}{_warning(o)}</td>"
             f"<td>{_attempts(o.notifies)}</td></tr>"
             for o in sorted(s.orders.values(), key=lambda o: -o.created_at)
         )

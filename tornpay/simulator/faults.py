@@ -4,6 +4,8 @@ import random
 from dataclasses import asdict, dataclass
 from typing import Dict, List, Optional
 
+from tornpay.simulator.notifyfields import VARIANTS
+
 # name -> what it does when it fires
 FAULTS = {
     "latency": "sleep `seconds` (non-blocking) before answering an API call",
@@ -17,7 +19,14 @@ FAULTS = {
     "notify_before_reply": "pay the order and deliver the notify before the unifiedorder reply",
     "notify_wrong_total_fee": "notify with total_fee + 1, correctly signed",
     "notify_bad_sign": "notify with a wrong signature",
+    "notify_coupon": "the payer uses a ~10% non-recharge coupon: notify and orderquery carry "
+                     "coupon_fee, coupon_count, coupon_*_0, settlement_total_fee and "
+                     "cash_fee < total_fee (orders of 2 fen or more)",
+    "bridge_ok_early": "the cashier answers get_brand_wcpay_request:ok at once but the payment "
+                       "lands `seconds` later: until then orderquery says NOTPAY and no notify "
+                       "is sent",
 }
+FAULTS.update(VARIANTS)
 
 
 @dataclass

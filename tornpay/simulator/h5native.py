@@ -72,9 +72,9 @@ def check_request(params: Dict[str, str]) -> None:
         info = json.loads(params.get("scene_info") or "")
         kind = info["h5_info"]["type"]
     except (ValueError, TypeError, KeyError):
-        raise SimulatorError("PARAM_ERROR", "scene_info参数格式错误") from None
+        raise SimulatorError("INVALID_REQUEST", "scene_info参数格式错误") from None
     if kind not in ("Wap", "IOS", "Android"):
-        raise SimulatorError("PARAM_ERROR", "scene_info参数格式错误")
+        raise SimulatorError("INVALID_REQUEST", "scene_info参数格式错误")
 
 
 def reply_fields(state: SimulatorState, order: Order, params: Dict[str, str],

@@ -6,36 +6,14 @@ from typing import Optional
 
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
-from tornpay.protocol.sign import make_sign
 from tornpay.protocol.xmlcodec import XMLError, decode_xml, encode_xml
+from tornpay.simulator.notifyfields import VARIANTS, payment_notify_fields  # noqa: F401
 from tornpay.simulator.records import Attempt, Order, Refund, dashed_time
 from tornpay.simulator.refundcipher import encrypt_req_info
 
 log = logging.getLogger(__name__)
 
 REPLY_SNIPPET = 300
-
-
-def payment_notify_fields(state, order: Order, wrong_total_fee: bool = False,
-                          bad_sign: bool = False) -> dict:
-    """The signed §11.2 payment notify for a paid order."""
-    total = order.total_fee + (1 if wrong_total_fee else 0)
-    fields = {
-        "appid": order.appid, "mch_id": order.mch_id, "nonce_str": state.nonce(),
-        "result_code": "SUCCESS", "return_code": "SUCCESS", "openid": order.openid,
-        "is_subscribe": order.is_subscribe, "trade_type": order.trade_type,
-        "bank_type": order.bank_type, "total_fee": str(total), "fee_type": order.fee_type,
-        "cash_fee": str(total), "transaction_id": order.transaction_id,
-        "out_trade_no": order.out_trade_no, "time_end": order.time_end,
-    }
-    if order.attach:
-        fields["attach"] = order.attach
-    if state.config.include_sign_type_in_notify:
-        fields["sign_type"] = order.sign_type
-    fields = dict(sorted(fields.items()))
-    key = state.config.merchant(order.mch_id).api_key
-    fields["sign"] = make_sign(fields, "x" * 32 if bad_sign else key, order.sign_type)
-    return fields
 
 
 def refund_notify_fields(state, refund: Refund) -> dict:
@@ -82,6 +60,7 @@ class Notifier:
             self.state, order,
             wrong_total_fee=bool(faults.fire("notify_wrong_total_fee")),
             bad_sign=bool(faults.fire("notify_bad_sign")),
+            variants=[name for name in VARIANTS if faults.fire(name)],
         )
         return self._start("payment", order, order.notify_url, encode_xml(fields))
 

@@ -1,21 +1,19 @@
 """Official Account web authorization: the authorize page (pick a test user) and access_token."""
 
-import json
 import logging
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import tornado.web
 from tornado.escape import xhtml_escape
 
+from tornpay.simulator.consent import PAGE_STYLE, consent_page
+from tornpay.simulator.oauthtokens import TOKEN_TTL, AccessToken
 from tornpay.simulator.state import SimulatorError, SimulatorState
+from tornpay.simulator.userinfo import SnsApiHandler
 
 log = logging.getLogger(__name__)
 
 SCOPES = ("snsapi_base", "snsapi_userinfo")
-ERRMSG = {
-    40029: "invalid code", 40163: "code been used", 41008: "missing code",
-    40013: "invalid appid", 40125: "invalid appsecret", 40002: "invalid grant_type",
-}
 
 
 def append_query(url: str, params: dict) -> str:
@@ -28,10 +26,7 @@ def append_query(url: str, params: dict) -> str:
 
 # Inline and small: the page runs in a phone's in-app browser and loads nothing else.
 AUTHORIZE_STYLE = (
-    "body{margin:0;font:16px/1.5 -apple-system,'PingFang SC',Arial,sans-serif;background:#ededed}"
-    ".banner{background:#c00;color:#fff;padding:6px 10px;font-weight:bold;text-align:center}"
-    "main{max-width:480px;margin:0 auto;padding:16px}h1{font-size:1.3em}"
-    "code{font-size:.85em;overflow-wrap:anywhere}ul{list-style:none;padding:0}"
+    PAGE_STYLE + "ul{list-style:none;padding:0}"
     "li{background:#fff;border-radius:8px;margin:8px 0;padding:12px 14px}"
     "li a{color:#07c160;font-weight:600;text-decoration:none;font-size:1.1em}"
     "li small{display:block;color:#888;overflow-wrap:anywhere}"
@@ -54,28 +49,40 @@ class AuthorizeHandler(tornado.web.RequestHandler):
             return self._error(40013, "invalid appid")
         if not redirect_uri:
             return self._error(10011, "redirect_uri参数为空")
-        if not urlsplit(redirect_uri).scheme.startswith("http"):
+        parts = urlsplit(redirect_uri)
+        if parts.scheme not in ("http", "https"):
             return self._error(10003, "redirect_uri参数错误")
+        if (parts.hostname or "").lower() not in self.state.config.authorization_domains():
+            # Only the configured web-authorization domain, exactly (reference §13.1).
+            return self._error(10003, "redirect_uri域名与后台配置不一致")
         if self.get_query_argument("response_type", "") != "code":
             return self._error(10003, "response_type参数错误")
         if not scope:
             return self._error(10010, "scope参数为空")
         if scope not in SCOPES:
             return self._error(10005, "scope参数错误或没有scope权限")
-        chosen = self.get_query_argument("sim_user", "") or self.state.config.oauth_auto_user
-        if chosen:
-            return self._redirect_with_code(appid, redirect_uri, scope, chosen)
-        self._page(appid, scope)
-
-    def _redirect_with_code(self, appid: str, redirect_uri: str, scope: str, openid: str) -> None:
-        if self.state.config.user(openid) is None:
+        auto = self.state.config.oauth_auto_user
+        chosen = self.get_query_argument("sim_user", "") or auto
+        if not chosen:
+            return self._page(appid, scope)
+        if self.state.config.user(chosen) is None:
             return self._error(40003, "invalid openid")
-        code = self.state.issue_code(appid, openid, scope)
-        params = {"code": code}
+        # snsapi_base is silent; snsapi_userinfo asks first (oauth_auto_user agrees at once).
+        consent = self.get_query_argument("sim_consent", "allow" if auto else "")
+        if scope == "snsapi_userinfo" and consent not in ("allow", "deny"):
+            self.set_header("Content-Type", "text/html; charset=utf-8")
+            return self.finish(consent_page(self.request, appid, chosen))
+        if scope == "snsapi_userinfo" and consent == "deny":
+            # Refused: back to the merchant with state and no code (reference §13.2).
+            return self._back(redirect_uri, {})
+        code = self.state.issue_code(appid, chosen, scope)
+        log.info("simulator: OAuth code issued for appid %s", appid)
+        self._back(redirect_uri, {"code": code})
+
+    def _back(self, redirect_uri: str, params: dict) -> None:
         state_arg = self.get_query_argument("state", None)
         if state_arg is not None:
             params["state"] = state_arg
-        log.info("simulator: OAuth code issued for appid %s", appid)
         self.redirect(append_query(redirect_uri, params))
 
     def _page(self, appid: str, scope: str) -> None:
@@ -107,11 +114,8 @@ class AuthorizeHandler(tornado.web.RequestHandler):
                     f"<p class='error'>{xhtml_escape(message)}</p></body></html>")
 
 
-class AccessTokenHandler(tornado.web.RequestHandler):
+class AccessTokenHandler(SnsApiHandler):
     """GET /sns/oauth2/access_token: code -> openid, with WeChat's errcodes (HTTP 200)."""
-
-    def initialize(self, state: SimulatorState) -> None:
-        self.state = state
 
     def get(self) -> None:
         arg = self.get_query_argument
@@ -129,16 +133,11 @@ class AccessTokenHandler(tornado.web.RequestHandler):
             entry = self.state.use_code(code, appid)
         except SimulatorError as exc:
             return self._err(int(exc.err_code))
+        token = AccessToken("SIMACCESS" + self.state.new_code(), appid, entry.openid,
+                            entry.scope, self.state.now())
+        self.state.tokens.add(token)
         self._json({
-            "access_token": "SIMACCESS" + self.state.new_code(), "expires_in": 7200,
+            "access_token": token.token, "expires_in": TOKEN_TTL,
             "refresh_token": "SIMREFRESH" + self.state.new_code(), "openid": entry.openid,
             "scope": entry.scope,
         })
-
-    def _err(self, errcode: int) -> None:
-        # Real errmsgs carry a request id suffix; clients must match on errcode.
-        self._json({"errcode": errcode, "errmsg": f"{ERRMSG[errcode]}, rid: {self.state.nonce()}"})
-
-    def _json(self, data: dict) -> None:
-        self.set_header("Content-Type", "application/json; encoding=utf-8")
-        self.finish(json.dumps(data, ensure_ascii=False))

@@ -1,12 +1,17 @@
 """Order endpoints: /pay/unifiedorder, /pay/orderquery, /pay/closeorder (and sandbox getsignkey)."""
 
+import logging
 import re
 from typing import Dict
 
 from tornpay.simulator import h5native
+from tornpay.simulator.notifyfields import coupon_fields
+from tornpay.simulator.notifyurl import notify_url_refusal, notify_url_warning
 from tornpay.simulator.records import Order, parse_compact_time
 from tornpay.simulator.state import SimulatorError
 from tornpay.simulator.xmlapi import Call, PayApiHandler, ProtocolFail
+
+log = logging.getLogger(__name__)
 
 # The wider set WeChat accepts (reference §2.4), not only what tornpay makes.
 OUT_TRADE_NO_RE = re.compile(r"[A-Za-z0-9_\-|*@]{1,32}")
@@ -30,10 +35,12 @@ def require(params: Dict[str, str], *names: str) -> None:
             raise SimulatorError("LACK_PARAMS", f"缺少参数{name}")
 
 
-def parse_fee(params: Dict[str, str], name: str) -> int:
+def parse_fee(params: Dict[str, str], name: str, err_code: str = "INVALID_REQUEST") -> int:
+    """A positive integer of fen; unifiedorder answers INVALID_REQUEST (§4.3), refunds
+    PARAM_ERROR (§8.3)."""
     text = params.get(name, "")
     if not (text.isascii() and text.isdigit()) or int(text) <= 0 or text != str(int(text)):
-        raise SimulatorError("PARAM_ERROR", f"{name}参数格式错误，必须为正整数（单位：分）")
+        raise SimulatorError(err_code, f"{name}参数格式错误，必须为正整数（单位：分）")
     return int(text)
 
 
@@ -51,10 +58,10 @@ class UnifiedOrderHandler(PayApiHandler):
         p = call.params
         require(p, *UNIFIEDORDER_REQUIRED)
         if not OUT_TRADE_NO_RE.fullmatch(p["out_trade_no"]):
-            raise SimulatorError("PARAM_ERROR", "out_trade_no参数格式错误")
+            raise SimulatorError("INVALID_REQUEST", "out_trade_no参数格式错误")
         total_fee = parse_fee(p, "total_fee")
         if p["trade_type"] not in TRADE_TYPES:
-            raise SimulatorError("PARAM_ERROR", "trade_type参数格式错误")
+            raise SimulatorError("INVALID_REQUEST", "trade_type参数格式错误")
         if p["trade_type"] == "JSAPI" and not p.get("openid"):
             raise ProtocolFail("JSAPI支付必须传openid")
         if p["trade_type"] in ("NATIVE", "MWEB"):
@@ -82,23 +89,29 @@ class UnifiedOrderHandler(PayApiHandler):
             if first is not None:
                 await first
         payload = {"prepay_id": order.prepay_id, "trade_type": order.trade_type}
-        base = self.request.path.rsplit("/pay/unifiedorder", 1)[0].replace("/sandboxnew", "")
-        payload.update(h5native.reply_fields(state, order, p, self.request.protocol + "://"
-                                             + self.request.host + base))
+        payload.update(h5native.reply_fields(state, order, p, self._public_base()))
         if p.get("device_info"):
             payload = dict({"device_info": p["device_info"]}, **payload)
         return payload
 
+    def _public_base(self) -> str:
+        """Where the payer's browser reaches the simulator (checkmweb links are built on it)."""
+        configured = self.state.config.public_url.rstrip("/")
+        if configured:
+            return configured
+        base = self.request.path.rsplit("/pay/unifiedorder", 1)[0].replace("/sandboxnew", "")
+        return f"{self.request.protocol}://{self.request.host}{base}"
+
     def _check_fields(self, p: Dict[str, str]) -> None:
         if len(p["body"].encode("utf-8")) > 128:
-            raise SimulatorError("PARAM_ERROR", "body参数长度有误")
+            raise SimulatorError("INVALID_REQUEST", "body参数长度有误")
         if len(p.get("attach", "")) > 127:
-            raise SimulatorError("PARAM_ERROR", "attach参数长度有误")
+            raise SimulatorError("INVALID_REQUEST", "attach参数长度有误")
         if p.get("fee_type", "CNY") != "CNY":
-            raise SimulatorError("PARAM_ERROR", "fee_type参数错误，境内商户仅支持CNY")
-        url = p["notify_url"]
-        if not url.startswith(("http://", "https://")) or "?" in url or len(url) > 256:
-            raise SimulatorError("PARAM_ERROR", "notify_url参数格式错误（须为不带参数的完整URL）")
+            raise SimulatorError("INVALID_REQUEST", "fee_type参数错误，境内商户仅支持CNY")
+        refusal = notify_url_refusal(p["notify_url"])
+        if refusal:
+            raise SimulatorError("INVALID_REQUEST", refusal)
         if self.state.config.strict_openid and p.get("openid") and \
                 not self.state.config.user(p["openid"]):
             raise ProtocolFail("appid和openid不匹配")
@@ -110,9 +123,9 @@ class UnifiedOrderHandler(PayApiHandler):
         if p.get("time_expire"):
             expire = parse_compact_time(p["time_expire"])
             if expire is None:
-                raise SimulatorError("PARAM_ERROR", "time_expire参数格式错误（yyyyMMddHHmmss）")
+                raise SimulatorError("INVALID_REQUEST", "time_expire参数格式错误（yyyyMMddHHmmss）")
             if expire - state.now() < state.config.min_time_expire_seconds:
-                raise SimulatorError("PARAM_ERROR", "time_expire时间过短，刷卡至少1分钟，其他5分钟")
+                raise SimulatorError("INVALID_REQUEST", "time_expire时间过短，刷卡至少1分钟，其他5分钟")
         order = Order(
             mch_id=call.mch_id, appid=call.appid, out_trade_no=p["out_trade_no"],
             request=compared, sign_type=call.sign_type, created_at=state.now(),
@@ -120,9 +133,20 @@ class UnifiedOrderHandler(PayApiHandler):
             attach=p.get("attach", ""), device_info=p.get("device_info", ""),
             trade_type=p["trade_type"], time_expire=expire,
         )
+        self._warn_unreachable(order)
         state.orders[(order.mch_id, order.out_trade_no)] = order
         state.issue_prepay(order)
         return order
+
+    def _warn_unreachable(self, order: Order) -> None:
+        # Accepted (local demos need it), but said loudly: in the log once per URL, on the
+        # dashboard for every order. Production would never notify there.
+        order.notify_url_warning = notify_url_warning(order.notify_url) or ""
+        warned = self.state.warned_notify_urls
+        if order.notify_url_warning and order.notify_url not in warned:
+            if len(warned) < 1000:
+                warned.add(order.notify_url)
+            log.warning("simulator: order %s: %s", order.out_trade_no, order.notify_url_warning)
 
 
 class OrderQueryHandler(PayApiHandler):
@@ -150,11 +174,13 @@ def query_fields(order: Order) -> Dict[str, str]:
             "openid": order.openid, "is_subscribe": order.is_subscribe,
             "trade_type": order.trade_type, "trade_state": order.trade_state,
             "bank_type": order.bank_type, "total_fee": str(order.total_fee),
-            "fee_type": order.fee_type, "cash_fee": str(order.total_fee),
+            "fee_type": order.fee_type, "cash_fee": str(order.total_fee - order.coupon_fee),
             "cash_fee_type": "CNY", "transaction_id": order.transaction_id,
             "out_trade_no": order.out_trade_no, "attach": order.attach or None,
             "time_end": order.time_end,
         })
+        if order.coupon_fee:
+            out.update(coupon_fields(order))
     else:
         out.update({"total_fee": str(order.total_fee), "out_trade_no": order.out_trade_no,
                     "trade_state": order.trade_state})

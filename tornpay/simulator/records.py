@@ -83,10 +83,13 @@ class Order:
     refunds: List[str] = field(default_factory=list)  # out_refund_no, in order
     notifies: List[Attempt] = field(default_factory=list)
     notify_status: str = ""  # "", pending, delivered, gave_up, dropped
+    notify_url_warning: str = ""  # why real WeChat could not reach notify_url
+    coupon_fee: int = 0  # set by the notify_coupon fault: a non-recharge coupon paid this part
 
     def to_dict(self) -> dict:
         return {
             "mch_id": self.mch_id, "appid": self.appid, "out_trade_no": self.out_trade_no,
+            "notify_url_warning": self.notify_url_warning,
             "trade_state": self.trade_state, "total_fee": self.total_fee, "openid": self.openid,
             "body": self.body, "attach": self.attach, "sign_type": self.sign_type,
             "notify_url": self.notify_url, "prepay_id": self.prepay_id,

@@ -32,7 +32,7 @@ def refund_payload(order: Order, refund: Refund) -> Dict[str, str]:
         "transaction_id": order.transaction_id, "out_trade_no": order.out_trade_no,
         "out_refund_no": refund.out_refund_no, "refund_id": refund.refund_id,
         "refund_channel": "", "refund_fee": str(refund.refund_fee),
-        "total_fee": str(order.total_fee), "cash_fee": str(order.total_fee),
+        "total_fee": str(order.total_fee), "cash_fee": str(order.total_fee - order.coupon_fee),
         "cash_refund_fee": str(refund.refund_fee), "coupon_refund_fee": "0",
         "coupon_refund_count": "0",
     }
@@ -50,8 +50,8 @@ class RefundHandler(PayApiHandler):
         require(p, "out_refund_no", "total_fee", "refund_fee")
         if not OUT_REFUND_NO_RE.fullmatch(p["out_refund_no"]):
             raise SimulatorError("PARAM_ERROR", "out_refund_no参数格式错误")
-        total_fee = parse_fee(p, "total_fee")
-        refund_fee = parse_fee(p, "refund_fee")
+        total_fee = parse_fee(p, "total_fee", "PARAM_ERROR")
+        refund_fee = parse_fee(p, "refund_fee", "PARAM_ERROR")
         order = _order_for(state, call)
         existing = state.refunds.get((call.mch_id, p["out_refund_no"]))
         if existing is not None:

@@ -13,6 +13,8 @@ from tornado.ioloop import IOLoop
 from tornpay.simulator.config import SimulatorConfig  # noqa: F401  (re-exported)
 from tornpay.simulator.faults import Faults
 from tornpay.simulator.notifier import Notifier
+from tornpay.simulator.notifyfields import coupon_fee_for
+from tornpay.simulator.oauthtokens import TokenStore
 from tornpay.simulator.records import (
     CODE_TTL, PREPAY_TTL, Order, Refund, compact_time,
 )
@@ -54,6 +56,8 @@ class SimulatorState:
         self.prepay: Dict[str, Tuple[str, str]] = {}
         self.refunds: Dict[Tuple[str, str], Refund] = {}
         self.codes: Dict[str, OAuthCode] = {}
+        self.tokens = TokenStore()
+        self.warned_notify_urls: set = set()  # logged once each (bounded)
         self.notify_log: List[dict] = []
         self._timers: list = []
         self.notifier = Notifier(self)
@@ -156,6 +160,8 @@ class SimulatorState:
         order.paid_at = now
         user = self.config.user(order.openid)
         order.is_subscribe = user.is_subscribe if user else "N"
+        if self.faults.fire("notify_coupon"):
+            order.coupon_fee = coupon_fee_for(order.total_fee)
         log.info("simulator: order %s paid (%s fen)", order.out_trade_no, order.total_fee)
         if notify:
             self.notifier.notify_payment(order)
@@ -224,6 +230,7 @@ class SimulatorState:
         self.prepay.clear()
         self.refunds.clear()
         self.codes.clear()
+        self.tokens.clear()
         self.notify_log.clear()
         self.faults.clear()
 

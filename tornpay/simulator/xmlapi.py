@@ -9,9 +9,12 @@ import tornado.web
 
 from tornpay.protocol.sign import SIGN_TYPES, make_sign, verify_sign
 from tornpay.protocol.xmlcodec import XMLError, decode_xml, encode_xml
+from tornpay.simulator.clientcert import check_cert_pair, check_peer_cert
 from tornpay.simulator.state import SimulatorError, SimulatorState
 
 log = logging.getLogger(__name__)
+
+SANDBOX_BAD_SIGN = "沙箱验证签名失败，请确认沙箱签名key是否正确（通过getsignkey调用生成）"
 
 
 class ProtocolFail(Exception):
@@ -95,22 +98,31 @@ class PayApiHandler(tornado.web.RequestHandler):
         if sign_type not in SIGN_TYPES:
             raise ProtocolFail("sign_type参数错误，仅支持MD5和HMAC-SHA256")
         key = self.state.sandbox_key(mch_id) if self.sandbox else merchant.api_key
-        if self.needs_client_cert and self.state.config.require_client_cert:
-            if not self._client_cert():
-                raise ProtocolFail("证书验证失败：请求未携带商户API证书")
+        # The sandbox's refund is /sandboxnew/pay/refund, without secapi (reference §14).
+        if self.needs_client_cert and not self.sandbox and self.state.config.require_client_cert:
+            refusal = self._cert_refusal(mch_id)
+            if refusal:
+                raise ProtocolFail(refusal)
         if not verify_sign(params, key, sign_type):
-            raise ProtocolFail("签名错误")
+            # The sandbox names its own key (reference §14, observed text).
+            raise ProtocolFail(SANDBOX_BAD_SIGN if self.sandbox else "签名错误")
         call = Call(params, mch_id, params.get("appid", ""), key, sign_type)
         if self.needs_appid and call.appid not in merchant.appids:
             # Signed business reply: the merchant is known, only the binding is wrong.
             raise _Unbound(call)
         return call
 
-    def _client_cert(self) -> Optional[dict]:
+    def _cert_refusal(self, mch_id: str) -> Optional[str]:
+        """Why WeChat's mutual TLS would refuse this call, or None (see clientcert)."""
         try:
-            return self.request.get_ssl_certificate()
-        except Exception:  # plain-HTTP connection: no certificate at all
-            return None
+            peer = self.request.get_ssl_certificate()
+            over_tls = True
+        except Exception:  # plain-HTTP connection: no certificate can be presented
+            peer, over_tls = None, False
+        if over_tls:
+            return check_peer_cert(peer, mch_id)
+        config = self.state.config
+        return check_cert_pair(config.client_cert_file, config.client_key_file, mch_id)
 
     # -- replies ------------------------------------------------------------
     def fail(self, return_msg: str) -> None:
@@ -124,6 +136,8 @@ class PayApiHandler(tornado.web.RequestHandler):
         fields["mch_id"] = call.mch_id
         fields["nonce_str"] = self.state.nonce()
         fields.update({k: str(v) for k, v in payload.items() if v is not None})
+        if self.sandbox:
+            fields["device_info"] = "sandbox"  # sandbox replies say so (reference §14)
         self._send(fields, signed=True, call=call)
 
     def _send(self, fields: Dict[str, str], signed: bool, call: Optional[Call] = None) -> None:

@@ -1,21 +1,28 @@
 /* tornpay simulator: a WeixinJSBridge stand-in, loaded by the pay page only in simulator mode. */
 (function () {
   "use strict";
+  // The simulator's configured public URL; null: next to where this script was loaded from.
   var CASHIER = __CASHIER_URL__;
+  if (!CASHIER) {
+    var me = document.currentScript && document.currentScript.src;
+    CASHIER = me ? me.replace(/\/jsbridge\.js(\?.*)?$/, "") + "/cashier" : "/_sim/cashier";
+  }
   if (window.WeixinJSBridge && window.WeixinJSBridge.__tornpaySimulator) { return; }
 
   function post(path, data, done) {
-    var xhr = new XMLHttpRequest();
-    xhr.open("POST", CASHIER + path, true);
+    // The cashier checks the page against the payment directories by the Referer the
+    // browser sends ("unsafe-url": the full URL even cross-origin), like WeChat's WebView.
     // text/plain keeps the cross-origin request "simple" (no preflight needed).
-    xhr.setRequestHeader("Content-Type", "text/plain;charset=UTF-8");
-    xhr.onload = function () {
-      var reply = null;
-      try { reply = JSON.parse(xhr.responseText); } catch (e) { reply = null; }
-      done(reply || {ok: false, err_desc: "simulator cashier answered HTTP " + xhr.status});
-    };
-    xhr.onerror = function () { done({ok: false, err_desc: "simulator cashier unreachable"}); };
-    xhr.send(JSON.stringify(data));
+    fetch(CASHIER + path, {
+      method: "POST", body: JSON.stringify(data), credentials: "omit",
+      referrerPolicy: "unsafe-url", headers: {"Content-Type": "text/plain;charset=UTF-8"}
+    }).then(function (response) {
+      return response.text().then(function (text) {
+        var reply = null;
+        try { reply = JSON.parse(text); } catch (e) { reply = null; }
+        done(reply || {ok: false, err_desc: "simulator cashier answered HTTP " + response.status});
+      });
+    }, function () { done({ok: false, err_desc: "simulator cashier unreachable"}); });
   }
 
   function el(tag, attrs, text) {
@@ -57,7 +64,7 @@
   }
 
   function getBrandWCPayRequest(params, cb) {
-    var data = {params: params || {}, href: window.location.href};
+    var data = {params: params || {}};
     post("/check", data, function (reply) {
       if (!reply.ok) { answer(cb, "fail", {err_desc: reply.err_desc}); return; }
       showSheet(reply.order, function (close) {
