@@ -16,6 +16,11 @@ log = logging.getLogger(__name__)
 TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
 
 
+def page_locale(request):
+    """The simulator page's language: Accept-Language, else Chinese (WeChat's own)."""
+    return get_locale(choose(request.headers.get("Accept-Language", "")))
+
+
 class PhonePage(tornado.web.RequestHandler):
     """A page of WeChat's app, in Chinese or English like the merchant's pages."""
 
@@ -26,7 +31,7 @@ class PhonePage(tornado.web.RequestHandler):
         return TEMPLATES
 
     def get_user_locale(self):
-        return get_locale(choose(self.request.headers.get("Accept-Language", "")))
+        return page_locale(self.request)
 
     def get_template_namespace(self):
         ns = super().get_template_namespace()
