@@ -6,7 +6,7 @@ import logging
 import time
 from typing import Optional
 
-from tornpay.orders import tradetypes, transitions
+from tornpay.orders import limits, tradetypes, transitions
 from tornpay.orders.events import OrderView
 from tornpay.protocol.errors import BusinessError, WeChatError
 from tornpay.protocol.ids import make_out_trade_no, nonce_str
@@ -108,9 +108,20 @@ async def create_order(ctx, product_id: str, openid: str, client_ip: str, *,
     Raises :class:`CheckoutError` (with the order's number when one was made).
     """
     product = await resolve(ctx, product_id, openid)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    # No await from here to the INSERT: in one process the limits cannot be raced.
+    owner = payer or openid
+    existing = (limits.reusable_order(owner, product_id, product["total_fee"],
+                                      ctx.settings.wechat.sign_type, now.replace(tzinfo=None),
+                                      trade_type)
+                if ctx.settings.orders.reuse_open_order else None)
+    if existing is not None:
+        logger.info("order %s: still open for this payer and product; reused",
+                    existing.out_trade_no)
+        return existing
+    limits.check_open_limits(ctx.settings.orders, owner, client_ip, now.replace(tzinfo=None))
     sign_type = ctx.settings.wechat.sign_type
     out_trade_no = make_out_trade_no()
-    now = datetime.datetime.now(datetime.timezone.utc)
     fields = _unified_fields(ctx, out_trade_no, product, openid, client_ip, now,
                              trade_type, product_id)
     body, _signed = ctx.pay_client.build_request(UNIFIED_ORDER_PATH, fields, sign_type)
@@ -123,7 +134,7 @@ async def create_order(ctx, product_id: str, openid: str, client_ip: str, *,
         spbill_create_ip=client_ip, unified_request=request_text, refunded_fee=0,
         reserved_refund_fee=0, check_attempts=0, created_at=created, updated_at=created,
         expire_at=created + datetime.timedelta(minutes=ctx.settings.orders.expire_minutes),
-        trade_type=trade_type, payer=payer or openid,
+        trade_type=trade_type, payer=owner,
     )
     with db.atomic():
         _INSERT_ORDER.execute(**values)
