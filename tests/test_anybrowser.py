@@ -231,3 +231,39 @@ async def test_simulator_native_and_mweb_replies_verify_with_wechatpy(http_clien
         assert calculate_signature(got, key) == sign  # wechatpy, independently
         assert ("code_url" in got) == (extra["trade_type"] == "NATIVE")
         assert ("mweb_url" in got) == (extra["trade_type"] == "MWEB")
+
+
+@pytest.mark.gen_test
+async def test_native_payer_cookie_is_the_payer_for_reuse_and_limits(browser, ctx, http_client,
+                                                                     tp_settings):
+    first, _ = await native_order(browser)
+    again, _ = await native_order(browser)
+    assert again == first  # the same browser's open order for the same product is reused
+    mweb = await browser.get("/wxpay/checkout/coach-205", headers={"User-Agent": PHONE})
+    assert mweb.code == 303 and "checkmweb" in mweb.headers["Location"]  # never another type's
+    ctx.settings.orders.max_open_per_payer = 2
+    refused = await browser.get("/wxpay/checkout/coach-101", headers={"User-Agent": DESKTOP})
+    assert refused.code == 429  # two open orders already: NATIVE and MWEB of this cookie
+    other = Browser(http_client, tp_settings.server.public_url)
+    fine = await other.get("/wxpay/checkout/coach-101", headers={"User-Agent": DESKTOP})
+    assert fine.code == 303  # another browser is another payer
+
+
+@pytest.mark.gen_test
+async def test_cross_site_native_checkout_is_confirmed_first_keeping_the_trade_type(browser):
+    headers = {"User-Agent": PHONE, "Sec-Fetch-Site": "cross-site"}
+    page = await browser.get("/wxpay/checkout/coach-101?trade_type=NATIVE", headers=headers)
+    text = page.body.decode()
+    assert page.code == 200 and 'id="tornpay-confirm"' in text and order_count() == 0
+    action = html.unescape(re.search(r'<form method="post" action="([^"]+)"', text).group(1))
+    assert action.endswith("?trade_type=NATIVE")
+    token = XSRF_RE.search(text).group(1)
+    done = await browser.fetch(action, method="POST", body=f"_xsrf={token}",
+                               headers={"User-Agent": PHONE})
+    assert done.code == 303 and done.headers["Location"].startswith("/wxpay/pay/")
+    assert order_row(out_trade_no_of(location(done))).trade_type == "NATIVE"
+
+
+def order_count():
+    from tornpay.storage.models import Order
+    return Order.select().count()
