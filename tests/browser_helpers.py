@@ -38,6 +38,14 @@ DESKTOP_UA = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like G
 WAIT_MS = 15_000  # any one thing the page must do; generous for a slow CI machine
 
 
+def browser_marks(pytest):
+    """The marks of a browser test module: browser, slow, skipped without Chromium."""
+    return [pytest.mark.browser, pytest.mark.slow,
+            pytest.mark.skipif(chromium_path() is None,
+                               reason="no Chromium binary (set TORNPAY_CHROMIUM or apt-get "
+                                      "install chromium chromium-driver; .ci/run does)")]
+
+
 def chromium_path():
     """The Chromium binary to drive, or None when this machine has none."""
     for candidate in (os.environ.get("TORNPAY_CHROMIUM"), "/usr/bin/chromium",

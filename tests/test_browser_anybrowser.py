@@ -7,15 +7,9 @@ import re
 import pytest
 
 from browser_helpers import DESKTOP, DESKTOP_UA, MOBILE, PHONE_UA, WAIT_MS, WECHAT_UA, \
-    LoopbackGuard, Server, Shots, chromium_path, launch
+    LoopbackGuard, Server, Shots, browser_marks, launch
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.skipif(chromium_path() is None,
-                       reason="no Chromium binary (set TORNPAY_CHROMIUM or apt-get install "
-                              "chromium chromium-driver; .ci/run does)"),
-]
+pytestmark = browser_marks(pytest)
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the test extra")
 zxingcpp = pytest.importorskip("zxingcpp", reason="zxing-cpp is in the test extra")

@@ -222,6 +222,18 @@ async def refresh_prepay_id(ctx, order) -> Order:
     refuses (paid or closed meanwhile) the order is checked with orderquery at
     once, so the caller sees its real state; :class:`CheckoutError` says why.
     """
+    await _reenter(ctx, order, "prepay_id")
+    logger.info("order %s: prepay id refreshed", order.out_trade_no)
+    return Order.get_by_id(order.out_trade_no)
+
+
+async def fresh_mweb_url(ctx, order) -> str:
+    """A new ``mweb_url`` (they live 5 minutes) for an MWEB order, by the same re-entry."""
+    return (await _reenter(ctx, order, "mweb_url"))["mweb_url"]
+
+
+async def _reenter(ctx, order, wanted: str) -> dict:
+    """Re-send the stored request; the reply must carry ``wanted`` and a storable prepay_id."""
     try:
         reply = await _send_unified_order(ctx, order.out_trade_no,
                                           order.unified_request.encode("utf-8"))
@@ -229,31 +241,11 @@ async def refresh_prepay_id(ctx, order) -> Order:
         await _check_now(ctx, order.out_trade_no)
         raise
     prepay_id = reply.get("prepay_id")
-    if not prepay_id or not transitions.mark_prepaid(order.out_trade_no, prepay_id,
-                                                     order.unified_request):
+    if not prepay_id or not reply.get(wanted) or not transitions.mark_prepaid(
+            order.out_trade_no, prepay_id, order.unified_request):
         raise CheckoutError("This payment session has expired. Please start again from the shop.",
                             status=410, out_trade_no=order.out_trade_no)
-    logger.info("order %s: prepay id refreshed", order.out_trade_no)
-    return Order.get_by_id(order.out_trade_no)
-
-
-async def fresh_mweb_url(ctx, order) -> str:
-    """A new ``mweb_url`` (they live 5 minutes) by re-entering the stored MWEB request.
-
-    Same rules as :func:`refresh_prepay_id`: identical parameters, and on a
-    refusal the order is queried at once; :class:`CheckoutError` says why.
-    """
-    try:
-        reply = await _send_unified_order(ctx, order.out_trade_no,
-                                          order.unified_request.encode("utf-8"))
-    except CheckoutError:
-        await _check_now(ctx, order.out_trade_no)
-        raise
-    if not reply.get("mweb_url") or not transitions.mark_prepaid(
-            order.out_trade_no, reply.get("prepay_id") or order.prepay_id, order.unified_request):
-        raise CheckoutError("This payment session has expired. Please start again from the shop.",
-                            status=410, out_trade_no=order.out_trade_no)
-    return reply["mweb_url"]
+    return reply
 
 
 async def check_once(ctx, out_trade_no: str) -> None:
