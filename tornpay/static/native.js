@@ -32,23 +32,16 @@
   // Only the server's word counts: the notify (or orderquery) moved the order.
   function poll() {
     if (stopped || !tick()) { return; }
-    var xhr = new XMLHttpRequest();
-    xhr.open("GET", pollUrl, true);
-    xhr.setRequestHeader("Accept", "application/json");
-    xhr.onload = function () {
-      var order = null;
-      try { order = JSON.parse(xhr.responseText); } catch (e) { order = null; }
-      var state = order && order.state;
-      if (state === "PAID" || state === "PARTIAL_REFUNDED" || state === "REFUNDED") {
+    window.tornpayOrderState(pollUrl, function (state) {
+      if (state === "paid") {
         stopped = true;
         window.location.href = successUrl;
-        return;
+      } else if (state === "closed") {
+        retire(true);
+      } else {
+        setTimeout(poll, POLL_MS);
       }
-      if (state === "CLOSED" || state === "PAYERROR") { retire(true); return; }
-      setTimeout(poll, POLL_MS);
-    };
-    xhr.onerror = function () { setTimeout(poll, POLL_MS); };
-    xhr.send();
+    });
   }
 
   if (!qrBox.hidden) { poll(); }

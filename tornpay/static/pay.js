@@ -33,24 +33,16 @@
   // "ok" from the bridge is only a hint (WeChat says it is not reliable):
   // the order counts as paid when the server says so.
   function poll(n) {
-    var xhr = new XMLHttpRequest();
-    xhr.open("GET", pollUrl, true);
-    xhr.setRequestHeader("Accept", "application/json");
-    xhr.onload = function () {
-      var order = null;
-      try { order = JSON.parse(xhr.responseText); } catch (e) { order = null; }
-      var state = order && order.state;
-      if (state === "PAID" || state === "PARTIAL_REFUNDED" || state === "REFUNDED") {
+    window.tornpayOrderState(pollUrl, function (state) {
+      if (state === "paid") {
         show(T("Paid. Thank you!"), "paid");
         window.location.href = successUrl;
-      } else if (state === "CLOSED" || state === "PAYERROR") {
+      } else if (state === "closed") {
         show(T("This order was closed; nothing was charged."), "cancelled");
       } else {
         again(n);
       }
-    };
-    xhr.onerror = function () { again(n); };
-    xhr.send();
+    });
   }
 
   function again(n) {
