@@ -267,3 +267,31 @@ async def test_cross_site_native_checkout_is_confirmed_first_keeping_the_trade_t
 def order_count():
     from tornpay.storage.models import Order
     return Order.select().count()
+
+
+@pytest.mark.gen_test
+async def test_native_page_offers_a_fresh_code_once_the_code_is_dead(browser):
+    no, _ = await native_order(browser)
+    from tornpay.storage.models import Order
+    old = order_row(no).prepay_at.replace(year=2020)
+    Order.update(prepay_at=old).where(Order.out_trade_no == no).execute()  # issued 2h+ ago
+    text = (await browser.get(f"/wxpay/pay/{no}", headers={"User-Agent": DESKTOP})).body.decode()
+    assert 'id="tornpay-qr"' not in text
+    assert json.loads(NATIVE_RE.search(text).group(1)) == {"code_url": None}
+    fresh = html.unescape(re.search(r'id="tornpay-fresh-code" href="([^"]+)"', text).group(1))
+    assert fresh == "/wxpay/checkout/coach-205?trade_type=NATIVE"
+    again = await browser.get(fresh, headers={"User-Agent": DESKTOP})
+    assert again.code == 303 and out_trade_no_of(location(again)) != no
+
+
+@pytest.mark.gen_test
+async def test_mweb_pay_again_relaunches_the_same_order_with_a_fresh_mweb_url(browser):
+    first = await mweb_start(browser)
+    result = parse_qs(urlsplit(first).query)["redirect_url"][0]
+    no = result.rsplit("/", 2)[-2]
+    again = await browser.get(f"/wxpay/pay/{no}", headers={"User-Agent": PHONE})
+    assert again.code == 303
+    second = again.headers["Location"]
+    assert parse_qs(urlsplit(second).query)["redirect_url"] == [result]
+    assert parse_qs(urlsplit(second).query)["package"] != parse_qs(urlsplit(first).query)[
+        "package"]  # a fresh 5-minute mweb_url for the same out_trade_no

@@ -9,7 +9,7 @@ import datetime
 import logging
 from typing import Optional
 
-from tornpay.storage.models import CREATED, PREPAID, Order
+
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +42,11 @@ def reusable_order(openid: str, product_id: str, total_fee: int, sign_type: str,
                    now: datetime.datetime, trade_type: str = "JSAPI") -> Optional[Order]:
     """The payer's newest open order for this product, at this price, sign type and trade
     type (one out_trade_no, one trade type), if it can still be paid."""
+    alive = Order.prepay_at.is_null(False)
+    if trade_type == "NATIVE":  # and only while its QR code still has time to be scanned
+        alive &= Order.prepay_at > now - CODE_URL_LIFETIME + REUSE_MARGIN
     return (Order.select()
-            .where(_owned_by(openid) & (Order.trade_type == trade_type)
+            .where(_owned_by(openid) & (Order.trade_type == trade_type) & alive
                    & (Order.product_id == product_id)
                    & (Order.total_fee == total_fee) & (Order.sign_type == sign_type)
                    & (Order.state == PREPAID)
