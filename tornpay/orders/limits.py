@@ -9,13 +9,15 @@ import datetime
 import logging
 from typing import Optional
 
-
+from tornpay.orders.tradetypes import CODE_URL_LIFETIME_SECONDS
+from tornpay.storage.models import CREATED, PREPAID, Order
 
 logger = logging.getLogger(__name__)
 
 OPEN_STATES = (CREATED, PREPAID)
 # An open order is offered again only while the payer still has time to pay it.
 REUSE_MARGIN = datetime.timedelta(minutes=2)
+CODE_URL_LIFETIME = datetime.timedelta(seconds=CODE_URL_LIFETIME_SECONDS)
 
 
 class TooManyOpenOrders(Exception):
