@@ -32,7 +32,7 @@ async def post(http_client, base_url, body):
 async def test_transaction_id_of_another_order_is_refused_with_one_alert(
         http_client, base_url, tp_settings, caplog):
     first = await new_order(http_client, tp_settings)
-    # Another product: the same payer's open order for the same one would be reused.
+    # Another product: the same payer's open order for one product is reused.
     second = await new_order(http_client, tp_settings, "coach-101")
     ok = await post(http_client, base_url, signed_notify(notify_fields(first, transaction_id=TX),
                                                          KEY))
