@@ -186,6 +186,8 @@ def test_cancel_then_pay(run, server, trade_type, lang):
     r = run(trade_type, lang)
     FLOWS[trade_type](r)
     r.expect_result("paid")
+    # The booking plugin's on_paid lands after the notify; the page shows it in place.
+    expect(r.page.locator("#tornpay-booking")).to_have_attribute("data-booking", "confirmed")
     r.shot("paid")
     number = r.page.url.rsplit("/", 2)[-2]
     assert server.sim("GET", f"orders/{number}")["order"]["trade_state"] == "SUCCESS"
