@@ -95,6 +95,8 @@ async def test_native_checkout_shows_the_code_and_pays_by_scan(browser, http_cli
     await wait_for(lambda: rec.hooks_called("on_paid"))
     view = rec.hooks_called("on_paid")[0]["order"]
     assert view.trade_type == "NATIVE" and view.out_trade_no == no
+    # The payer is known once WeChat says who paid: the notify's openid is kept.
+    assert view.openid == CHEN and order_row(no).openid == CHEN
     # A second scan of a paid code is refused like WeChat does.
     again = await browser.get(f"/_sim/scan?code_url={code_url}")
     assert "该订单已支付" in again.body.decode()
@@ -119,6 +121,7 @@ async def test_reconciler_pays_a_native_order_whose_notify_was_lost(browser, ctx
     ctx.simulator.pay(sim_order, notify=False)
     assert await ctx.reconciler.check(no) == "SUCCESS"
     assert order_row(no).state == "PAID" and order_row(no).trade_type == "NATIVE"
+    assert order_row(no).openid == "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"  # from orderquery
 
 
 async def mweb_start(browser):
