@@ -107,8 +107,10 @@ class CheckMwebHandler(PhonePage):
     def post(self) -> None:
         args = self.get_body_argument
         back = args("redirect_url", "") or args("back", "")
-        if urlsplit(back).scheme not in ("http", "https"):
-            back = ""
+        domains = h5native.h5_domains_of(self.state.config, self.request.host_name)
+        if urlsplit(back).scheme not in ("http", "https") or \
+                urlsplit(back).hostname not in domains:
+            back = ""  # only ever back to a registered H5 domain, as checked on GET
         prepay_id = args("prepay_id", "")
         launch = h5native.book_of(self.state).mweb.get(prepay_id)
         order = self.state.orders.get(launch.key) if launch else None
