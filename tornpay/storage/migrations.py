@@ -74,13 +74,12 @@ MIGRATIONS.append((6, "order trade_type; operators, sign-in failures, audit, dai
                    _console_and_bills))
 
 
-def _add_trade_type(migrator: SchemaMigrator, db: peewee.Database) -> None:
+def _add_payer_and_code_url(migrator: SchemaMigrator, db: peewee.Database) -> None:
     from playhouse.migrate import migrate
 
-    # Idempotent: the console's step 6 may already have added trade_type.
+    # trade_type itself came with step 6. Idempotent, like step 6.
     have = {c.name for c in db.get_columns("tornpay_order")}
-    wanted = (("trade_type", peewee.CharField(max_length=16, default="JSAPI")),
-              ("payer", peewee.CharField(max_length=128, default="")),
+    wanted = (("payer", peewee.CharField(max_length=128, default="")),
               ("code_url", peewee.CharField(max_length=256, null=True)))
     migrate(*[migrator.add_column("tornpay_order", name, field)
               for name, field in wanted if name not in have])
@@ -88,8 +87,8 @@ def _add_trade_type(migrator: SchemaMigrator, db: peewee.Database) -> None:
         db.execute_sql("UPDATE tornpay_order SET payer = openid")
 
 
-MIGRATIONS.append((7, "order trade_type, payer, code_url (NATIVE and MWEB, SPEC §9)",
-                   _add_trade_type))
+MIGRATIONS.append((7, "order payer and code_url (NATIVE and MWEB orders, SPEC §9)",
+                   _add_payer_and_code_url))
 
 
 class SchemaVersion(peewee.Model):
