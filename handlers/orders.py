@@ -5,11 +5,12 @@ import logging
 from tornpay.handlers.base import BaseHandler, PageError
 from tornpay.handlers.pay import OUT_TRADE_NO, OwnedOrderMixin
 from tornpay.orders.cancel import cancel_order
-from tornpay.orders.pages import page_status, result_note
+from tornpay.orders.pages import back_from_cashier, page_status, result_note
 from tornpay.orders.service import order_json
 from tornpay.i18n import fen_to_yuan
 
 logger = logging.getLogger(__name__)
+
 
 class OrderJSONHandler(OwnedOrderMixin, BaseHandler):
     """The owner's view of one order; the only proof of payment the pay page trusts."""
@@ -30,6 +31,7 @@ class OrderResultHandler(OwnedOrderMixin, BaseHandler):
     async def get(self, out_trade_no: str) -> None:
         self.set_header("Cache-Control", "no-store")
         order = self.owned_order(out_trade_no)
+        order = await back_from_cashier(self.ctx, order)
         note = await result_note(self.ctx, order.out_trade_no)  # the booking plugin's, say
         self.render("result.html", order=order, status=page_status(order),
                     yuan=fen_to_yuan(order.total_fee), booking=note,

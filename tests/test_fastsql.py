@@ -198,15 +198,14 @@ def test_hot_path_logs_one_info_line_per_payment(db, caplog):
 
 
 def test_compiled_new_order_insert_stores_what_order_create_does(db):
-    from tornpay.orders import service
-
     now = datetime.datetime(2024, 1, 2, 3, 4, 5, 678)
     values = dict(product_id="p", openid="o", body="示例", attach="a", total_fee=100,
                   fee_type="CNY", sign_type="HMAC-SHA256", state="CREATED",
                   spbill_create_ip="1.2.3.4", unified_request="<xml/>", created_at=now,
-                  updated_at=now, expire_at=now + datetime.timedelta(hours=1))
+                  updated_at=now, expire_at=now + datetime.timedelta(hours=1),
+                  trade_type="NATIVE", payer="o")
     Order.create(out_trade_no="VIA_PEEWEE", **values)
-    service._INSERT_ORDER.execute(out_trade_no="VIA_FASTSQL", refunded_fee=0,
+    t._INSERT_ORDER.execute(out_trade_no="VIA_FASTSQL", refunded_fee=0,
                                   reserved_refund_fee=0, check_attempts=0, **values)
     a = raw(db, "tornpay_order", "out_trade_no", "VIA_PEEWEE")
     b = raw(db, "tornpay_order", "out_trade_no", "VIA_FASTSQL")

@@ -7,6 +7,7 @@ import logging
 import pytest
 
 from helpers_orders import make_db, make_order, paid_fields
+from tornpay.orders.trade_state import apply_trade_state
 from tornpay.orders import transitions as t
 from tornpay.orders.events import RefundView
 from tornpay.storage.models import (CLOSED, CREATED, PAID, PAYERROR, PREPAID, Delivery, Event,
@@ -161,7 +162,7 @@ def test_concurrent_threads_pay_once(db):
 ])
 def test_apply_trade_state(db, fields, expected):
     make_order()
-    assert t.apply_trade_state("T1", dict(fields, out_trade_no="T1"), names) == \
+    assert apply_trade_state("T1", dict(fields, out_trade_no="T1"), names) == \
         fields["trade_state"]
     assert state() == expected
 
@@ -169,6 +170,6 @@ def test_apply_trade_state(db, fields, expected):
 def test_apply_trade_state_amount_mismatch(db, caplog):
     make_order()
     fields = {"trade_state": "SUCCESS", "total_fee": "1", "transaction_id": "42"}
-    assert t.apply_trade_state("T1", fields, names) == "AMOUNT_MISMATCH"
+    assert apply_trade_state("T1", fields, names) == "AMOUNT_MISMATCH"
     assert state() == PREPAID
     assert "ALERT" in caplog.text

@@ -4,6 +4,7 @@ import datetime
 import logging
 from typing import Any, List, Optional
 
+from tornpay.orders.trade_state import apply_trade_state
 from tornpay.orders import transitions
 from tornpay.orders.transitions import OPEN_REFUND_STATES
 from tornpay.orders.delivery_views import order_deliveries
@@ -125,7 +126,7 @@ async def query_order(ctx: Any, out_trade_no: str) -> str:
     """orderquery and apply the answer like the reconciler; return trade_state."""
     order = get_order(out_trade_no)
     reply = await ctx.pay_client.order_query(out_trade_no=out_trade_no, sign_type=order.sign_type)
-    trade_state = transitions.apply_trade_state(out_trade_no, reply, ctx.hooks)
+    trade_state = apply_trade_state(out_trade_no, reply, ctx.hooks)
     ctx.kick()
     return trade_state
 

@@ -1,9 +1,12 @@
 """What the payer's pages ask of the core: an order by number, its state in words, plugin notes."""
 
 import asyncio
+import collections
 import logging
 from typing import Any, Optional
 
+from tornpay.orders.service import check_once
+from tornpay.storage import models
 from tornpay.storage.models import Order, OrderState
 
 logger = logging.getLogger(__name__)
@@ -11,6 +14,14 @@ logger = logging.getLogger(__name__)
 PAID_STATES = (OrderState.PAID, OrderState.PARTIAL_REFUNDED, OrderState.REFUNDED)
 ENDED_STATES = (OrderState.CLOSED, OrderState.PAYERROR)  # unpaid and never payable again
 PAYABLE_STATE = OrderState.PREPAID
+# MWEB orders already asked about once on the payer's return (bounded: oldest dropped).
+_ASKED_ON_RETURN: "collections.OrderedDict[str, None]" = collections.OrderedDict()
+_ASKED_MAX = 10000
+
+
+def utcnow():
+    """Naive UTC now, the storage convention (for the pages' countdowns)."""
+    return models.utcnow()
 
 
 def find_order(out_trade_no: str) -> Optional[Order]:
@@ -25,6 +36,18 @@ def page_status(order: Order) -> str:
     if order.state in ENDED_STATES:
         return "cancelled"
     return "pending"
+
+
+async def back_from_cashier(ctx: Any, order: Order) -> Order:
+    """An MWEB payer back from WeChat's H5 cashier, no notify yet: orderquery once, never per poll."""
+    if order.trade_type != "MWEB" or order.state != PAYABLE_STATE \
+            or order.out_trade_no in _ASKED_ON_RETURN:
+        return order
+    _ASKED_ON_RETURN[order.out_trade_no] = None
+    while len(_ASKED_ON_RETURN) > _ASKED_MAX:
+        _ASKED_ON_RETURN.popitem(last=False)
+    await check_once(ctx, order.out_trade_no)
+    return find_order(order.out_trade_no) or order
 
 
 async def result_note(ctx: Any, out_trade_no: str) -> Optional[str]:

@@ -5,6 +5,7 @@ import datetime
 import logging
 from typing import Any, Callable, List, Optional
 
+from tornpay.orders.trade_state import apply_trade_state
 from tornpay.orders import transitions
 from tornpay.orders.dispatcher import default_owner_id
 from tornpay.orders.periodic import PeriodicWorker
@@ -124,7 +125,7 @@ class Reconciler(PeriodicWorker):
         return trade_state
 
     def _apply(self, out_trade_no: str, reply: dict) -> str:
-        trade_state = transitions.apply_trade_state(out_trade_no, reply, self.hooks)
+        trade_state = apply_trade_state(out_trade_no, reply, self.hooks)
         if trade_state in CHANGED_STATES:
             self.on_change()
         logger.info("reconcile %s: trade_state %s", out_trade_no, trade_state)

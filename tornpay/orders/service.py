@@ -6,16 +6,13 @@ import logging
 import time
 from typing import Optional
 
-from tornpay.orders import limits, transitions
+from tornpay.orders import limits, tradetypes, transitions
 from tornpay.orders.events import OrderView
 from tornpay.protocol.errors import BusinessError, WeChatError
 from tornpay.protocol.ids import make_out_trade_no, nonce_str
 from tornpay.protocol.sign import make_sign
 from tornpay.protocol.wechat_time import BEIJING
-from tornpay.storage import fastsql
-from tornpay.storage.db import database_proxy as db
-from tornpay.storage.fastsql import param
-from tornpay.storage.models import CREATED, PREPAID, Order, utcnow
+from tornpay.storage.models import PREPAID, Order, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -28,30 +25,21 @@ RETRY_BACKOFF_SECONDS = 0.2
 class CheckoutError(Exception):
     """A checkout that cannot go on; ``message`` is safe to show to the payer."""
 
-    def __init__(self, message: str, status: int = 502, out_trade_no: Optional[str] = None):
-        super().__init__(message)
-        self.message = message
+    def __init__(self, message: str, status: int = 502, out_trade_no: Optional[str] = None,
+                 **params):
+        super().__init__(message % params if params else message)
+        self.message = message  # English, with %(name)s for params (pages translate it)
         self.status = status
         self.out_trade_no = out_trade_no
+        self.params = params
 
 
 class UnknownProduct(CheckoutError):
     """No plugin knows the product id."""
 
     def __init__(self, product_id: str):
-        super().__init__(f"There is no product {product_id!r} for sale here.", status=404)
-
-
-# Every NOT NULL column of a new order: peewee's per-call INSERT building was
-# the largest single CPU cost of a checkout, so the statement is compiled once.
-_NEW_ORDER_COLUMNS = (
-    Order.out_trade_no, Order.product_id, Order.openid, Order.body, Order.attach,
-    Order.total_fee, Order.fee_type, Order.sign_type, Order.state, Order.spbill_create_ip,
-    Order.unified_request, Order.refunded_fee, Order.reserved_refund_fee, Order.check_attempts,
-    Order.created_at, Order.updated_at, Order.expire_at,
-)
-_INSERT_ORDER = fastsql.Statement("insert_order", lambda: Order.insert(
-    {column: param(column) for column in _NEW_ORDER_COLUMNS}))
+        super().__init__("There is no product %(product)s for sale here.", status=404,
+                         product=repr(product_id))
 
 
 def beijing_stamp(moment: datetime.datetime) -> str:
@@ -68,10 +56,11 @@ async def resolve(ctx, product_id: str, openid: str) -> dict:
 
 
 def _unified_fields(ctx, out_trade_no: str, product: dict, openid: str, client_ip: str,
-                    now: datetime.datetime) -> dict:
+                    now: datetime.datetime, trade_type: str = tradetypes.JSAPI,
+                    product_id: str = "") -> dict:
     settings = ctx.settings
     expire = now + datetime.timedelta(minutes=settings.orders.expire_minutes)
-    return {
+    fields = {
         "body": product["body"],
         "attach": product.get("attach") or None,
         "out_trade_no": out_trade_no,
@@ -81,17 +70,22 @@ def _unified_fields(ctx, out_trade_no: str, product: dict, openid: str, client_i
         "time_start": beijing_stamp(now),
         "time_expire": beijing_stamp(expire),
         "notify_url": notify_url(settings),
-        "trade_type": "JSAPI",
-        "openid": openid,
     }
+    fields.update(tradetypes.extra_fields(settings, trade_type, product_id, openid))
+    return fields
 
 
 def notify_url(settings) -> str:
     return settings.public_url_for("/notify")
 
 
-async def create_order(ctx, product_id: str, openid: str, client_ip: str) -> Order:
+async def create_order(ctx, product_id: str, openid: str, client_ip: str, *,
+                       trade_type: str = tradetypes.JSAPI, payer: str = "") -> Order:
     """Create an order for ``product_id`` paid by ``openid`` and get its prepay_id.
+
+    NATIVE and MWEB orders (SPEC §9) have no openid: ``payer`` (the signed
+    payer cookie's id) owns them; a JSAPI order's payer is its openid. The
+    returned row of an MWEB order carries the reply's ``mweb_url`` attribute.
 
     The signed unified-order request is stored with the CREATED row before it
     is sent, and every retry re-sends those exact bytes (reference §4.4), so an
@@ -101,52 +95,69 @@ async def create_order(ctx, product_id: str, openid: str, client_ip: str) -> Ord
     product = await resolve(ctx, product_id, openid)
     now = datetime.datetime.now(datetime.timezone.utc)
     # No await from here to the INSERT: in one process the limits cannot be raced.
-    existing = (limits.reusable_order(openid, product_id, product["total_fee"],
-                                      ctx.settings.wechat.sign_type, now.replace(tzinfo=None))
+    owner = payer or openid
+    existing = (limits.reusable_order(owner, product_id, product["total_fee"],
+                                      ctx.settings.wechat.sign_type, now.replace(tzinfo=None),
+                                      trade_type)
                 if ctx.settings.orders.reuse_open_order else None)
     if existing is not None:
         logger.info("order %s: still open for this payer and product; reused",
                     existing.out_trade_no)
         return existing
-    limits.check_open_limits(ctx.settings.orders, openid, client_ip, now.replace(tzinfo=None))
+    limits.check_open_limits(ctx.settings.orders, owner, client_ip, now.replace(tzinfo=None))
     sign_type = ctx.settings.wechat.sign_type
     out_trade_no = make_out_trade_no()
-    fields = _unified_fields(ctx, out_trade_no, product, openid, client_ip, now)
+    fields = _unified_fields(ctx, out_trade_no, product, openid, client_ip, now,
+                             trade_type, product_id)
     body, _signed = ctx.pay_client.build_request(UNIFIED_ORDER_PATH, fields, sign_type)
     request_text = body.decode("utf-8")
     created = now.replace(tzinfo=None)
-    values = dict(
+    values = transitions.create(
         out_trade_no=out_trade_no, product_id=product_id, openid=openid,
         body=product["body"], attach=product.get("attach") or "",
-        total_fee=product["total_fee"], fee_type="CNY", sign_type=sign_type, state=CREATED,
-        spbill_create_ip=client_ip, unified_request=request_text, refunded_fee=0,
-        reserved_refund_fee=0, check_attempts=0, created_at=created, updated_at=created,
+        total_fee=product["total_fee"], fee_type="CNY", sign_type=sign_type,
+        spbill_create_ip=client_ip, unified_request=request_text, created_at=created,
+        updated_at=created,
         expire_at=created + datetime.timedelta(minutes=ctx.settings.orders.expire_minutes),
-    )
-    with db.atomic():
-        _INSERT_ORDER.execute(**values)
-    logger.info("order %s: created for product %s (%d fen, %s)", out_trade_no, product_id,
-                product["total_fee"], sign_type)
+        trade_type=trade_type, payer=owner)
+    logger.info("order %s: created for product %s (%d fen, %s, %s)", out_trade_no, product_id,
+                product["total_fee"], sign_type, trade_type)
     reply = await _send_unified_order(ctx, out_trade_no, body)
     prepay_id = reply.get("prepay_id")
-    if not prepay_id:
-        transitions.record_error(out_trade_no, "unified order reply without prepay_id")
+    pay_url = _pay_url(trade_type, reply)
+    if not prepay_id or pay_url == "":
+        transitions.record_error(out_trade_no, "unified order reply without prepay_id "
+                                 "(or code_url / mweb_url)")
         raise CheckoutError("WeChat Pay did not return a payment session. Please try again.",
                             out_trade_no=out_trade_no)
-    moment = utcnow()
-    if transitions.mark_prepaid(out_trade_no, prepay_id, request_text, now=moment):
-        # The row is exactly what was inserted plus the PREPAID move: build it
-        # here rather than read it back (a full-row SELECT cost a third of a
-        # checkout's CPU, bench/README.md).
-        order = Order(**dict(values, state=PREPAID, prepay_id=prepay_id, prepay_at=moment,
-                             updated_at=moment))
-    else:
-        # Already paid or closed meanwhile (a notify can beat the reply): the
-        # pay page shows whatever state the order is in now.
-        logger.info("order %s: prepay id arrived after the order moved on", out_trade_no)
-        order = Order.get_by_id(out_trade_no)
+    order = _prepaid(values, prepay_id, pay_url if trade_type == tradetypes.NATIVE else None)
+    order.mweb_url = pay_url if trade_type == tradetypes.MWEB else None
     await ctx.hooks.notify_order_created(OrderView.from_row(order))
     return order
+
+
+def _prepaid(values: dict, prepay_id: str, code_url: Optional[str]) -> Order:
+    """The order once its prepay_id is stored: as inserted plus the PREPAID move."""
+    no, moment = values["out_trade_no"], utcnow()
+    if transitions.mark_prepaid(no, prepay_id, values["unified_request"], code_url=code_url,
+                                now=moment):
+        # Built here rather than read back (a full-row SELECT cost a third of a
+        # checkout's CPU, bench/README.md).
+        return Order(**dict(values, state=PREPAID, prepay_id=prepay_id, prepay_at=moment,
+                            updated_at=moment, code_url=code_url))
+    # Already paid or closed meanwhile (a notify can beat the reply): the pay
+    # page shows whatever state the order is in now.
+    logger.info("order %s: prepay id arrived after the order moved on", no)
+    return Order.get_by_id(no)
+
+
+def _pay_url(trade_type: str, reply: dict) -> Optional[str]:
+    """NATIVE's code_url or MWEB's mweb_url ("" when the reply lacks it), None for JSAPI."""
+    if trade_type == tradetypes.NATIVE:
+        return reply.get("code_url") or ""
+    if trade_type == tradetypes.MWEB:
+        return reply.get("mweb_url") or ""
+    return None
 
 
 async def _send_unified_order(ctx, out_trade_no: str, body: bytes) -> dict:
@@ -169,11 +180,11 @@ async def _send_unified_order(ctx, out_trade_no: str, body: bytes) -> dict:
     logger.error("order %s: %s", out_trade_no, why)
     transitions.record_error(out_trade_no, why)
     if error.retryable:
-        message = (f"WeChat Pay is not answering right now ({code}). "
+        message = ("WeChat Pay is not answering right now (%(code)s). "
                    "Please try again in a minute.")
     else:
-        message = f"WeChat Pay refused to create the payment ({code})."
-    raise CheckoutError(message, out_trade_no=out_trade_no)
+        message = "WeChat Pay refused to create the payment (%(code)s)."
+    raise CheckoutError(message, out_trade_no=out_trade_no, code=code)
 
 
 # WeChat's prepay_id lives 2 hours (reference §4.2); refresh it a little before.
@@ -197,6 +208,18 @@ async def refresh_prepay_id(ctx, order) -> Order:
     refuses (paid or closed meanwhile) the order is checked with orderquery at
     once, so the caller sees its real state; :class:`CheckoutError` says why.
     """
+    await _reenter(ctx, order, "prepay_id")
+    logger.info("order %s: prepay id refreshed", order.out_trade_no)
+    return Order.get_by_id(order.out_trade_no)
+
+
+async def fresh_mweb_url(ctx, order) -> str:
+    """A new ``mweb_url`` (they live 5 minutes) for an MWEB order, by the same re-entry."""
+    return (await _reenter(ctx, order, "mweb_url"))["mweb_url"]
+
+
+async def _reenter(ctx, order, wanted: str) -> dict:
+    """Re-send the stored request; the reply must carry ``wanted`` and a storable prepay_id."""
     try:
         reply = await _send_unified_order(ctx, order.out_trade_no,
                                           order.unified_request.encode("utf-8"))
@@ -204,12 +227,16 @@ async def refresh_prepay_id(ctx, order) -> Order:
         await _check_now(ctx, order.out_trade_no)
         raise
     prepay_id = reply.get("prepay_id")
-    if not prepay_id or not transitions.mark_prepaid(order.out_trade_no, prepay_id,
-                                                     order.unified_request):
+    if not prepay_id or not reply.get(wanted) or not transitions.mark_prepaid(
+            order.out_trade_no, prepay_id, order.unified_request):
         raise CheckoutError("This payment session has expired. Please start again from the shop.",
                             status=410, out_trade_no=order.out_trade_no)
-    logger.info("order %s: prepay id refreshed", order.out_trade_no)
-    return Order.get_by_id(order.out_trade_no)
+    return reply
+
+
+async def check_once(ctx, out_trade_no: str) -> None:
+    """Ask WeChat (orderquery) about one order now; the answer is applied as a notify's."""
+    await _check_now(ctx, out_trade_no)
 
 
 async def _check_now(ctx, out_trade_no: str) -> None:
@@ -250,6 +277,7 @@ def order_json(order) -> dict:
         "product_id": order.product_id,
         "total_fee": order.total_fee,
         "state": order.state,
+        "trade_type": order.trade_type,
         "transaction_id": order.transaction_id,
         "created_at": _iso(order.created_at),
         "paid_at": _iso(order.paid_at),

@@ -16,7 +16,7 @@ tests/test_architecture.py checks.
 
 import datetime
 import logging
-from typing import Any, Iterable, Mapping, Optional, Tuple
+from typing import Any, Iterable, Optional, Tuple
 
 from peewee import Case
 
@@ -63,6 +63,9 @@ class RefundError(Exception):
 _UPDATES = fastsql.Family("update_order", lambda key: Order.update(
     {getattr(Order, column): param(getattr(Order, column)) for column in key[0]}).where(
     (Order.out_trade_no == param(Order.out_trade_no, "_key")) & Order.state.in_(list(key[1]))))
+_SET_PAYER_OPENID = fastsql.Statement("set_payer_openid", lambda: Order.update(
+    openid=param(Order.openid)).where(
+    (Order.out_trade_no == param(Order.out_trade_no)) & (Order.openid == "")))
 _CLOSE_REASON = fastsql.Statement("close_reason", lambda: Order.select(Order.close_reason).where(
     Order.out_trade_no == param(Order.out_trade_no)))
 
@@ -74,14 +77,39 @@ def _update(out_trade_no: str, states: Iterable[str], **values: Any) -> bool:
     return stmt.rowcount(_key=out_trade_no, **values) == 1
 
 
+# Every NOT NULL column of a new order: peewee's per-call INSERT building was
+# the largest single CPU cost of a checkout, so the statement is compiled once.
+_NEW_ORDER_COLUMNS = (
+    Order.out_trade_no, Order.product_id, Order.openid, Order.body, Order.attach,
+    Order.total_fee, Order.fee_type, Order.sign_type, Order.state, Order.spbill_create_ip,
+    Order.unified_request, Order.refunded_fee, Order.reserved_refund_fee, Order.check_attempts,
+    Order.created_at, Order.updated_at, Order.expire_at, Order.trade_type, Order.payer,
+)
+_INSERT_ORDER = fastsql.Statement("insert_order", lambda: Order.insert(
+    {column: param(column) for column in _NEW_ORDER_COLUMNS}))
+
+
+def create(**values: Any) -> dict:
+    """A new order, born CREATED with nothing refunded; return every column it was given."""
+    values.update(state=O.CREATED, refunded_fee=0, reserved_refund_fee=0, check_attempts=0)
+    with db.atomic():
+        _INSERT_ORDER.execute(**values)
+    return values
+
+
 def mark_prepaid(out_trade_no: str, prepay_id: str, unified_request: str,
+                 code_url: Optional[str] = None,
                  now: Optional[datetime.datetime] = None) -> bool:
-    """CREATED -> PREPAID after a unified order; on PREPAID just refresh the prepay_id."""
+    """CREATED -> PREPAID after a unified order; on PREPAID just refresh the prepay_id.
+
+    A NATIVE order also stores its ``code_url`` (the QR code's text).
+    """
+    extra = {"code_url": code_url} if code_url else {}
     now = now or utcnow()
     with db.atomic():
         won = _update(out_trade_no, ORDER_TRANSITIONS["prepay"][0], state=O.PREPAID,
                       prepay_id=prepay_id, prepay_at=now, unified_request=unified_request,
-                      last_error=None, updated_at=now)
+                      last_error=None, updated_at=now, **extra)
     if not won:
         logger.warning("order %s: prepay id not stored (order missing or no longer payable)",
                        out_trade_no)
@@ -101,7 +129,7 @@ def _paid_at(time_end: Optional[str], now: datetime.datetime) -> datetime.dateti
 
 def mark_paid(out_trade_no: str, *, transaction_id: str, time_end: Optional[str],
               bank_type: Optional[str], cash_fee: Optional[int], source: str,
-              hooks: Hooks) -> bool:
+              hooks: Hooks, openid: Optional[str] = None) -> bool:
     """-> PAID from CREATED, PREPAID, CLOSED or PAYERROR, with an ``on_paid`` event.
 
     The caller has verified the payment (signature, appid, mch_id, amount).
@@ -110,7 +138,7 @@ def mark_paid(out_trade_no: str, *, transaction_id: str, time_end: Optional[str]
     with db.atomic():
         paid = pay_in_transaction(out_trade_no, transaction_id=transaction_id, time_end=time_end,
                                   bank_type=bank_type, cash_fee=cash_fee, hooks=hooks,
-                                  source=source)
+                                  source=source, openid=openid)
     if paid is not None:
         log_paid(out_trade_no, source, *paid)
     return paid is not None
@@ -118,7 +146,8 @@ def mark_paid(out_trade_no: str, *, transaction_id: str, time_end: Optional[str]
 
 def pay_in_transaction(out_trade_no: str, *, transaction_id: str, time_end: Optional[str],
                        bank_type: Optional[str], cash_fee: Optional[int], hooks: Hooks,
-                       source: str = "notify") -> Optional[Tuple[str, Optional[str]]]:
+                       source: str = "notify",
+                       openid: Optional[str] = None) -> Optional[Tuple[str, Optional[str]]]:
     """``mark_paid``'s work, for a caller already inside ``db.atomic()``.
 
     Returns None if the order was not payable (another caller won), else
@@ -132,6 +161,9 @@ def pay_in_transaction(out_trade_no: str, *, transaction_id: str, time_end: Opti
                   paid_at=_paid_at(time_end, now), last_error=None, updated_at=now)
     if not won:
         return None
+    if openid:
+        # NATIVE and MWEB orders learn their payer only now (SPEC §9): keep it.
+        _SET_PAYER_OPENID.execute(out_trade_no=out_trade_no, openid=openid)
     event_id = write_event(out_trade_no, "on_paid", {"source": source}, hooks, now=now)
     # close_reason survives the payment, so it tells us we had closed it.
     row = _CLOSE_REASON.one(out_trade_no=out_trade_no)
@@ -182,38 +214,6 @@ def settled_at_wechat(out_trade_no: str) -> None:
     with db.atomic():
         Order.update(close_at_wechat_after=None).where(
             Order.out_trade_no == out_trade_no).execute()
-
-
-def apply_trade_state(out_trade_no: str, query_fields: Mapping[str, Any], hooks: Hooks) -> str:
-    """Apply a verified ``orderquery`` reply; return its trade_state (or ``AMOUNT_MISMATCH``).
-
-    SUCCESS pays (same transition as a notify), CLOSED/REVOKED close with reason
-    ``closed``, PAYERROR -> PAYERROR; NOTPAY, USERPAYING and REFUND change nothing.
-    """
-    trade_state = str(query_fields.get("trade_state", ""))
-    if query_fields.get("out_trade_no") not in (None, out_trade_no):
-        raise ValueError(f"orderquery reply is for another order than {out_trade_no}")
-    if trade_state == "SUCCESS":
-        order = Order.get_or_none(Order.out_trade_no == out_trade_no)
-        if order is None:
-            raise LookupError(f"order {out_trade_no} not found")
-        try:
-            fee = int(query_fields.get("total_fee", -1))
-        except (TypeError, ValueError):
-            fee = -1
-        if fee != order.total_fee:
-            logger.error("ALERT order %s: orderquery total_fee %s differs from the order's %s; "
-                         "not marked paid", out_trade_no, query_fields.get("total_fee"),
-                         order.total_fee)
-            return "AMOUNT_MISMATCH"
-        mark_paid(out_trade_no, transaction_id=query_fields.get("transaction_id"),
-                  time_end=query_fields.get("time_end"), bank_type=query_fields.get("bank_type"),
-                  cash_fee=query_fields.get("cash_fee"), source="orderquery", hooks=hooks)
-    elif trade_state in ("CLOSED", "REVOKED"):
-        mark_closed(out_trade_no, "closed", hooks=hooks)
-    elif trade_state == "PAYERROR":
-        mark_payerror(out_trade_no, hooks=hooks)
-    return trade_state
 
 
 # Refunds (orders/refunds.py sends them; every row and amount change is here).

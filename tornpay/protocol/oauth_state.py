@@ -46,8 +46,8 @@ def _mac(secret: str, ts: str, nonce: str, product_id: str) -> str:
     return hmac.new(secret.encode("utf-8"), msg, hashlib.sha256).hexdigest()[:_MAC_LEN]
 
 
-def browser_nonce(current: Optional[str]) -> str:
-    """The browser's nonce: its cookie's when well formed, else a new one."""
-    if current and len(current) == _NONCE_LEN and current.isalnum():
+def browser_nonce(current: Optional[str], length: int = _NONCE_LEN) -> str:
+    """A browser's random id (OAuth nonce, payer id): its cookie's when well formed, else new."""
+    if current and len(current) == length and current.isalnum():
         return current
-    return nonce_str(_NONCE_LEN)
+    return nonce_str(length)

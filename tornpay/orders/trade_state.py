@@ -1,0 +1,42 @@
+"""WeChat's verdict on an order (an ``orderquery`` reply) turned into the state machine's move."""
+
+import logging
+from typing import Any, Mapping
+
+from tornpay.orders.transitions import Hooks, mark_closed, mark_paid, mark_payerror
+from tornpay.storage.models import Order
+
+logger = logging.getLogger("tornpay.orders.transitions")  # the name operators grep for
+
+
+def apply_trade_state(out_trade_no: str, query_fields: Mapping[str, Any], hooks: Hooks) -> str:
+    """Apply a verified ``orderquery`` reply; return its trade_state (or ``AMOUNT_MISMATCH``).
+
+    SUCCESS pays (same transition as a notify), CLOSED/REVOKED close with reason
+    ``closed``, PAYERROR -> PAYERROR; NOTPAY, USERPAYING and REFUND change nothing.
+    """
+    trade_state = str(query_fields.get("trade_state", ""))
+    if query_fields.get("out_trade_no") not in (None, out_trade_no):
+        raise ValueError(f"orderquery reply is for another order than {out_trade_no}")
+    if trade_state == "SUCCESS":
+        order = Order.get_or_none(Order.out_trade_no == out_trade_no)
+        if order is None:
+            raise LookupError(f"order {out_trade_no} not found")
+        try:
+            fee = int(query_fields.get("total_fee", -1))
+        except (TypeError, ValueError):
+            fee = -1
+        if fee != order.total_fee:
+            logger.error("ALERT order %s: orderquery total_fee %s differs from the order's %s; "
+                         "not marked paid", out_trade_no, query_fields.get("total_fee"),
+                         order.total_fee)
+            return "AMOUNT_MISMATCH"
+        mark_paid(out_trade_no, transaction_id=query_fields.get("transaction_id"),
+                  time_end=query_fields.get("time_end"), bank_type=query_fields.get("bank_type"),
+                  cash_fee=query_fields.get("cash_fee"), source="orderquery", hooks=hooks,
+                  openid=query_fields.get("openid"))
+    elif trade_state in ("CLOSED", "REVOKED"):
+        mark_closed(out_trade_no, "closed", hooks=hooks)
+    elif trade_state == "PAYERROR":
+        mark_payerror(out_trade_no, hooks=hooks)
+    return trade_state
