@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 # move -> (the states it starts from, the states it ends in)
 ORDER_TRANSITIONS = {
+    "create": ((), (O.CREATED,)),
     "prepay": ((O.CREATED, O.PREPAID), (O.PREPAID,)),
     "pay": ((O.CREATED, O.PREPAID, O.CLOSED, O.PAYERROR), (O.PAID,)),  # never lose a payment
     "close": ((O.CREATED, O.PREPAID), (O.CLOSED,)),
@@ -212,8 +213,7 @@ def _cancel(out_trade_no: str, state: str, reason: str, hooks: Hooks, **extra: A
 def settled_at_wechat(out_trade_no: str) -> None:
     """A locally closed order is closed (or paid) at WeChat too: nothing left to close there."""
     with db.atomic():
-        Order.update(close_at_wechat_after=None).where(
-            Order.out_trade_no == out_trade_no).execute()
+        Order.update(close_at_wechat_after=None).where(Order.out_trade_no == out_trade_no).execute()
 
 
 # Refunds (orders/refunds.py sends them; every row and amount change is here).
