@@ -95,10 +95,19 @@ def tp_make_settings(tmp_path, http_port):
 
 
 @pytest.fixture
-def app(tp_settings, io_loop):
+def tp_plugins():
+    """Plugin objects the test app registers: a module overrides this, not ``app``."""
+    return []
+
+
+@pytest.fixture
+def app(tp_settings, io_loop, tp_plugins, request):
     from tornpay.app import make_app  # imported late: a broken app must not break unit tests
 
-    application = make_app(tp_settings)
+    application = make_app(tp_settings, plugins=tp_plugins)
+    if request.node.get_closest_marker("hold_refunds"):
+        # Refunds stay PROCESSING until a test finishes them through the control API.
+        application.settings["tornpay"].simulator.config.refund_delay_seconds = None
     yield application
     io_loop.run_sync(application.settings["tornpay"].stop)
 

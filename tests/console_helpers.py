@@ -37,14 +37,8 @@ def recorder():
 
 
 @pytest.fixture
-def app(tp_settings, io_loop, recorder):
-    from tornpay.app import make_app
-
-    application = make_app(tp_settings, plugins=[recorder])
-    # Refunds stay PROCESSING until a test finishes them through the control API.
-    application.settings["tornpay"].simulator.config.refund_delay_seconds = None
-    yield application
-    io_loop.run_sync(application.settings["tornpay"].stop)
+def tp_plugins(recorder):
+    return [recorder]
 
 
 @pytest.fixture

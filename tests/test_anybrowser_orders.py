@@ -15,6 +15,8 @@ from tornpay.orders import refunds as refunds_mod
 from tornpay.orders.service import create_order
 from tornpay.storage.models import Order, Refund
 
+pytestmark = pytest.mark.hold_refunds  # refunds finish only through the control API
+
 PAYER = "p" * 32
 PHONE = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 Mobile Safari/537.36"
 PHONE_IP = "198.51.100.23"
@@ -31,14 +33,8 @@ def rec():
 
 
 @pytest.fixture
-def app(tp_settings, io_loop, rec):
-    from tornpay.app import make_app
-
-    application = make_app(tp_settings, plugins=[rec])
-    # Refunds stay PROCESSING until the test finishes them through the control API.
-    application.settings["tornpay"].simulator.config.refund_delay_seconds = None
-    yield application
-    io_loop.run_sync(application.settings["tornpay"].stop)
+def tp_plugins(rec):
+    return [rec]
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import logging
 
 import pytest
 
-from console_helpers import (ADMIN, Recorder, app, login, operator, recorder,  # noqa: F401
-                             tp_overrides)
+from console_helpers import (ADMIN, Recorder, login, operator, recorder,  # noqa: F401
+                             tp_overrides, tp_plugins)
 from flow_helpers import ALICE, wait_for
 from tornpay.bills import scheduler
 from tornpay.bills.service import fetch_and_store, reconcile_day
@@ -16,7 +16,9 @@ from tornpay.orders.service import create_order
 from tornpay.storage.models import Delivery, Order, Refund, utcnow
 from tornpay.storage.opsmodels import BillDifference, BillRun
 
-BEIJING = datetime.timezone(datetime.timedelta(hours=8))
+pytestmark = pytest.mark.hold_refunds  # refunds finish only through the control API
+
+from tornpay.protocol.wechat_time import BEIJING  # noqa: E402
 
 
 def today() -> datetime.date:

@@ -11,6 +11,8 @@ from tornpay.protocol.refundcrypto import encrypt_req_info
 from tornpay.protocol.xmlcodec import decode_xml, encode_xml
 from tornpay.storage.models import Notification, Order, Refund
 
+pytestmark = pytest.mark.hold_refunds  # refunds finish only through the control API
+
 API_KEY = "192006250b4c09247ec02edce69f6a2d"
 
 
@@ -33,14 +35,8 @@ def recorder():
 
 
 @pytest.fixture
-def app(tp_settings, io_loop, recorder):
-    from tornpay.app import make_app
-
-    application = make_app(tp_settings, plugins=[recorder])
-    # Refunds stay PROCESSING until a test finishes them through the control API.
-    application.settings["tornpay"].simulator.config.refund_delay_seconds = None
-    yield application
-    io_loop.run_sync(application.settings["tornpay"].stop)
+def tp_plugins(recorder):
+    return [recorder]
 
 
 async def control(http_client, base_url, action, **data):
