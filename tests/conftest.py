@@ -95,6 +95,14 @@ def tp_make_settings(tmp_path, http_port):
 
 
 @pytest.fixture
+def db(tmp_path):
+    """A fresh tornpay database bound to the models (SQLite; PostgreSQL in the re-run)."""
+    from helpers_orders import make_db
+
+    return make_db(tmp_path)
+
+
+@pytest.fixture
 def tp_plugins():
     """Plugin objects the test app registers: a module overrides this, not ``app``."""
     return []

@@ -86,6 +86,22 @@ async def checkout_to_pay_page(browser: Browser, product_id: str = "coach-101",
     return location(done)
 
 
+def payer_browser(http_client, settings, openid: str = ALICE) -> Browser:
+    """A browser already holding ``openid``'s signed cookie (signed in earlier)."""
+    browser = Browser(http_client, settings.server.public_url)
+    browser.set_openid(settings, openid)
+    return browser
+
+
+async def prepaid_order(browser: Browser, product_id: str = "coach-205") -> Order:
+    """A PREPAID order made through checkout by a payer whose openid cookie is held."""
+    reply = await browser.get(f"/wxpay/checkout/{product_id}")
+    assert reply.code == 303, reply.body
+    row = order_row(out_trade_no_of(location(reply)))
+    assert row.state == "PREPAID"
+    return row
+
+
 def jsapi_from_page(body: bytes) -> dict:
     match = JSAPI_RE.search(body.decode("utf-8"))
     assert match, "no script#tornpay-jsapi on the page"

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from helpers_orders import (AsyncRecordingPlugin, RecordingPlugin, in_threads, make_db,
-                            make_order, make_settings, paid_fields)
+from helpers_orders import (AsyncRecordingPlugin, RecordingPlugin, in_threads, make_order,
+                            make_settings, paid_fields)
 from tornpay.hooks import HookManager
 from tornpay.orders import attempts
 from tornpay.orders import transitions as t
@@ -17,11 +17,6 @@ from tornpay.orders.delivery_views import list_deliveries
 from tornpay.orders.dispatcher import Dispatcher, claim_due_deliveries, retry_delivery
 from tornpay.orders.events import RefundView
 from tornpay.storage.models import DONE, FAILED, PAID, PENDING, Delivery, utcnow
-
-
-@pytest.fixture
-def db(tmp_path):
-    return make_db(tmp_path)
 
 
 @pytest.fixture

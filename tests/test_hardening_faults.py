@@ -12,8 +12,8 @@ import pytest
 import tornado.web
 
 import cli_helpers
-from flow_helpers import (ALICE, Browser, location, notify_fields, order_row,
-                                order_snapshot, out_trade_no_of, signed_notify, wait_for)
+from flow_helpers import (ALICE, Browser, location, notify_fields, order_row, order_snapshot,
+                          out_trade_no_of, prepaid_order, signed_notify, wait_for)
 from helpers_orders import RecordingPlugin
 from tornpay.orders import service
 from tornpay.protocol.xmlcodec import decode_xml
@@ -56,13 +56,7 @@ def browser(http_client, tp_settings):
 
 @pytest.fixture
 def order(browser, io_loop):
-    async def make():
-        reply = await browser.get("/wxpay/checkout/coach-205")
-        assert reply.code == 303, reply.body
-        return order_row(out_trade_no_of(location(reply)))
-    row = io_loop.run_sync(make)
-    assert row.state == "PREPAID"
-    return row
+    return io_loop.run_sync(lambda: prepaid_order(browser))
 
 
 async def notify(http_client, base_url, body, **kwargs):

@@ -5,8 +5,8 @@ import types
 
 import pytest
 
-from flow_helpers import (ALICE, Browser, location, notify_fields, order_row,
-                                order_snapshot, out_trade_no_of, signed_notify)
+from flow_helpers import (notify_fields, order_row, order_snapshot, payer_browser, prepaid_order,
+                          signed_notify)
 from tornpay.protocol.sign import make_sign
 from tornpay.protocol.xmlcodec import MAX_XML_BYTES, decode_xml, encode_xml
 from tornpay.storage.models import Delivery, Event, Notification, Order
@@ -19,12 +19,8 @@ TXN = "4200002315202406013425869417"
 @pytest.fixture
 def orders(http_client, tp_settings, io_loop, monkeypatch):
     """Two PREPAID orders made through checkout: one signed MD5, one HMAC-SHA256."""
-    async def checkout():
-        browser = Browser(http_client, tp_settings.server.public_url)
-        browser.set_openid(tp_settings, ALICE)
-        reply = await browser.get("/wxpay/checkout/coach-205")
-        assert reply.code == 303, reply.body
-        return order_row(out_trade_no_of(location(reply)))
+    def checkout():
+        return prepaid_order(payer_browser(http_client, tp_settings))
 
     md5 = io_loop.run_sync(checkout)
     monkeypatch.setattr(tp_settings.wechat, "sign_type", "HMAC-SHA256")

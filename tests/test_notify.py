@@ -7,8 +7,8 @@ import peewee
 import pytest
 from tornado.httpclient import AsyncHTTPClient
 
-from flow_helpers import (ALICE, Browser, location, notify_fields, order_row,
-                                order_snapshot, out_trade_no_of, signed_notify)
+from flow_helpers import (notify_fields, order_row, order_snapshot, payer_browser, prepaid_order,
+                          signed_notify)
 from tornpay.orders import transitions
 from tornpay.protocol.xmlcodec import decode_xml
 from tornpay.storage.models import Event, Notification
@@ -19,16 +19,7 @@ KEY = "192006250b4c09247ec02edce69f6a2d"
 @pytest.fixture
 def order(http_client, tp_settings, io_loop):
     """A PREPAID order made through checkout (openid cookie already held)."""
-    async def make():
-        browser = Browser(http_client, tp_settings.server.public_url)
-        browser.set_openid(tp_settings, ALICE)
-        reply = await browser.get("/wxpay/checkout/coach-205")
-        assert reply.code == 303, reply.body
-        return order_row(out_trade_no_of(location(reply)))
-
-    row = io_loop.run_sync(make)
-    assert row.state == "PREPAID"
-    return row
+    return io_loop.run_sync(lambda: prepaid_order(payer_browser(http_client, tp_settings)))
 
 
 @pytest.fixture

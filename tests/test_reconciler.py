@@ -2,7 +2,7 @@
 
 import pytest
 
-from helpers_orders import RecordingPlugin, make_db, make_order, make_settings
+from helpers_orders import RecordingPlugin, make_order, make_settings
 from tornpay.hooks import HookManager
 from tornpay.orders.dispatcher import Dispatcher
 from tornpay.orders.reconciler import Reconciler, claim_stale_orders
@@ -41,11 +41,6 @@ class FakePayClient:
             raise err
         self.trade_state = "CLOSED"
         return {"result_code": "SUCCESS"}
-
-
-@pytest.fixture
-def db(tmp_path):
-    return make_db(tmp_path)
 
 
 @pytest.fixture

@@ -8,16 +8,11 @@ import subprocess
 
 import pytest
 
-from helpers_orders import make_db, make_order, make_settings
+from helpers_orders import make_order, make_settings
 from tornpay.hooks import HookManager
 from tornpay.orders import registry as reg
 from tornpay.orders import transitions
 from tornpay.storage.models import PENDING, Delivery, ProcessRow, utcnow
-
-
-@pytest.fixture
-def db(tmp_path):
-    return make_db(tmp_path)
 
 
 def leased_delivery(owner, pid, machine, heartbeat_age=0.0):

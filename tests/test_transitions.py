@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from helpers_orders import make_db, make_order, paid_fields
+from helpers_orders import make_order, paid_fields
 from tornpay.orders.trade_state import apply_trade_state
 from tornpay.orders import transitions as t
 from tornpay.orders.events import RefundView
@@ -16,11 +16,6 @@ from tornpay.storage.models import (CLOSED, CREATED, PAID, PAYERROR, PREPAID, De
 
 def names(hook):
     return ["a", "b"] if hook in ("on_paid", "on_cancel", "on_refund") else []
-
-
-@pytest.fixture
-def db(tmp_path):
-    return make_db(tmp_path)
 
 
 def state(no="T1"):
