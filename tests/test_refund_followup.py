@@ -4,9 +4,11 @@ import pytest
 
 from flow_helpers import wait_for
 # The refund tests' app (a recording plugin, refunds finished only on request) and helpers.
-from test_refunds import app, control, paid_order, recorder  # noqa: F401
+from test_refunds import control, paid_order, recorder, tp_plugins  # noqa: F401
 from tornpay.orders import refunds as refunds_mod
 from tornpay.storage.models import Order, Refund
+
+pytestmark = pytest.mark.hold_refunds  # refunds finish only through the control API
 
 
 @pytest.fixture
