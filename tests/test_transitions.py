@@ -116,7 +116,8 @@ def test_write_event_for_refund(db):
 
 
 @pytest.mark.gen_test
-async def test_concurrent_notifies_pay_once(db):
+async def test_interleaved_duplicate_payments_on_one_loop_pay_once(db):
+    # Interleaved on one IOLoop, not parallel: test_concurrent_threads_pay_once races threads.
     make_order()
 
     async def notify(i):
