@@ -157,12 +157,12 @@ def test_load_gives_the_order_view_peewee_gives(db):
     order("T1", state=PAID, transaction_id="4200", paid_at=utcnow(), attach="a")
     Event.create(id="e1", hook="on_cancel", out_trade_no="T1", payload='{"reason": "expired"}')
     Delivery.create(id="e1:p", event="e1", plugin="p", attempts=2)
-    row = outbox_sql.LOAD.one(id="e1:p")
-    assert row[:3] == (PENDING, "p", 2)
+    row = outbox_sql.load("e1:p")
+    assert (row.state, row.plugin, row.attempts, row.hook) == (PENDING, "p", 2, "on_cancel")
     kwargs = d.Dispatcher._hook_kwargs(row, "e1:p")
     assert kwargs == {"order": OrderView.from_row(Order.get_by_id("T1"), delivery_id="e1:p"),
                       "reason": "expired"}
-    assert outbox_sql.LOAD.one(id="nope") is None
+    assert outbox_sql.load("nope") is None
 
 
 def test_statements_follow_the_bound_database(tmp_path):

@@ -182,11 +182,11 @@ class Dispatcher:
         delivery = None
         started = utcnow()
         try:
-            row = sql.LOAD.one(id=delivery_id)
-            if row is None or row[0] != PENDING:
+            row = sql.load(delivery_id)
+            if row is None or row.state != PENDING:
                 return
-            delivery = _Loaded(delivery_id, row[1], row[2])
-            hook, plugin = row[4], delivery.plugin
+            delivery = _Loaded(delivery_id, row.plugin, row.attempts)
+            hook, plugin = row.hook, delivery.plugin
             kwargs = self._hook_kwargs(row, delivery_id)
             # The timeout bounds the call itself (and separately a wait for a
             # worker thread), which keeps the whole attempt inside the lease.
@@ -207,16 +207,16 @@ class Dispatcher:
             history.record(delivery.id, started, history.DONE, owner=self.owner_id)
 
     @staticmethod
-    def _hook_kwargs(row: tuple, delivery_id: str) -> dict:
-        event_id, hook, payload, out_trade_no = row[3:7]
-        if event_id is None:
+    def _hook_kwargs(row: "sql.Loaded", delivery_id: str) -> dict:
+        hook = row.hook
+        if row.event_id is None:
             raise Event.DoesNotExist(f"event of delivery {delivery_id} does not exist")
-        if row[7] is None:
-            raise Order.DoesNotExist(f"order {out_trade_no} does not exist")
+        if row.order[0] is None:
+            raise Order.DoesNotExist(f"order {row.out_trade_no} does not exist")
         # Decoded by each field, as a peewee Order row would be.
         order = SimpleNamespace(**{f.name: f.python_value(v)
-                                   for f, v in zip(sql.ORDER_COLUMNS, row[7:])})
-        payload = json.loads(payload or "{}")
+                                   for f, v in zip(sql.ORDER_COLUMNS, row.order)})
+        payload = json.loads(row.payload or "{}")
         kwargs: dict = {"order": OrderView.from_row(order, delivery_id=delivery_id)}
         if hook == "on_cancel":
             kwargs["reason"] = payload.get("reason", "closed")

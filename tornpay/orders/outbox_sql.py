@@ -1,5 +1,7 @@
 """The outbox dispatcher's statements, compiled once per database (tornpay.storage.fastsql)."""
 
+from typing import NamedTuple, Optional
+
 from peewee import JOIN, SQL, NodeList, fn
 
 from tornpay.storage.fastsql import Family, Statement, param
@@ -70,6 +72,27 @@ LOAD = Statement("load_delivery", lambda: (
     .join(Event, JOIN.LEFT_OUTER, on=(Delivery.event == Event.id))
     .join(Order, JOIN.LEFT_OUTER, on=(Event.out_trade_no == Order.out_trade_no))
     .where(Delivery.id == param(Delivery.id))))
+
+
+class Loaded(NamedTuple):
+    """One LOAD row by name: the delivery, its event (None if gone) and the order's columns."""
+
+    state: str
+    plugin: str
+    attempts: int
+    event_id: Optional[str]
+    hook: Optional[str]
+    payload: Optional[str]
+    out_trade_no: Optional[str]
+    order: tuple  # ORDER_COLUMNS' values; all None when the order is gone
+
+
+def load(delivery_id: str) -> Optional[Loaded]:
+    """The delivery ``delivery_id`` with its event and order, in one compiled query."""
+    row = LOAD.one(id=delivery_id)
+    return None if row is None else Loaded(*row[:7], order=tuple(row[7:]))
+
+
 _MINE = ((Delivery.id == param(Delivery.id)) & (Delivery.state == PENDING)
          & (Delivery.lease_owner == param(Delivery.lease_owner, "owner")))
 MARK_DONE = Statement("delivery_done", lambda: Delivery.update(
