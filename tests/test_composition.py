@@ -5,7 +5,7 @@ import logging
 import pytest
 
 from tornpay.context import Context
-from tornpay.interfaces import CoreContext
+from tornpay.interfaces import CoreContext, ServingContext
 from tornpay.orders.admin import AdminContext, DatabaseContext
 from tornpay.storage.db import OneTornpayPerProcess
 from tornpay.weblog import ScrubFilter, install_scrub_filter
@@ -45,10 +45,10 @@ def test_scrub_filters_merge_their_secrets():
 
 
 def test_server_and_cli_contexts_share_one_typed_face(ctx, http_server, tp_settings):
-    assert isinstance(ctx, CoreContext)
+    assert isinstance(ctx, CoreContext) and isinstance(ctx, ServingContext)
     admin = AdminContext(tp_settings, hooks=ctx.hooks)
     try:
-        assert isinstance(admin, CoreContext)
+        assert isinstance(admin, CoreContext) and not isinstance(admin, ServingContext)
         admin.kick()  # nothing delivers in the CLI, and saying so is not an error
     finally:
         admin.close()

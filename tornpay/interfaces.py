@@ -22,3 +22,10 @@ class CoreContext(Protocol):
 
     def kick(self) -> None:
         """Outbox rows were committed: deliver them now (a no-op where nothing delivers)."""
+
+
+@runtime_checkable
+class ServingContext(CoreContext, Protocol):
+    """A serving process's context: also the refused-notify log (the notify pipelines)."""
+
+    refusals: Any

@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Optional
 
+from tornpay.interfaces import CoreContext
 from tornpay.bills.parse import Bill
 from tornpay.console.queries import beijing_day_utc
 from tornpay.orders.admin import query_order
@@ -56,7 +57,7 @@ def _matched(billed: Dict[str, Any], field: Any):
     return [(key, line, ours.get(key)) for key, line in billed.items()]
 
 
-async def _settle(ctx: Any, order: Order) -> Difference:
+async def _settle(ctx: CoreContext, order: Order) -> Difference:
     """A1: ask WeChat and apply the answer through the reconciler's path."""
     no = order.out_trade_no
     diff = Difference("PAID_AT_WECHAT", no, bill_fee=order.total_fee, our_fee=order.total_fee)
@@ -71,7 +72,7 @@ async def _settle(ctx: Any, order: Order) -> Difference:
     return diff
 
 
-async def compare_payments(ctx: Any, bill: Bill, day: datetime.date) -> List[Difference]:
+async def compare_payments(ctx: CoreContext, bill: Bill, day: datetime.date) -> List[Difference]:
     billed = {p.out_trade_no: p for p in bill.payments}
     diffs = []
     for no, p, order in _matched(billed, Order.out_trade_no):
@@ -117,6 +118,6 @@ def compare_refunds(bill: Bill, day: datetime.date) -> List[Difference]:
     return diffs
 
 
-async def compare(ctx: Any, bill: Bill, day: datetime.date) -> List[Difference]:
+async def compare(ctx: CoreContext, bill: Bill, day: datetime.date) -> List[Difference]:
     """Every difference between ``bill`` (of Beijing day ``day``) and our records."""
     return await compare_payments(ctx, bill, day) + compare_refunds(bill, day)

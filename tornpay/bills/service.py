@@ -5,6 +5,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, List, Optional
 
+from tornpay.interfaces import CoreContext
 from tornpay.bills.parse import Bill, BillFormatError, parse_bill
 from tornpay.bills.reconcile import Difference, compare
 from tornpay.bills.source import BillSource, BillUnavailable, NoBill, bill_source
@@ -45,7 +46,7 @@ def _update(run: BillRun, **values: Any) -> BillRun:
     return BillRun.get_by_id(run.id)
 
 
-async def fetch_and_store(ctx: Any, day: datetime.date,
+async def fetch_and_store(ctx: CoreContext, day: datetime.date,
                           source: Optional[BillSource] = None) -> BillRun:
     """Fetch the bill of ``day`` and store its raw bytes (raises BillUnavailable/BillFormatError).
 
@@ -88,7 +89,7 @@ def _stored_bill(run: BillRun) -> Optional[Bill]:
     return parse_bill(bytes(run.raw))
 
 
-async def reconcile_day(ctx: Any, day: datetime.date, fetch: bool = True,
+async def reconcile_day(ctx: CoreContext, day: datetime.date, fetch: bool = True,
                         source: Optional[BillSource] = None) -> Report:
     """Reconcile the bill of ``day`` (fetching it first when it is not stored yet)."""
     source = source or bill_source(ctx)

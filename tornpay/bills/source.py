@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from tornado.httpclient import HTTPRequest
 
+from tornpay.interfaces import CoreContext
 from tornpay.protocol.xmlcodec import XMLError, decode_xml
 
 logger = logging.getLogger(__name__)
@@ -93,7 +94,7 @@ def _error(data: bytes) -> BillUnavailable:
     return BillUnavailable(f"downloadbill: {msg}", retry=retry)
 
 
-def bill_source(ctx: Any) -> BillSource:
+def bill_source(ctx: CoreContext) -> BillSource:
     """The bill source for the settings' API generation."""
     version = getattr(ctx.settings.wechat, "api_version", "v2")
     if version != "v2":

@@ -4,6 +4,7 @@ import datetime
 import logging
 from typing import Any, List, Optional
 
+from tornpay.interfaces import CoreContext
 from tornpay.orders.trade_state import apply_trade_state
 from tornpay.orders import transitions
 from tornpay.orders.transitions import OPEN_REFUND_STATES
@@ -122,7 +123,7 @@ def order_details(out_trade_no: str) -> dict:
     }
 
 
-async def query_order(ctx: Any, out_trade_no: str) -> str:
+async def query_order(ctx: CoreContext, out_trade_no: str) -> str:
     """orderquery and apply the answer like the reconciler; return trade_state."""
     order = get_order(out_trade_no)
     reply = await ctx.pay_client.order_query(out_trade_no=out_trade_no, sign_type=order.sign_type)
@@ -131,7 +132,7 @@ async def query_order(ctx: Any, out_trade_no: str) -> str:
     return trade_state
 
 
-async def close_order(ctx: Any, out_trade_no: str) -> str:
+async def close_order(ctx: CoreContext, out_trade_no: str) -> str:
     """closeorder a CREATED/PREPAID order at least min_close_age_seconds old; return the outcome.
 
     ``CLOSED`` when closed here, or the trade_state found when WeChat says the
@@ -162,7 +163,7 @@ async def close_order(ctx: Any, out_trade_no: str) -> str:
     return "CLOSED"
 
 
-async def query_everything(ctx: Any, out_trade_no: str) -> List[str]:
+async def query_everything(ctx: CoreContext, out_trade_no: str) -> List[str]:
     """``tornpay query``: orderquery, then refundquery for each open refund; report lines."""
     trade_state = await query_order(ctx, out_trade_no)
     lines = [f"order {out_trade_no}: WeChat trade_state {trade_state}; "
@@ -183,7 +184,7 @@ async def query_everything(ctx: Any, out_trade_no: str) -> List[str]:
     return lines
 
 
-async def refund_and_report(ctx: Any, out_trade_no: str, fee: Optional[int], reason: str,
+async def refund_and_report(ctx: CoreContext, out_trade_no: str, fee: Optional[int], reason: str,
                             resend: Optional[str]) -> str:
     """``tornpay refund``: request (or re-send) a refund; a line on success, else raise."""
     get_order(out_trade_no)

@@ -70,7 +70,8 @@ def _close_later(ctx: CoreContext, out_trade_no: str, exc: Exception) -> str:
     return _close_here(ctx, out_trade_no, pending_until=utcnow())
 
 
-def _close_here(ctx: CoreContext, out_trade_no: str, pending_until: Optional[datetime.datetime]) -> str:
+def _close_here(ctx: CoreContext, out_trade_no: str,
+                pending_until: Optional[datetime.datetime]) -> str:
     # One UPDATE: never CLOSED here without the note that WeChat is still open.
     won = transitions.mark_closed(out_trade_no, REASON, hooks=ctx.hooks,
                                   open_at_wechat_from=pending_until)

@@ -5,6 +5,7 @@ from typing import NamedTuple, Optional
 
 import peewee
 
+from tornpay.interfaces import ServingContext
 from tornpay.logsafe import untrusted
 from tornpay.orders import transitions
 from tornpay.protocol.ids import is_valid_out_trade_no
@@ -65,7 +66,7 @@ class Refusal(Exception):
         self.alerted = alerted
 
 
-def process_pay_notify(ctx, body: bytes, remote_ip: str) -> NotifyResult:
+def process_pay_notify(ctx: ServingContext, body: bytes, remote_ip: str) -> NotifyResult:
     """Check and apply one payment notify; return ``(ok, return_msg)`` for the XML reply.
 
     The result's ``outcome`` is accepted, duplicate, ignored, refused or error.
@@ -105,7 +106,8 @@ def process_pay_notify(ctx, body: bytes, remote_ip: str) -> NotifyResult:
     return NotifyResult(True, "OK", ACCEPTED if won else DUPLICATE)
 
 
-def _refused(ctx, refusal: Refusal, remote_ip: str, out_trade_no: Optional[str]) -> NotifyResult:
+def _refused(ctx: ServingContext, refusal: Refusal, remote_ip: str,
+             out_trade_no: Optional[str]) -> NotifyResult:
     if refusal.alerted:
         # Its ALERT line is logged already: one line per incident, and always stored.
         _record(refusal.out_trade_no, remote_ip, REFUSED, refusal.reason)
@@ -127,7 +129,7 @@ def _decode(body: bytes) -> dict:
         raise Refusal(f"unacceptable XML: {exc}", "invalid XML") from None
 
 
-def _check(ctx, fields: dict) -> OrderRef:
+def _check(ctx: ServingContext, fields: dict) -> OrderRef:
     """Every check of SPEC §5 except result_code; return the order it pays."""
     wechat = ctx.settings.wechat
     if fields.get("return_code") != "SUCCESS":
@@ -178,7 +180,7 @@ def _check_amount(order: OrderRef, fields: dict) -> None:
         raise Refusal("no transaction_id", "missing transaction_id", order.out_trade_no)
 
 
-def _apply(ctx, order: OrderRef, fields: dict, remote_ip: str) -> bool:
+def _apply(ctx: ServingContext, order: OrderRef, fields: dict, remote_ip: str) -> bool:
     """PAID once, with its Notification row in the same transaction; True if this call won."""
     try:
         return _apply_once(ctx, order, fields, remote_ip)
@@ -199,7 +201,7 @@ def _apply(ctx, order: OrderRef, fields: dict, remote_ip: str) -> bool:
                       alerted=True) from None
 
 
-def _apply_once(ctx, order: OrderRef, fields: dict, remote_ip: str) -> bool:
+def _apply_once(ctx: ServingContext, order: OrderRef, fields: dict, remote_ip: str) -> bool:
     cash_fee = fields.get("cash_fee")
     # One transaction, no savepoint: the PAID update, the outbox rows and the
     # Notification row commit together or not at all.

@@ -3,8 +3,9 @@
 import asyncio
 import collections
 import logging
-from typing import Any, Optional
+from typing import Optional
 
+from tornpay.interfaces import CoreContext
 from tornpay.orders.service import check_once
 from tornpay.storage import models
 from tornpay.storage.models import Order, OrderState
@@ -38,8 +39,8 @@ def page_status(order: Order) -> str:
     return "pending"
 
 
-async def back_from_cashier(ctx: Any, order: Order) -> Order:
-    """An MWEB payer back from WeChat's H5 cashier, no notify yet: orderquery once, never per poll."""
+async def back_from_cashier(ctx: CoreContext, order: Order) -> Order:
+    """An MWEB payer back from WeChat's H5 cashier, no notify yet: one orderquery, not per poll."""
     if order.trade_type != "MWEB" or order.state != PAYABLE_STATE \
             or order.out_trade_no in _ASKED_ON_RETURN:
         return order
@@ -50,7 +51,7 @@ async def back_from_cashier(ctx: Any, order: Order) -> Order:
     return find_order(order.out_trade_no) or order
 
 
-async def result_note(ctx: Any, out_trade_no: str) -> Optional[str]:
+async def result_note(ctx: CoreContext, out_trade_no: str) -> Optional[str]:
     """The first note a plugin offers for this order's result page, or None.
 
     A plugin may offer ``tornpay_result_note(out_trade_no) -> str | None``

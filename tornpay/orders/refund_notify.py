@@ -9,6 +9,7 @@ from typing import Optional, Tuple
 
 import peewee
 
+from tornpay.interfaces import ServingContext
 from tornpay.orders.refunds import RefundError, apply_refund_result
 from tornpay.orders.transitions import FINAL_REFUND_STATES
 from tornpay.protocol.refundcrypto import RefundDecryptError, decrypt_req_info
@@ -34,7 +35,7 @@ def _record(out_trade_no: Optional[str], remote_ip: str, outcome: str, reason: s
                         remote_ip=(remote_ip or "")[:64], outcome=outcome, reason=reason[:255])
 
 
-def _decrypt(ctx, body: bytes) -> dict:
+def _decrypt(ctx: ServingContext, body: bytes) -> dict:
     """The checked, decrypted req_info fields of one notify body."""
     if len(body) > MAX_XML_BYTES:
         raise Refused(f"body of {len(body)} bytes is over {MAX_XML_BYTES}", "body too large")
@@ -77,7 +78,8 @@ def _check(info: dict) -> Refund:
     return refund
 
 
-def process_refund_notify(ctx, body: bytes, remote_ip: str) -> Tuple[bool, str, bool]:
+def process_refund_notify(ctx: ServingContext, body: bytes,
+                          remote_ip: str) -> Tuple[bool, str, bool]:
     """Check and apply one refund notify; return ``(ok, return_msg, changed)``."""
     info: dict = {}
     try:

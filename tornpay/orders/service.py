@@ -6,6 +6,7 @@ import logging
 import time
 from typing import Optional
 
+from tornpay.interfaces import CoreContext
 from tornpay.orders import limits, tradetypes, transitions
 from tornpay.orders.events import OrderView
 from tornpay.protocol.errors import BusinessError, WeChatError
@@ -47,7 +48,7 @@ def beijing_stamp(moment: datetime.datetime) -> str:
     return moment.astimezone(BEIJING).strftime("%Y%m%d%H%M%S")
 
 
-async def resolve(ctx, product_id: str, openid: str) -> dict:
+async def resolve(ctx: CoreContext, product_id: str, openid: str) -> dict:
     """The product from the ``resolve_product`` hook (never the browser), or UnknownProduct."""
     product = await ctx.hooks.resolve_product(product_id, openid)
     if product is None:
@@ -55,7 +56,7 @@ async def resolve(ctx, product_id: str, openid: str) -> dict:
     return product
 
 
-def _unified_fields(ctx, out_trade_no: str, product: dict, openid: str, client_ip: str,
+def _unified_fields(ctx: CoreContext, out_trade_no: str, product: dict, openid: str, client_ip: str,
                     now: datetime.datetime, trade_type: str = tradetypes.JSAPI,
                     product_id: str = "") -> dict:
     settings = ctx.settings
@@ -79,7 +80,7 @@ def notify_url(settings) -> str:
     return settings.public_url_for("/notify")
 
 
-async def create_order(ctx, product_id: str, openid: str, client_ip: str, *,
+async def create_order(ctx: CoreContext, product_id: str, openid: str, client_ip: str, *,
                        trade_type: str = tradetypes.JSAPI, payer: str = "") -> Order:
     """Create an order for ``product_id`` paid by ``openid`` and get its prepay_id.
 
@@ -160,7 +161,7 @@ def _pay_url(trade_type: str, reply: dict) -> Optional[str]:
     return None
 
 
-async def _send_unified_order(ctx, out_trade_no: str, body: bytes) -> dict:
+async def _send_unified_order(ctx: CoreContext, out_trade_no: str, body: bytes) -> dict:
     attempts = ctx.settings.orders.unified_order_attempts
     delay = RETRY_BACKOFF_SECONDS
     for attempt in range(1, attempts + 1):
@@ -200,7 +201,7 @@ def prepay_is_stale(order, now: Optional[datetime.datetime] = None) -> bool:
     return now >= order.prepay_at + PREPAY_ID_LIFETIME - PREPAY_REFRESH_MARGIN
 
 
-async def refresh_prepay_id(ctx, order) -> Order:
+async def refresh_prepay_id(ctx: CoreContext, order) -> Order:
     """Get a fresh prepay_id by re-sending the order's stored unified order verbatim.
 
     WeChat allows re-entry with exactly the original parameters for an unpaid
@@ -213,12 +214,12 @@ async def refresh_prepay_id(ctx, order) -> Order:
     return Order.get_by_id(order.out_trade_no)
 
 
-async def fresh_mweb_url(ctx, order) -> str:
+async def fresh_mweb_url(ctx: CoreContext, order) -> str:
     """A new ``mweb_url`` (they live 5 minutes) for an MWEB order, by the same re-entry."""
     return (await _reenter(ctx, order, "mweb_url"))["mweb_url"]
 
 
-async def _reenter(ctx, order, wanted: str) -> dict:
+async def _reenter(ctx: CoreContext, order, wanted: str) -> dict:
     """Re-send the stored request; the reply must carry ``wanted`` and a storable prepay_id."""
     try:
         reply = await _send_unified_order(ctx, order.out_trade_no,
@@ -234,12 +235,12 @@ async def _reenter(ctx, order, wanted: str) -> dict:
     return reply
 
 
-async def check_once(ctx, out_trade_no: str) -> None:
+async def check_once(ctx: CoreContext, out_trade_no: str) -> None:
     """Ask WeChat (orderquery) about one order now; the answer is applied as a notify's."""
     await _check_now(ctx, out_trade_no)
 
 
-async def _check_now(ctx, out_trade_no: str) -> None:
+async def _check_now(ctx: CoreContext, out_trade_no: str) -> None:
     # ORDERPAID / ORDERCLOSED on re-entry: orderquery has the truth (and pays or closes).
     reconciler = getattr(ctx, "reconciler", None)
     if reconciler is None:
@@ -252,7 +253,7 @@ async def _check_now(ctx, out_trade_no: str) -> None:
     ctx.dispatcher.kick()
 
 
-def jsapi_params(ctx, order, *, timestamp: Optional[int] = None,
+def jsapi_params(ctx: CoreContext, order, *, timestamp: Optional[int] = None,
                  nonce: Optional[str] = None) -> dict:
     """The six ``getBrandWCPayRequest`` parameters, paySign fresh over exactly five (§5.4).
 
