@@ -65,6 +65,8 @@ class SimulatorConfig:
     # The simulator's own public base URL (bridge script, cashier); "" = where the script
     # was loaded from. Never the request's Host header.
     public_url: str = ""
+    # API v3 keys (tornpay.simulator.v3.keys.V3SimKeys); None = the shipped TEST-ONLY ones.
+    v3: Any = None
 
     @classmethod
     def single(cls, appid: str, app_secret: str, mch_id: str, api_key: str,
@@ -93,6 +95,9 @@ class SimulatorConfig:
         kwargs.setdefault("oauth_domains", list(getattr(sim, "oauth_domains", None) or [])
                           or [urlsplit(server.public_url).hostname or ""])
         kwargs.setdefault("public_url", public_base_url(settings))
+        if "v3" not in kwargs:
+            from tornpay.simulator.v3.keys import keys_from_settings
+            kwargs["v3"] = keys_from_settings(settings)
         return cls.single(
             wechat.appid, wechat.app_secret, wechat.mch_id, wechat.api_key,
             pay_directories=dirs, **kwargs,
