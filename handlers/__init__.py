@@ -6,7 +6,8 @@ from typing import Iterable, List
 from tornado.web import URLSpec
 
 # Route families, one module each.
-MODULES = ("health", "metrics", "shop", "checkout", "pay", "orders", "notify", "refunds")
+MODULES = ("health", "metrics", "shop", "checkout", "pay", "orders", "notify", "refunds",
+           "admin_auth", "admin_orders", "admin_ops")
 
 
 def _modules(names: Iterable[str]):
@@ -33,8 +34,9 @@ def routes(ctx, prefix=None, include_root=True) -> List[URLSpec]:
     when tornpay is embedded in an estate that owns its root.
     """
     prefix = ctx.settings.server.prefix if prefix is None else prefix
+    # A module may offer ``enabled(ctx)``: the console is mounted only when switched on.
     specs = [URLSpec(prefix + pattern, handler, {"ctx": ctx}, name=route_name)
-             for module in _modules(MODULES)
+             for module in _modules(MODULES) if getattr(module, "enabled", bool)(ctx)
              for pattern, handler, route_name in getattr(module, "default_handlers", ())]
     if include_root:
         specs.extend(root_routes(ctx))

@@ -34,3 +34,24 @@ def test_migration_2_gives_old_databases_the_column(tmp_path):
     assert _schema(old) == want
     assert migrations.current_version(old) == migrations.latest_version()
     old.close()
+
+
+def test_a_step_numbered_below_the_newest_applied_one_still_runs(tmp_path, monkeypatch):
+    """Steps merged out of order (5 landing after 6) run once each, by the set applied."""
+    from tornpay.storage import migrations
+    from tornpay.storage.db import bind, create_tables, open_database
+
+    db = bind(open_database(f"sqlite:///{tmp_path / 'gap.db'}"))
+    create_tables()
+    ran = []
+    top = migrations.latest_version()
+    late = (top + 2, "a step from the branch merged first", lambda m, d: ran.append(top + 2))
+    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS + [late])
+    create_tables()
+    early = (top + 1, "a step from the branch merged second", lambda m, d: ran.append(top + 1))
+    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS + [early])
+    create_tables()
+    create_tables()
+    assert ran == [top + 2, top + 1]
+    assert migrations.applied_versions(db) >= {top + 1, top + 2}
+    db.close()

@@ -260,6 +260,14 @@ def deliveries_retry(delivery_id: Optional[str], all_failed: bool, settings_path
     click.echo(run_admin(settings_path, lambda ctx: retry_deliveries(delivery_id)))
 
 
+# The console's and the daily bill's verbs live in their own modules.
+from tornpay.bills.cli import register as _register_bill  # noqa: E402
+from tornpay.console.cli import register as _register_admin  # noqa: E402
+
+_register_admin(cli)
+_register_bill(cli)
+
+
 def main(argv: Optional[list] = None) -> int:
     """Console-script entry point; returns the exit code."""
     try:

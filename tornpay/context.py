@@ -85,6 +85,10 @@ class Context:
         from tornpay.orders.refund_followup import RefundFollowUp
 
         self.refund_followup = RefundFollowUp(self)
+        from tornpay.bills.scheduler import BillScheduler, register_metrics
+
+        self.bills = BillScheduler(self)  # runs only when bills.enabled
+        register_metrics(self.metrics)
         self.started = False
 
     def _observe_upstream(self, api: str, seconds: float, outcome: str) -> None:
@@ -103,6 +107,7 @@ class Context:
         self.dispatcher.start()
         self.reconciler.start()
         self.refund_followup.start()
+        self.bills.start()
         if self.simulator is not None and hasattr(self.simulator, "start"):
             self.simulator.start()
 
@@ -112,6 +117,7 @@ class Context:
             self.started = False
             await self.reconciler.stop()
             await self.refund_followup.stop()
+            await self.bills.stop()
             await self.dispatcher.stop()
             if self.simulator is not None and hasattr(self.simulator, "stop"):
                 result = self.simulator.stop()

@@ -1,5 +1,6 @@
 """The settings schema: every key with its default, type, one-line help and range check."""
 
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional
 
@@ -40,6 +41,13 @@ def _bare_hosts(v):
     return None if ok else "must be bare host names (no scheme, port or path)"
 
 
+def _fetch_at(v):
+    # WeChat makes the bill of day D from 09:00 on D+1; fetch after 10:00 (reference §10).
+    if re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", v) and v >= "10:00":
+        return None
+    return "must be HH:MM (Beijing time) between 10:00 and 23:59"
+
+
 def _port(v):
     return None if 0 <= v <= 65535 else "must be 0..65535"
 
@@ -63,6 +71,9 @@ SCHEMA: Mapping[str, Mapping[str, Setting]] = {
                              check=_one_of("DEBUG", "INFO", "WARNING", "ERROR")),
         "log_format": Setting("text", str, "log line format: text (key=value) or json",
                               check=_one_of("text", "json")),
+        "default_locale": Setting("zh_CN", str,
+                                  "page language when Accept-Language names none we have",
+                                  check=_one_of("zh_CN", "en_US")),
     },
     "wechat": {
         "appid": Setting(REQUIRED, str, "Official Account appid"),
@@ -136,6 +147,17 @@ SCHEMA: Mapping[str, Mapping[str, Setting]] = {
     },
     "catalog": {
         "products": Setting({}, dict, "products of the bundled catalog plugin"),
+    },
+    "admin": {
+        "enabled": Setting(False, bool, "serve the operator console at {prefix}/admin/"),
+        "session_minutes": Setting(60, int, "a console session ends this long after sign-in",
+                                   check=lambda v: None if 1 <= v <= 1440
+                                   else "must be 1..1440 (at most a day)"),
+    },
+    "bills": {
+        "enabled": Setting(False, bool, "fetch and reconcile WeChat's daily bill"),
+        "fetch_at": Setting("10:30", str, "Beijing time (HH:MM, 10:00 or later) to fetch the "
+                            "bill of the day before", check=_fetch_at),
     },
 }
 

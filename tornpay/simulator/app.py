@@ -7,6 +7,7 @@ from typing import List
 import tornado.web
 from tornado.web import URLSpec
 
+from tornpay.simulator.billapi import DownloadBillHandler
 from tornpay.simulator.cashier import CashierHandler, JsBridgeHandler
 from tornpay.simulator.config import SimulatorConfig
 from tornpay.simulator.control import ControlHandler
@@ -29,6 +30,7 @@ PAY_API = (
     ("/pay/closeorder", CloseOrderHandler),
     ("/secapi/pay/refund", RefundHandler),
     ("/pay/refundquery", RefundQueryHandler),
+    ("/pay/downloadbill", DownloadBillHandler),
 )
 
 

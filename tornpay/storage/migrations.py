@@ -41,6 +41,23 @@ MIGRATIONS.append((2, "order close_at_wechat_after (payer cancelled before close
                    _add_close_at_wechat_after))
 
 
+def _console_and_bills(migrator: SchemaMigrator, db: peewee.Database) -> None:
+    from playhouse.migrate import migrate
+
+    from tornpay.storage.opsmodels import OPS_MODELS
+
+    # Idempotent: a database that already has the column (or tables) keeps them.
+    if "trade_type" not in {c.name for c in db.get_columns("tornpay_order")}:
+        migrate(migrator.add_column("tornpay_order", "trade_type",
+                                    peewee.CharField(max_length=16, default="JSAPI")))
+    for model in OPS_MODELS:
+        model._schema.create_table(safe=True)
+
+
+MIGRATIONS.append((6, "order trade_type; operators, sign-in failures, audit, daily bills",
+                   _console_and_bills))
+
+
 class SchemaVersion(peewee.Model):
     """One row per migration step applied to this database."""
 
@@ -64,6 +81,13 @@ def current_version(db: peewee.Database) -> int:
     return SchemaVersion.select(peewee.fn.MAX(SchemaVersion.version)).scalar() or 0
 
 
+def applied_versions(db: peewee.Database) -> set:
+    """Every step recorded in this database's version table."""
+    if not db.table_exists(SchemaVersion._meta.table_name):
+        return set()
+    return {row.version for row in SchemaVersion.select(SchemaVersion.version)}
+
+
 def upgrade(db: peewee.Database, fresh: bool) -> int:
     """Apply the steps this database lacks; return the version it is at now.
 
@@ -74,10 +98,12 @@ def upgrade(db: peewee.Database, fresh: bool) -> int:
     latest schema: every step is recorded without running.
     """
     SchemaVersion.create_table(safe=True)
-    current = current_version(db)
-    pending = [step for step in sorted(MIGRATIONS) if step[0] > current]
+    # By the set of applied steps, not the highest: steps numbered on parallel
+    # branches may land out of order, and a database at 6 must still get 5.
+    applied = applied_versions(db)
+    pending = [step for step in sorted(MIGRATIONS) if step[0] not in applied]
     if not pending:
-        return current
+        return current_version(db)
     migrator = SchemaMigrator.from_database(db)
     for version, name, step in pending:
         if step is not None and not fresh:
@@ -85,5 +111,5 @@ def upgrade(db: peewee.Database, fresh: bool) -> int:
             step(migrator, db)
         SchemaVersion.create(version=version, name=name)
     if not fresh:
-        logger.info("schema: now at version %d", pending[-1][0])
-    return pending[-1][0]
+        logger.info("schema: now at version %d", current_version(db))
+    return current_version(db)

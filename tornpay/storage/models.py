@@ -37,6 +37,7 @@ class Order(BaseModel):
 
     out_trade_no = peewee.CharField(max_length=32, primary_key=True)
     product_id = peewee.CharField(max_length=64, index=True)
+    trade_type = peewee.CharField(max_length=16, default="JSAPI")  # JSAPI, NATIVE, MWEB
     openid = peewee.CharField(max_length=128, index=True)
     body = peewee.CharField(max_length=128)
     attach = peewee.CharField(max_length=128, default="")
@@ -147,3 +148,8 @@ class Refund(BaseModel):
 
 
 ALL_MODELS = (Order, Notification, Event, Delivery, Refund)
+
+# The console's and the daily bill's tables live in their own module.
+from tornpay.storage.opsmodels import OPS_MODELS  # noqa: E402  (needs BaseModel above)
+
+ALL_MODELS = ALL_MODELS + OPS_MODELS

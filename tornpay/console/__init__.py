@@ -1,0 +1,1 @@
+"""The operator console's core: passwords, sessions, sign-in lockout, audit, queries."""
