@@ -5,7 +5,7 @@ import logging
 import tornado.web
 
 from tornpay.handlers.base import XMLHandler
-from tornpay.orders.notify import process_pay_notify
+from tornpay.orders.notify import is_v3_body, process_pay_notify
 from tornpay.protocol.xmlcodec import MAX_XML_BYTES
 
 logger = logging.getLogger(__name__)
@@ -37,8 +37,10 @@ class PayNotifyHandler(XMLHandler):
         self._size += len(chunk)
 
     def post(self):
-        result = process_pay_notify(self.ctx, b"".join(self._chunks),
-                                    self.request.remote_ip or "")
+        body = b"".join(self._chunks)
+        self.v3 = is_v3_body(body)
+        result = process_pay_notify(self.ctx, body, self.request.remote_ip or "",
+                                    self.request.headers)
         self.notify_outcome = result.outcome  # accepted vs duplicate, for /metrics
         self.reply(*result)
 

@@ -316,8 +316,11 @@ async def test_business_refusal_not_retried(browser, ctx, tp_settings, caplog):
     ("HMAC-SHA256", "6BAB5E7F14B8805753FF10426C7D2D478ED5DFA1E652E1B0061C0B144C9FC9AC"),  # B8
 ])
 def test_jsapi_params_vectors(sign_type, expected):
-    ctx = types.SimpleNamespace(settings=types.SimpleNamespace(
-        wechat=types.SimpleNamespace(appid="wxd930ea5d5a258f4f", api_key=REF_KEY)))
+    from tornpay.gateway.router import Gateways
+    from tornpay.gateway.v2 import V2Gateway
+    settings = types.SimpleNamespace(
+        wechat=types.SimpleNamespace(appid="wxd930ea5d5a258f4f", api_key=REF_KEY))
+    ctx = types.SimpleNamespace(settings=settings, gateways=Gateways(V2Gateway(None, settings)))
     order = types.SimpleNamespace(prepay_id="wx01123045912345a1b2c3d4e5f60718290000",
                                   sign_type=sign_type)
     params = jsapi_params(ctx, order, timestamp=1717216245,

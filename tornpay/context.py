@@ -66,6 +66,11 @@ class Context:
         self.metrics = Metrics(self)  # per-app registry: two apps in one process never collide
         self.pay_client = PayClient.from_settings(settings, self.http_client,
                                                   observer=self._observe_upstream)
+        from tornpay.gateway.router import build_gateways
+
+        # The core's way to WeChat: the gateway of each order's API generation.
+        self.gateways = build_gateways(settings, self.pay_client, self.http_client,
+                                       observer=self._observe_upstream)
         self.oauth_client = OAuthClient.from_settings(settings, self.http_client)
         self.simulator = None
         if settings.simulator.enabled:
@@ -80,7 +85,7 @@ class Context:
         from tornpay.orders.reconciler import Reconciler
 
         self.dispatcher = Dispatcher(self.hooks, settings, self.owner_id)
-        self.reconciler = Reconciler(self.pay_client, self.hooks, settings, self.owner_id,
+        self.reconciler = Reconciler(self.gateways, self.hooks, settings, self.owner_id,
                                      on_change=self.dispatcher.kick)
         from tornpay.orders.refund_followup import RefundFollowUp
 

@@ -113,3 +113,27 @@ def shipped_problems(w, key, keys: WeChatPayKeys) -> List[str]:
         found.append("wechat.wechatpay_public_key_file")
     return [f"setting {name}: still the shipped TEST-ONLY value while simulator.enabled is "
             "false; set your own" for name in found]
+
+
+def v3_configured(settings) -> bool:
+    w = settings.wechat
+    return w.api_version == "v3" or bool(w.apiv3_key or w.private_key_file)
+
+
+def load_v3(settings) -> Optional[V3Credentials]:
+    """Checked v3 credentials; problems stop the start with api_version v3, else only warn.
+
+    With ``v2`` the v3 keys are still loaded when set, so v3 orders in flight
+    can finish after a switch back (SPEC §10).
+    """
+    import logging
+
+    from tornpay.settings import SettingsError
+    if not v3_configured(settings):
+        return None
+    problems, creds = check_v3(settings)
+    if problems and settings.wechat.api_version == "v3":
+        raise SettingsError("\n".join(problems))
+    for problem in problems:
+        logging.getLogger(__name__).warning("API v3 unavailable: %s", problem)
+    return creds

@@ -58,6 +58,19 @@ MIGRATIONS.append((6, "order trade_type; operators, sign-in failures, audit, dai
                    _console_and_bills))
 
 
+def _add_order_api_version(migrator: SchemaMigrator, db: peewee.Database) -> None:
+    from playhouse.migrate import migrate
+
+    # Every order made before API v3 existed is a v2 order.
+    if "api_version" not in {c.name for c in db.get_columns("tornpay_order")}:
+        migrate(migrator.add_column("tornpay_order", "api_version",
+                                    peewee.CharField(max_length=4, default="v2")))
+
+
+MIGRATIONS.append((8, "order api_version (v2/v3: each order finishes in its generation)",
+                   _add_order_api_version))
+
+
 class SchemaVersion(peewee.Model):
     """One row per migration step applied to this database."""
 

@@ -5,7 +5,7 @@ import logging
 import time
 from dataclasses import dataclass
 from typing import Callable, Optional
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from tornado.httpclient import HTTPRequest
 
@@ -67,6 +67,8 @@ class V3Client:
         self._apiv3_key = apiv3_key
         self.keys = keys
         self.base_url = base_url.rstrip("/")
+        # A base URL with a path (a mounted simulator) is part of the signed request-target.
+        self._base_path = urlsplit(self.base_url).path
         self.http_client = http_client
         self.timeout = timeout
         self.observer = observer
@@ -110,11 +112,12 @@ class V3Client:
                 raise ResponseSignatureError(f"reply not verified ({again})") from None
         return V3Reply(response.code, _json_or_empty(raw), raw)
 
-    async def _fetch(self, method: str, url: str, body: bytes):
+    async def _fetch(self, method: str, url: str, body: bytes, full_url: str = ""):
         stamp, nonce = str(int(self.clock())), nonce_str()
+        target = url if full_url else self._base_path + url
         headers = {
             "Authorization": authorization(self.mchid, self.serial_no, self._private_key,
-                                           method, url, stamp, nonce, body),
+                                           method, target, stamp, nonce, body),
             "Accept": "application/json", "User-Agent": "tornpay",
         }
         serial = self.keys.request_serial()
@@ -122,7 +125,7 @@ class V3Client:
             headers["Wechatpay-Serial"] = serial
         if method in ("POST", "PUT", "PATCH"):
             headers["Content-Type"] = "application/json"
-        request = HTTPRequest(self.base_url + url, method=method,
+        request = HTTPRequest(full_url or self.base_url + url, method=method,
                               body=body if method in ("POST", "PUT", "PATCH") else None,
                               headers=headers, request_timeout=self.timeout,
                               connect_timeout=self.timeout, follow_redirects=False)
@@ -158,9 +161,11 @@ class V3Client:
 
     async def download(self, url: str) -> bytes:
         """GET a bill ``download_url`` (signed request, unsigned reply: the caller checks the hash)."""
-        path = url.split("://", 1)[-1]
-        path = path[path.find("/"):] if "/" in path else "/"
-        response = await self._fetch("GET", path, b"")
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ProtocolError("download_url is not an http(s) URL")
+        target = parts.path + ("?" + parts.query if parts.query else "")
+        response = await self._fetch("GET", target, b"", full_url=url)
         if not 200 <= response.code < 300:
             raise _error_of(response.code, response.body or b"")
         return response.body or b""
