@@ -49,7 +49,8 @@ async def pay_in_simulator(browser, pay_path):
 
 
 @pytest.mark.gen_test
-async def test_full_flow_pays_the_order(browser, ctx, tp_settings):
+@pytest.mark.parametrize("api_version", ["v2", "v3"])
+async def test_full_flow_pays_the_order(browser, ctx, tp_settings, api_version):
     start = await browser.get("/wxpay/checkout/coach-101")
     assert start.code == 302
     auth = urlsplit(location(start))
@@ -71,8 +72,14 @@ async def test_full_flow_pays_the_order(browser, ctx, tp_settings):
     no = out_trade_no_of(pay_path)
     order = order_row(no)
     assert (order.state, order.openid, order.total_fee) == ("PREPAID", ALICE, 1)
-    assert order.sign_type == tp_settings.wechat.sign_type and order.prepay_id
-    assert f"<out_trade_no><![CDATA[{no}]]></out_trade_no>" in order.unified_request
+    assert order.api_version == api_version and order.prepay_id
+    if api_version == "v2":
+        assert order.sign_type == tp_settings.wechat.sign_type
+        assert f"<out_trade_no><![CDATA[{no}]]></out_trade_no>" in order.unified_request
+    else:  # the exact signed JSON, path first (re-sent byte for byte on a retry)
+        assert order.sign_type == "RSA"
+        assert order.unified_request.startswith("/v3/pay/transactions/jsapi\n{")
+        assert f'"out_trade_no":"{no}"' in order.unified_request
 
     page = await browser.get(pay_path)
     text = page.body.decode()
