@@ -95,3 +95,28 @@ def test_apiv3_key_is_masked():
     s = settings()
     assert s.as_dict()["wechat"]["apiv3_key"] == "********"
     assert "tornpay-simulator-apiv3-key-0032" in s.secret_values()
+
+
+def test_shipped_v3_keys_stop_the_start_without_the_simulator_even_on_v2():
+    from tornpay.gateway.v3settings import load_v3
+    from tornpay.settings import SettingsError
+    with pytest.raises(SettingsError, match="wechat.apiv3_key: still the shipped TEST-ONLY"):
+        load_v3(settings(simulator=False, api_version="v2"))
+    assert load_v3(settings(api_version="v2")) is not None  # with the simulator: fine
+
+
+def test_v3_not_shipped_names_own_credentials(tmp_path):
+    from tornpay.gateway.v3settings import v3_not_shipped
+    assert v3_not_shipped(settings()) == []
+    own = settings(apiv3_key="A" * 32, private_key_file=write_key(tmp_path, 2048))
+    assert v3_not_shipped(own) == ["wechat.apiv3_key", "wechat.private_key_file"]
+
+
+def test_start_stops_on_v3_problems_and_builds_both_gateways_when_fine():
+    from tornpay.gateway.router import build_gateways
+    from tornpay.settings import SettingsError
+    with pytest.raises(SettingsError) as err:
+        build_gateways(settings(apiv3_key="short-secret-value", cert_serial_no="zz"), None, None)
+    assert str(err.value).count("\n") == 1 and "short-secret-value" not in str(err.value)
+    gateways = build_gateways(settings(), None, None)
+    assert gateways.current.generation == "v3" and gateways.of("v2").generation == "v2"

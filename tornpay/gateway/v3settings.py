@@ -132,8 +132,36 @@ def load_v3(settings) -> Optional[V3Credentials]:
     if not v3_configured(settings):
         return None
     problems, creds = check_v3(settings)
-    if problems and settings.wechat.api_version == "v3":
-        raise SettingsError("\n".join(problems))
+    shipped = [p for p in problems if "shipped TEST-ONLY" in p]
+    if shipped or (problems and settings.wechat.api_version == "v3"):
+        # Shipped test keys never talk to the real WeChat, whatever the generation (SPEC §3).
+        raise SettingsError("\n".join(shipped or problems))
     for problem in problems:
         logging.getLogger(__name__).warning("API v3 unavailable: %s", problem)
     return creds
+
+
+def v3_not_shipped(settings) -> List[str]:
+    """The v3 credentials that are set and are not the shipped TEST-ONLY ones.
+
+    For the rule "the simulator runs only with shipped credentials" (SPEC §3).
+    """
+    w = settings.wechat
+    found = []
+    if w.apiv3_key and w.apiv3_key != SHIPPED_APIV3_KEY:
+        found.append("wechat.apiv3_key")
+    for name, shipped_file in (("private_key_file", SHIPPED_KEY_FILES[0]),
+                               ("wechatpay_public_key_file", SHIPPED_KEY_FILES[1])):
+        path = getattr(w, name)
+        if path and not _same_file_content(resolve_path(path),
+                                           os.path.join(TESTCERT_DIR, shipped_file)):
+            found.append(f"wechat.{name}")
+    return found
+
+
+def _same_file_content(a: str, b: str) -> bool:
+    try:
+        with open(a, "rb") as first, open(b, "rb") as second:
+            return first.read() == second.read()
+    except OSError:
+        return False
