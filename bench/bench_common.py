@@ -21,7 +21,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 APPID, MCH_ID = "wxd930ea5d5a258f4f", "10000100"
 # Not the shipped test values: the server starts with the simulator disabled.
 APP_SECRET, API_KEY = "bench-app-secret", "bench" * 6 + "12"
-COOKIE_SECRET = "bench-cookie-secret-0123456789"
+COOKIE_SECRET = "bench-cookie-secret-0123456789abcdef"
 OPENID = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"  # the simulator's first test user
 PRODUCT_ID, TOTAL_FEE = "coach-101", 1
 
@@ -42,7 +42,8 @@ def write_settings(tmp: str, port: int, sim_url: str, db_name: str, plugins: Lis
                    "oauth_authorize_url": sim_url + "/connect/oauth2/authorize"},
         "database": {"url": f"sqlite:///{tmp}/{db_name}"},
         # Nothing in the bench is older than an hour: the reconciler stays idle.
-        "orders": {"reconcile_after_seconds": 3600},
+        # One payer makes every checkout, and each must be a new order: no limits, no reuse.
+        "orders": {"reconcile_after_seconds": 3600, "max_open_per_payer": 0, "max_open_per_ip": 0, "reuse_open_order": False},
         "simulator": {"enabled": False},
         "plugins": plugins,
         "catalog": {"products": {PRODUCT_ID: {"body": "Private coaching, 1 hour",

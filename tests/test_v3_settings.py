@@ -23,7 +23,7 @@ V3 = {
 
 def settings(simulator=True, **wechat):
     return settings_from_dict({
-        "server": {"cookie_secret": "x" * 20},
+        "server": {"cookie_secret": "v3-settings-test-cookie-secret-0123456789"},
         "wechat": dict({"appid": "wx1", "app_secret": "s3cr3t-app", "mch_id": "10000100",
                         "api_key": "k" * 32}, **dict(V3, **wechat)),
         "simulator": {"enabled": simulator},
@@ -120,3 +120,16 @@ def test_start_stops_on_v3_problems_and_builds_both_gateways_when_fine():
     assert str(err.value).count("\n") == 1 and "short-secret-value" not in str(err.value)
     gateways = build_gateways(settings(), None, None)
     assert gateways.current.generation == "v3" and gateways.of("v2").generation == "v2"
+
+
+def test_simulator_refuses_own_v3_keys(tmp_path):
+    from tornpay.context import check_startable
+    from tornpay.settings import SettingsError
+    own = settings_from_dict({
+        "server": {"cookie_secret": "v3-settings-test-cookie-secret-0123456789"},
+        "wechat": dict({"appid": "wx1", "app_secret": "tornpay-simulator-app-secret",
+                        "mch_id": "10000100", "api_key": "192006250b4c09247ec02edce69f6a2d"},
+                       **dict(V3, private_key_file=write_key(tmp_path, 2048))),
+        "simulator": {"enabled": True}}, env={})
+    with pytest.raises(SettingsError, match="wechat.private_key_file"):
+        check_startable(own)

@@ -8,11 +8,13 @@ from typing import Iterable, Optional
 from tornado.httpclient import AsyncHTTPClient
 
 from tornpay.hooks import HookManager
+from tornpay.logthrottle import install_repeat_filters
 from tornpay.metrics import Metrics
 from tornpay.protocol.client import PayClient
 from tornpay.protocol.oauth import OAuthClient
 from tornpay.settings import Settings, SettingsError
 from tornpay.storage import db as storage
+from tornpay.storage.health import HealthCollector
 from tornpay.weblog import install_scrub_filter
 
 logger = logging.getLogger(__name__)
@@ -34,11 +36,22 @@ def make_http_client(settings: Settings):
 
 
 def check_startable(settings: Settings) -> None:
-    """Refuse to talk to the real WeChat with the shipped test credentials."""
+    """Refuse the shipped credentials with real WeChat, and real ones with the simulator."""
     if not settings.simulator.enabled and settings.uses_shipped_credentials():
         raise SettingsError(
             "setting wechat.api_key/app_secret or server.cookie_secret: still the shipped test "
             "values while simulator.enabled is false; set your own credentials")
+    real = settings.real_credentials()
+    # SPEC §3: the simulator lets anyone mark an order paid; it never runs beside real money.
+    if settings.simulator.enabled and real and not settings.simulator.allow_real_credentials:
+        raise SettingsError(
+            "setting simulator.enabled: the WeChat simulator is on with real credentials "
+            f"(not the shipped test values: {', '.join(real)}); anyone could mark orders paid, "
+            "so set simulator.enabled: false for real WeChat")
+    if settings.server.debug and real:
+        raise SettingsError(
+            f"setting server.debug: true with real WeChat credentials ({', '.join(real)}) "
+            "would show tracebacks to anyone; set server.debug: false")
 
 
 class Context:
@@ -50,7 +63,9 @@ class Context:
         self.settings = settings
         # On the loggers themselves, so an embedding estate's handlers get scrubbed records too.
         install_scrub_filter(settings.secret_values())
-        self.owner_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        install_repeat_filters()
+        # Fits lease_owner (64 characters) whatever the host name.
+        self.owner_id = f"{socket.gethostname()[:24]}:{os.getpid()}:{id(self):x}"
         self.db = database or storage.open_database(settings.database.url)
         storage.bind(self.db)
         self.hooks = hooks or HookManager()
@@ -60,10 +75,11 @@ class Context:
         for plugin in plugins:
             self.hooks.register(plugin)
         self.hooks.check()
-        storage.create_tables(self.hooks.models())
+        self._prepare_database(settings)
         self._own_http_client = http_client is None
         self.http_client = http_client or make_http_client(settings)
         self.metrics = Metrics(self)  # per-app registry: two apps in one process never collide
+        self.metrics.registry.register(HealthCollector(self.db_health))
         self.pay_client = PayClient.from_settings(settings, self.http_client,
                                                   observer=self._observe_upstream)
         from tornpay.gateway.router import build_gateways
@@ -85,6 +101,10 @@ class Context:
         from tornpay.orders.reconciler import Reconciler
 
         self.dispatcher = Dispatcher(self.hooks, settings, self.owner_id)
+        from tornpay.orders.registry import Registry
+
+        self.registry = Registry(self.hooks, settings, self.owner_id,
+                                 on_reaped=self.dispatcher.kick)
         self.reconciler = Reconciler(self.gateways, self.hooks, settings, self.owner_id,
                                      on_change=self.dispatcher.kick)
         from tornpay.orders.refund_followup import RefundFollowUp
@@ -95,6 +115,20 @@ class Context:
         self.bills = BillScheduler(self)  # runs only when bills.enabled
         register_metrics(self.metrics)
         self.started = False
+
+    def _prepare_database(self, settings: Settings) -> None:
+        """Create the tables; refuse (one line naming database.url) what cannot be written."""
+        from tornpay.orders.refusals import RefusalLog
+        from tornpay.storage.health import DatabaseHealth, require_writable, shown_url
+
+        try:
+            storage.create_tables(self.hooks.models())
+        except Exception as exc:  # a missing directory, a read-only file, a refusing server
+            raise SettingsError(f"setting database.url {shown_url(settings.database.url)}: "
+                                f"cannot open the database ({exc})") from None
+        require_writable(self.db, settings.database.url)
+        self.db_health = DatabaseHealth(self.db, settings.database.check_interval_seconds)
+        self.refusals = RefusalLog(settings)
 
     def _observe_upstream(self, api: str, seconds: float, outcome: str) -> None:
         if self.metrics is not None:
@@ -109,10 +143,12 @@ class Context:
         if self.started:
             return
         self.started = True
+        self.registry.start()  # first: our plugins known, dead processes' leases released
         self.dispatcher.start()
         self.reconciler.start()
         self.refund_followup.start()
         self.bills.start()
+        self.db_health.start()
         if self.simulator is not None and hasattr(self.simulator, "start"):
             self.simulator.start()
 
@@ -124,6 +160,8 @@ class Context:
             await self.refund_followup.stop()
             await self.bills.stop()
             await self.dispatcher.stop()
+            await self.db_health.stop()
+            await self.registry.stop()
             if self.simulator is not None and hasattr(self.simulator, "stop"):
                 result = self.simulator.stop()
                 if hasattr(result, "__await__"):
