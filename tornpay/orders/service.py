@@ -100,21 +100,20 @@ async def create_order(ctx, product_id: str, openid: str, client_ip: str) -> Ord
     """
     product = await resolve(ctx, product_id, openid)
     now = datetime.datetime.now(datetime.timezone.utc)
+    gateway = ctx.gateways.current
+    # v3: the pay page signs with the merchant's RSA key, so RSA also marks a v3 order.
+    sign_type = "RSA" if gateway.generation == "v3" else ctx.settings.wechat.sign_type
     # No await from here to the INSERT: in one process the limits cannot be raced.
     existing = (limits.reusable_order(openid, product_id, product["total_fee"],
-                                      ctx.settings.wechat.sign_type, now.replace(tzinfo=None))
+                                      sign_type, now.replace(tzinfo=None))
                 if ctx.settings.orders.reuse_open_order else None)
     if existing is not None:
         logger.info("order %s: still open for this payer and product; reused",
                     existing.out_trade_no)
         return existing
     limits.check_open_limits(ctx.settings.orders, openid, client_ip, now.replace(tzinfo=None))
-    sign_type = ctx.settings.wechat.sign_type
     out_trade_no = make_out_trade_no()
     fields = _unified_fields(ctx, out_trade_no, product, openid, client_ip, now)
-    gateway = ctx.gateways.current
-    if gateway.generation == "v3":
-        sign_type = "RSA"  # v3: the pay page signs with the merchant's RSA key
     request_text = gateway.prepare_prepay(fields, sign_type)
     created = now.replace(tzinfo=None)
     values = dict(

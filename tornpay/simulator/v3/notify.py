@@ -8,7 +8,6 @@ from tornpay.protocol.v3 import aead
 from tornpay.simulator.records import Order, Refund
 from tornpay.simulator.v3.api import sim_keys
 from tornpay.simulator.v3.fields import REFUND_STATUS, rfc3339, transaction
-from tornpay.simulator.v3.faultnames import V3_FAULTS  # noqa: F401  (re-exported)
 
 PROBE = "WECHATPAY/SIGNTEST/"
 REFUND_EVENTS = {"SUCCESS": ("REFUND.SUCCESS", "退款成功"), "ABNORMAL": ("REFUND.ABNORMAL", "退款异常"),
