@@ -289,7 +289,8 @@ async def test_raising_hanging_blocking_plugins_neither_delay_the_reply_nor_bloc
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_notify_before_unified_order_reply_pays_once(ctx, browser):
+@pytest.mark.parametrize("api_version", ["v2", "v3"])
+async def test_notify_before_unified_order_reply_pays_once(ctx, browser, api_version):
     ctx.simulator.faults.set("notify_before_reply", count=1, endpoint="unifiedorder")
     reply = await browser.get("/wxpay/checkout/coach-205")
     assert reply.code == 303, reply.body

@@ -1,6 +1,7 @@
 """tornpay's v3 client and gateway against the reference's vectors, over a fake HTTP client."""
 
 import datetime
+import gzip
 import json
 import types
 
@@ -158,10 +159,14 @@ async def test_tradebill_downloads_and_checks_v10_hash():
     from tornpay.simulator.v3.keys import V3SimKeys
     signer = V3SimKeys(wechatpay_key=private_key_from_pem(V.WECHATPAY_KEY.encode()),
                        pub_key_id=V.PUB_KEY_ID, clock=lambda: 1735689601)
+    packed = gzip.compress(V.BILL, mtime=0)
+    assert len(packed) == 501  # V10: hash_value is over the uncompressed bytes
     http = FakeHTTP((200, signer.sign_headers(info), info), (200, {}, V.BILL),
+                    (200, signer.sign_headers(info), info), (200, {}, packed),
                     (200, signer.sign_headers(info), info), (200, {}, V.BILL + b"x"))
     source = V3TradeBill(gateway(http))
     assert await source.fetch(datetime.date(2025, 1, 1)) == V.BILL
+    assert await source.fetch(datetime.date(2025, 1, 1)) == packed
     check_signed(http.requests[1], "/v3/billdownload/file?token=TESTTOKEN0123456789")
     from tornpay.bills.source import BillUnavailable
     with pytest.raises(BillUnavailable):

@@ -1,5 +1,6 @@
 """The API v3 gateway: JSON, RSA signatures and AES-GCM notifies behind the gateway interface."""
 
+import gzip
 import hashlib
 import logging
 from typing import Any, Mapping, Optional
@@ -174,15 +175,19 @@ class V3TradeBill:
         from tornpay.bills.source import BillUnavailable, NoBill
         try:
             info = await self.gateway._call("GET", f"/v3/bill/tradebill?bill_date="
-                                                   f"{day.isoformat()}&bill_type=ALL",
-                                            None, "downloadbill")
+                                                   f"{day.isoformat()}&bill_type=ALL"
+                                                   "&tar_type=GZIP", None, "downloadbill")
         except BusinessError as exc:
             if exc.err_code == "NO_STATEMENT_EXIST":
                 raise NoBill(str(exc)) from None
             raise BillUnavailable(f"tradebill: {exc}",
                                   retry=exc.retryable or exc.err_code == "STATEMENT_CREATING")
         data = await self.gateway.client.download(str(info.get("download_url", "")))
-        if hashlib.sha1(data).hexdigest() != str(info.get("hash_value", "")).lower():
+        try:  # hash_value is the SHA-1 of the uncompressed bill (v3 reference §13, V10)
+            plain = gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
+        except (OSError, EOFError):
+            plain = b""
+        if hashlib.sha1(plain).hexdigest() != str(info.get("hash_value", "")).lower():
             raise BillUnavailable("tradebill: downloaded file does not match hash_value",
                                   retry=True)
         return data

@@ -7,49 +7,20 @@ import json
 from typing import Optional, Tuple
 
 from tornpay.protocol.v3 import aead
-from tornpay.simulator.records import BEIJING
+from tornpay.simulator.billapi import collect_rows, disagree, render_bill
 from tornpay.simulator.v3.api import V3ApiHandler, V3Fail, param_error
 from tornpay.simulator.v3.fields import rfc3339
 
 BILL_TTL = 300  # a download_url lives 5 minutes (current page)
 MAX_TOKENS = 100
-HEAD = ("交易时间,公众账号ID,商户号,特约商户号,设备号,微信订单号,商户订单号,用户标识,交易类型,"
-        "交易状态,付款银行,货币种类,应结订单金额,代金券金额,微信退款单号,商户退款单号,退款金额,"
-        "充值券退款金额,退款类型,退款状态,商品名称,商户数据包,手续费,费率,订单金额,申请退款金额,费率备注")
-SUM_HEAD = "总交易单数,应结订单总金额,退款总金额,充值券退款总金额,手续费总金额,订单总金额,申请退款总金额"
+BILL_TYPES = ("ALL", "SUCCESS", "REFUND")
 
 
-def _yuan(fen: int) -> str:
-    return f"{fen // 100}.{fen % 100:02d}"
-
-
-def _day(ts: Optional[float]) -> str:
-    return datetime.datetime.fromtimestamp(ts or 0, BEIJING).strftime("%Y-%m-%d")
-
-
-def bill_bytes(state, mchid: str, day: str) -> bytes:
-    """The day's successful payments and refunds in the V10 layout (amounts in yuan)."""
-    rows, paid, refunded = [], 0, 0
-    for order in state.orders.values():
-        if order.mch_id != mchid or order.paid_at is None or _day(order.paid_at) != day:
-            continue
-        when = datetime.datetime.fromtimestamp(order.paid_at, BEIJING)
-        rows.append([when.strftime("%Y-%m-%d %H:%M:%S"), order.appid, mchid, "0", "",
-                     order.transaction_id, order.out_trade_no, order.openid, order.trade_type,
-                     "SUCCESS", order.bank_type, "CNY", _yuan(order.total_fee), "0.00", "0", "0",
-                     "0.00", "0.00", "", "", order.body, order.attach, "0.00000", "0.60%",
-                     _yuan(order.total_fee), "0.00", ""])
-        paid += order.total_fee
-    for refund in state.refunds.values():
-        if refund.mch_id == mchid and refund.success_at and _day(refund.success_at) == day:
-            refunded += refund.refund_fee
-    if not rows:
-        return b""
-    lines = [HEAD] + [",".join("`" + v for v in row) for row in rows]
-    lines += [SUM_HEAD, ",".join("`" + v for v in (
-        str(len(rows)), _yuan(paid), _yuan(refunded), "0.00", "0.00000", _yuan(paid),
-        _yuan(refunded)))]
-    return ("\n".join(lines) + "\n").encode("utf-8")
+def bill_bytes(state, mchid: str, appid: str, day: datetime.date, bill_type: str) -> bytes:
+    """The day's bill, the same table as v2's downloadbill (and its bill faults); b"" if none."""
+    rows = collect_rows(state, mchid, day, bill_type)
+    disagree(state, rows, day, mchid, appid)
+    return render_bill(rows, bill_type) if rows else b""
 
 
 class TradeBillHandler(V3ApiHandler):
@@ -57,13 +28,21 @@ class TradeBillHandler(V3ApiHandler):
     endpoint = "downloadbill"
 
     async def handle(self, mchid: str, *args) -> Tuple[int, Optional[dict]]:
-        day = self.get_query_argument("bill_date", "")
+        text = self.get_query_argument("bill_date", "")
+        bill_type = self.get_query_argument("bill_type", "ALL")
         try:
-            datetime.date.fromisoformat(day)
+            day = datetime.date.fromisoformat(text)
         except ValueError:
-            raise param_error("bill_date", day, "格式应为yyyy-MM-dd", location="query") from None
-        data = bill_bytes(self.state, mchid, day)
-        if not data:
+            raise param_error("bill_date", text, "格式应为yyyy-MM-dd", location="query") from None
+        if bill_type not in BILL_TYPES:
+            raise param_error("bill_type", bill_type, "取值错误", location="query")
+        faults = self.state.faults
+        if faults.fire("bill_creating", self.endpoint):
+            raise V3Fail(400, "STATEMENT_CREATING", "账单生成中，请稍后再试")
+        merchant = self.state.config.merchant(mchid)
+        data = bill_bytes(self.state, mchid, merchant.appids[0] if merchant else "", day,
+                          bill_type)
+        if not data or faults.fire("bill_no_bill", self.endpoint):
             raise V3Fail(400, "NO_STATEMENT_EXIST", "账单文件不存在")
         gz = self.get_query_argument("tar_type", "") == "GZIP"
         tokens = self.state.__dict__.setdefault("v3_bill_tokens", {})

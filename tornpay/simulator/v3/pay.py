@@ -42,6 +42,12 @@ class PrepayHandler(V3ApiHandler):
             state.issue_prepay(order)  # identical re-entry: a fresh token
         else:
             order = self._create(mchid, data)
+        if state.faults.fire("notify_before_reply", self.endpoint):
+            # The user pays and WeChat notifies before this reply reaches the merchant.
+            state.pay(order, notify=False)
+            first = state.notifier.notify_payment(order)
+            if first is not None:
+                await first
         return 200, self._token(order)
 
     def _check(self, data: Dict[str, Any], mchid: str) -> Tuple[str, str]:
