@@ -8,21 +8,12 @@ import shutil
 import pytest
 from wechatpayv3 import WeChatPay, WeChatPayType
 
-from sim_helpers import APPID, MCH_ID, OPENID, make_config, wait_for
+from sim_helpers import APPID, MCH_ID, OPENID, sim_config, state, wait_for  # noqa: F401
 from sim_v3_helpers import (MERCHANT_KEY_FILE, PLATFORM_CERT_FILE, PUBLIC_KEY_FILE,
                             TEST_APIV3_KEY, TEST_MERCHANT_SERIAL, TEST_PUB_KEY_ID, HeaderBox,
                             HeaderReceiver, v3_call)
 from tornpay.protocol.v3.keys import load_private_key
 from tornpay.simulator.app import make_simulator_app
-from tornpay.simulator.state import SimulatorState
-
-
-@pytest.fixture
-def state(io_loop, http_port):
-    sim_state = SimulatorState(make_config(pay_directories=[
-        f"http://127.0.0.1:{http_port}/shop/pay/"]))
-    yield sim_state
-    io_loop.run_sync(sim_state.aclose)
 
 
 @pytest.fixture

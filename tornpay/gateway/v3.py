@@ -10,7 +10,7 @@ from tornado.ioloop import IOLoop
 
 from tornpay.gateway.base import NotifyRefused, RefundResult
 from tornpay.gateway.v3notify import REFUND_STATUS_V2, open_notify, pay_fields, refund_fields
-from tornpay.gateway.v3times import beijing_compact, beijing_dashed, rfc3339_from_compact
+from tornpay.protocol.v3.times import beijing_compact, beijing_dashed, rfc3339_from_compact
 from tornpay.protocol.errors import BusinessError
 from tornpay.protocol.v3.client import V3BusinessError, V3Client, dumps, path_id
 from tornpay.protocol.v3.signing import pay_sign

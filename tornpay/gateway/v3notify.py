@@ -6,7 +6,7 @@ import time
 from typing import Mapping, Optional
 
 from tornpay.gateway.base import NotifyRefused
-from tornpay.gateway.v3times import beijing_compact, beijing_dashed
+from tornpay.protocol.v3.times import beijing_compact, beijing_dashed
 from tornpay.protocol.v3 import aead
 from tornpay.protocol.v3.verify import VerifyError, WeChatPayKeys, verify_signed
 

@@ -7,8 +7,8 @@ from cryptography import x509
 
 from tornpay.protocol.v3 import aead
 from tornpay.protocol.v3.keys import RSA_BITS, cert_key, same_serial
-from tornpay.protocol.v3.verify import (PlatformCert, VerifyError, WeChatPayKeys,
-                                        rfc3339_epoch, verify_signed)
+from tornpay.protocol.v3.times import rfc3339_epoch
+from tornpay.protocol.v3.verify import PlatformCert, VerifyError, WeChatPayKeys, verify_signed
 
 CERTIFICATES_PATH = "/v3/certificates"
 

@@ -1,11 +1,9 @@
 """Verifying WeChat Pay's signed replies and notifies: key chosen by Wechatpay-Serial (§3.5, §5)."""
 
-import datetime
 import time
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Mapping, Optional
 
-from tornpay.protocol.v3.keys import same_serial
 from tornpay.protocol.v3.signing import SCHEME, reply_message, rsa_verify
 
 PROBE_PREFIX = "WECHATPAY/SIGNTEST/"
@@ -115,20 +113,3 @@ def verify_signed(keys: WeChatPayKeys, headers: Mapping, body: bytes,
     if not rsa_verify(key, reply_message(stamp, values["Wechatpay-Nonce"], body), signature):
         raise VerifyError("bad_signature", f"signature does not verify with {serial[:64]}")
     return serial
-
-
-def rfc3339_epoch(text: str) -> Optional[float]:
-    """Epoch seconds of an RFC 3339 time (``...+08:00`` or ``...Z``), None when malformed."""
-    if not isinstance(text, str):
-        return None
-    try:
-        moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        return None
-    return moment.timestamp()
-
-
-def known_serial(keys: WeChatPayKeys, serial: str) -> bool:
-    return any(same_serial(c.serial_no, serial) for c in keys.certificates())

@@ -4,6 +4,7 @@ import datetime
 import re
 from typing import Any, Dict, Mapping, Optional
 
+from tornpay.protocol.v3.times import rfc3339_epoch
 from tornpay.simulator.records import BEIJING, Order, Refund
 from tornpay.simulator.v3.api import V3Fail, param_error
 
@@ -23,13 +24,8 @@ def rfc3339(ts: float) -> str:
 
 
 def parse_rfc3339(text: Any) -> Optional[float]:
-    if not isinstance(text, str) or "T" not in text:
-        return None
-    try:
-        moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment.timestamp() if moment.tzinfo else None
+    """Epoch seconds of an RFC 3339 time WeChat accepts (date ``T`` time, with an offset)."""
+    return rfc3339_epoch(text) if isinstance(text, str) and "T" in text else None
 
 
 def fen(value: Any, field: str) -> int:

@@ -1,4 +1,4 @@
-"""Time formats between v3 (RFC 3339) and the core's v2 forms (Beijing yyyyMMddHHmmss)."""
+"""v3 times (RFC 3339) and the v2 forms the core stores (Beijing yyyyMMddHHmmss)."""
 
 import datetime
 from typing import Optional
@@ -14,6 +14,12 @@ def _parse(text) -> Optional[datetime.datetime]:
     except ValueError:
         return None
     return moment.astimezone(BEIJING) if moment.tzinfo else None
+
+
+def rfc3339_epoch(text) -> Optional[float]:
+    """Epoch seconds of an RFC 3339 time (``...+08:00`` or ``...Z``), None when malformed."""
+    moment = _parse(text)
+    return moment.timestamp() if moment else None
 
 
 def beijing_compact(text) -> Optional[str]:
