@@ -38,3 +38,21 @@ async def test_orders_in_flight_finish_in_their_generation(http_client, ctx, tp_
         await wait_for(lambda: order_row(no).refunded_fee == 100)
     ctx.gateways.current_generation = "v2"  # and back: v3 orders still answer in v3
     assert await query_order(ctx, new) == "REFUND"
+
+
+@pytest.mark.gen_test(timeout=20)
+@pytest.mark.parametrize("api_version", ["v3"])
+@pytest.mark.parametrize("tp_overrides", [{"wechat": {"wechatpay_public_key_file": "",
+                                                      "wechatpay_public_key_id": ""}}])
+async def test_platform_certificate_mode_end_to_end(http_client, ctx, tp_settings, api_version,
+                                                    tp_overrides):
+    # No WeChat Pay public key configured: the simulator signs with its platform certificate
+    # and tornpay fetches, decrypts and verifies /v3/certificates before trusting any reply.
+    browser = Browser(http_client, tp_settings.server.public_url)
+    no = await checkout(browser, tp_settings)
+    keys = ctx.gateways.of("v3").client.keys
+    assert keys.certificate_mode and [c.serial_no for c in keys.certificates()] == [
+        "7E57F1A7F0000000000000000000000000000001"]
+    ctx.simulator.pay(ctx.simulator.find_order(no))
+    await wait_for(lambda: order_row(no).state == "PAID")
+    assert await query_order(ctx, no) == "SUCCESS"
