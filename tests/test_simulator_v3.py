@@ -3,6 +3,7 @@
 import asyncio
 import datetime
 import hashlib
+import json
 import shutil
 
 import pytest
@@ -113,7 +114,6 @@ async def test_close_is_a_signed_204_and_bill_hash_matches(base, state):
         state.now(), datetime.timezone(datetime.timedelta(hours=8))).strftime("%Y-%m-%d")
     code, text = await in_thread(pay.trade_bill, bill_date=day, tar_type=None)
     assert code == 200, text
-    import json
     bill = json.loads(text)
     code, content = await in_thread(pay.download_bill, bill["download_url"])
     assert code == 200
@@ -184,3 +184,22 @@ async def test_notify_faults_are_rejected_by_wechatpayv3(base, state, hbox, faul
 def test_shipped_keys_are_a_pair_and_marked_test_only():
     key = load_private_key(MERCHANT_KEY_FILE)
     assert key.key_size == 2048 and "TEST-ONLY" in MERCHANT_KEY_FILE
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("kind,token", [("NATIVE", "code_url"), ("H5", "h5_url")])
+async def test_native_and_h5_prepay(http_client, base, state, kind, token):
+    pay = await in_thread(wxpay, base)
+    pay._type = getattr(WeChatPayType, kind)
+    scene = {"payer_client_ip": "203.0.113.7", "h5_info": {"type": "Wap"}}
+    code, text = await in_thread(pay.pay, description="x", out_trade_no="V3" + kind + "01",
+                                 amount={"total": 5},
+                                 scene_info=scene if kind == "H5" else None)
+    assert code == 200 and token in json.loads(text), text
+    order = state.find_order("V3" + kind + "01")
+    assert (order.api, order.trade_type) == ("v3", "MWEB" if kind == "H5" else "NATIVE")
+    if kind == "H5":  # H5 without scene_info is refused (wechatpayv3 would not send it)
+        code, body, _ = await v3_call(http_client, base, "POST", "/v3/pay/transactions/h5", {
+            "appid": APPID, "mchid": MCH_ID, "description": "x", "out_trade_no": "V3H5NOSCENE",
+            "notify_url": "https://shop.example.com/n", "amount": {"total": 5}})
+        assert (code, body["code"]) == (400, "PARAM_ERROR")
