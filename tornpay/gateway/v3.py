@@ -4,7 +4,7 @@ import gzip
 import hashlib
 import logging
 from typing import Any, Mapping, Optional
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 from tornado.ioloop import IOLoop
 
@@ -69,6 +69,13 @@ class V3Gateway:
         out = dict(reply)
         if "h5_url" in out:
             out["mweb_url"] = out["h5_url"]  # the core's (v2) name for the H5 link
+        if "prepay_id" not in out:
+            # NATIVE and H5 answer no prepay_id in v3: the session is named by its link.
+            link = out.get("h5_url") or out.get("code_url") or ""
+            query = parse_qs(urlsplit(link).query)
+            session = (query.get("prepay_id") or query.get("pr") or [""])[0]
+            if session:
+                out["prepay_id"] = session[:64]
         return out
 
     # -- query and close -------------------------------------------------------

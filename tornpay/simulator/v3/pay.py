@@ -3,6 +3,7 @@
 from typing import Any, Dict, Optional, Tuple
 from urllib.parse import unquote
 
+from tornpay.simulator import h5native
 from tornpay.simulator.notifyurl import notify_url_refusal
 from tornpay.simulator.records import Order
 from tornpay.simulator.v3.api import V3ApiHandler, V3Fail, param_error
@@ -100,13 +101,20 @@ class PrepayHandler(V3ApiHandler):
         return order
 
     def _token(self, order: Order) -> Dict[str, str]:
-        if self.kind == "native":
-            return {"code_url": "weixin://wxpay/bizpayurl?pr=" + order.prepay_id[-10:]}
-        if self.kind == "h5":
-            base = self.state.config.public_url or ""
-            return {"h5_url": f"{base}/cgi-bin/mmpayweb-bin/checkmweb?prepay_id="
-                              f"{order.prepay_id}&package=2150917749"}
-        return {"prepay_id": order.prepay_id}
+        """prepay_id, or the same code_url / checkmweb links v2 orders get (scan page, cashier)."""
+        if self.kind == "jsapi":
+            return {"prepay_id": order.prepay_id}
+        scene = order.request.get("scene_info") or {}
+        params = {"spbill_create_ip": scene.get("payer_client_ip", "")}
+        out = h5native.reply_fields(self.state, order, params, self._public_base())
+        return {"h5_url": out["mweb_url"]} if "mweb_url" in out else out
+
+    def _public_base(self) -> str:
+        configured = self.state.config.public_url.rstrip("/")
+        if configured:
+            return configured
+        base = self.request.path.rsplit("/v3/pay/transactions/", 1)[0]
+        return f"{self.request.protocol}://{self.request.host}{base}"
 
 
 def _mchid_query(handler: V3ApiHandler, mchid: str) -> None:
