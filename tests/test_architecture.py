@@ -156,6 +156,9 @@ FORBIDDEN_ARROWS = {
                          "tornpay.bills", "tornpay.console", "tornpay.hooks"),
     # The simulator plays WeChat: it knows nothing of the merchant side.
     "tornpay/simulator/": _MERCHANT_SIDE,
+    # The gateways translate between the core and WeChat: protocol below, nothing above.
+    "tornpay/gateway/": ("tornpay.orders", "tornpay.storage", "tornpay.handlers",
+                         "tornpay.context", "tornpay.app", "tornpay.console", "tornpay.hooks"),
     # Plugins see events (frozen views), not requests.
     "plugins/": ("tornpay.handlers", "tornado.web", "tornado.httputil"),
     # The core knows no handlers and no composition root.
@@ -193,4 +196,14 @@ def test_test_helpers_have_one_import_name():
     offenders = [f"{path.name} imports {name}" for path in sorted((ROOT / "tests").glob("*.py"))
                  for name in imported_modules(f"tests/{path.name}")
                  if name == "tests" or name.startswith("tests.")]
+    assert offenders == []
+
+
+def test_one_logger_name():
+    # Module loggers are called ``logger`` everywhere (not ``log``): one name to grep for.
+    offenders = [f"{rel}:{node.lineno}" for rel in product_files() for node in parse(rel).body
+                 if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
+                 and ast.unparse(node.value.func) == "logging.getLogger"
+                 and [ast.unparse(t) for t in node.targets] != ["logger"]
+                 and not ast.unparse(node.targets[0]).endswith("_log")]
     assert offenders == []

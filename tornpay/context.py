@@ -71,6 +71,13 @@ class Context:
         self.metrics.registry.register(HealthCollector(self.db_health))
         self.pay_client = PayClient.from_settings(settings, self.http_client,
                                                   observer=self._observe_upstream)
+        from tornpay.gateway.router import build_gateways
+        from tornpay.orders.trade_state import order_generation
+
+        # The core's way to WeChat: the gateway of each order's API generation.
+        self.gateways = build_gateways(settings, self.pay_client, self.http_client,
+                                       observer=self._observe_upstream,
+                                       generation_of=order_generation)
         self.oauth_client = OAuthClient.from_settings(settings, self.http_client)
         self.simulator = None
         if settings.simulator.enabled:
@@ -92,7 +99,7 @@ class Context:
         settings, owner = self.settings, self.owner_id
         self.dispatcher = Dispatcher(self.hooks, settings, owner)
         self.registry = Registry(self.hooks, settings, owner, on_reaped=self.dispatcher.kick)
-        self.reconciler = Reconciler(self.pay_client, self.hooks, settings, owner,
+        self.reconciler = Reconciler(self.gateways, self.hooks, settings, owner,
                                      on_change=self.dispatcher.kick)
         self.refund_followup = RefundFollowUp(self)
         self.bills = BillScheduler(self)  # runs only when bills.enabled

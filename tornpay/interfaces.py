@@ -20,6 +20,10 @@ class CoreContext(Protocol):
     def pay_client(self) -> Any:
         """The WeChat pay client (v2 ``PayClient``)."""
 
+    @property
+    def gateways(self) -> Any:
+        """The core's way to WeChat (``tornpay.gateway.router.Gateways``): one per generation."""
+
     def kick(self) -> None:
         """Outbox rows were committed: deliver them now (a no-op where nothing delivers)."""
 

@@ -1,7 +1,7 @@
-"""The refund-notify pipeline: decrypt req_info, check it is our order and refund, apply once.
+"""The refund-notify pipeline: verify and open it (v2 req_info, v3 via the gateway), check, apply once.
 
 The twin of orders/notify.py for /refund-notify; the handler only streams the
-body in and writes the XML answer out.
+body in and writes the answer out.
 """
 
 import logging
@@ -9,6 +9,8 @@ from typing import Optional, Tuple
 
 import peewee
 
+from tornpay.gateway.base import NotifyRefused
+from tornpay.orders.notify import is_v3_body
 from tornpay.interfaces import ServingContext
 from tornpay.orders.refunds import RefundError, apply_refund_result
 from tornpay.orders.transitions import FINAL_REFUND_STATES
@@ -58,7 +60,21 @@ def _decrypt(ctx: ServingContext, body: bytes) -> dict:
         raise Refused(f"req_info: {exc}", "req_info decryption failed") from None
 
 
-def _check(info: dict) -> Refund:
+def _open_v3(ctx: ServingContext, headers, body: bytes) -> dict:
+    """A v3 refund notify: verified, decrypted, our merchant (the neutral refund fields)."""
+    gateway = ctx.gateways.get("v3")
+    if gateway is None:
+        raise Refused("a v3 refund notify but API v3 is not configured", "API v3 not configured")
+    try:
+        info = gateway.decode_refund_notify(headers, body)
+    except NotifyRefused as exc:
+        raise Refused(exc.reason, exc.reply) from None
+    if info.get("mch_id") != ctx.settings.wechat.mch_id:
+        raise Refused(f"mch_id {info.get('mch_id')!r} is not ours", "mch_id mismatch")
+    return info
+
+
+def _check(info: dict, generation: str = "v2") -> Refund:
     """The Refund row ``info`` is about, when ids and amounts all match ours."""
     out_trade_no, out_refund_no = info.get("out_trade_no"), info.get("out_refund_no")
     refund = Refund.get_or_none(Refund.out_refund_no == (out_refund_no or ""))
@@ -66,6 +82,9 @@ def _check(info: dict) -> Refund:
         raise Refused(f"unknown refund {out_refund_no!r} of order {out_trade_no!r}",
                       "refund not found", out_trade_no)
     order = Order.get_by_id(out_trade_no)
+    if order.api_version != generation:
+        raise Refused(f"a {generation} refund notify for a {order.api_version} order",
+                      "wrong API generation", out_trade_no)
     if (str(info.get("refund_fee")) != str(refund.refund_fee)
             or str(info.get("total_fee")) != str(order.total_fee)):
         logger.error("ALERT refund %s: notify amounts refund_fee=%r total_fee=%r differ from ours "
@@ -78,13 +97,16 @@ def _check(info: dict) -> Refund:
     return refund
 
 
-def process_refund_notify(ctx: ServingContext, body: bytes,
-                          remote_ip: str) -> Tuple[bool, str, bool]:
-    """Check and apply one refund notify; return ``(ok, return_msg, changed)``."""
+def process_refund_notify(ctx: ServingContext, body: bytes, remote_ip: str,
+                          headers=None) -> Tuple[bool, str, bool]:
+    """Check and apply one refund notify (XML v2 or JSON v3); return ``(ok, msg, changed)``."""
     info: dict = {}
     try:
-        info = _decrypt(ctx, body)
-        refund = _check(info)
+        if is_v3_body(body):
+            info, generation = _open_v3(ctx, headers or {}, body), "v3"
+        else:
+            info, generation = _decrypt(ctx, body), "v2"
+        refund = _check(info, generation)
         status = info["refund_status"]
         with db.atomic():
             won = apply_refund_result(

@@ -11,13 +11,11 @@ from tornpay.orders import limits, tradetypes, transitions
 from tornpay.orders.events import OrderView
 from tornpay.protocol.errors import BusinessError, WeChatError
 from tornpay.protocol.ids import make_out_trade_no, nonce_str
-from tornpay.protocol.sign import make_sign
 from tornpay.protocol.wechat_time import BEIJING
 from tornpay.storage.models import PREPAID, Order, utcnow
 
 logger = logging.getLogger(__name__)
 
-UNIFIED_ORDER_PATH = "/pay/unifiedorder"
 # First pause between unified-order attempts, doubled each time: short, because
 # a person is waiting on the checkout redirect.
 RETRY_BACKOFF_SECONDS = 0.2
@@ -56,8 +54,8 @@ async def resolve(ctx: CoreContext, product_id: str, openid: str) -> dict:
     return product
 
 
-def _unified_fields(ctx: CoreContext, out_trade_no: str, product: dict, openid: str, client_ip: str,
-                    now: datetime.datetime, trade_type: str = tradetypes.JSAPI,
+def _unified_fields(ctx: CoreContext, out_trade_no: str, product: dict, openid: str,
+                    client_ip: str, now: datetime.datetime, trade_type: str = tradetypes.JSAPI,
                     product_id: str = "") -> dict:
     settings = ctx.settings
     expire = now + datetime.timedelta(minutes=settings.orders.expire_minutes)
@@ -95,35 +93,36 @@ async def create_order(ctx: CoreContext, product_id: str, openid: str, client_ip
     """
     product = await resolve(ctx, product_id, openid)
     now = datetime.datetime.now(datetime.timezone.utc)
+    gateway = ctx.gateways.current
+    # v3: the pay page signs with the merchant's RSA key, so RSA also marks a v3 order.
+    sign_type = "RSA" if gateway.generation == "v3" else ctx.settings.wechat.sign_type
     # No await from here to the INSERT: in one process the limits cannot be raced.
     owner = payer or openid
     existing = (limits.reusable_order(owner, product_id, product["total_fee"],
-                                      ctx.settings.wechat.sign_type, now.replace(tzinfo=None),
-                                      trade_type)
+                                      sign_type, now.replace(tzinfo=None), trade_type)
                 if ctx.settings.orders.reuse_open_order else None)
     if existing is not None:
         logger.info("order %s: still open for this payer and product; reused",
                     existing.out_trade_no)
         return existing
     limits.check_open_limits(ctx.settings.orders, owner, client_ip, now.replace(tzinfo=None))
-    sign_type = ctx.settings.wechat.sign_type
     out_trade_no = make_out_trade_no()
     fields = _unified_fields(ctx, out_trade_no, product, openid, client_ip, now,
                              trade_type, product_id)
-    body, _signed = ctx.pay_client.build_request(UNIFIED_ORDER_PATH, fields, sign_type)
-    request_text = body.decode("utf-8")
+    request_text = gateway.prepare_prepay(fields, sign_type)
     created = now.replace(tzinfo=None)
     values = transitions.create(
         out_trade_no=out_trade_no, product_id=product_id, openid=openid,
         body=product["body"], attach=product.get("attach") or "",
         total_fee=product["total_fee"], fee_type="CNY", sign_type=sign_type,
+        api_version=gateway.generation,
         spbill_create_ip=client_ip, unified_request=request_text, created_at=created,
         updated_at=created,
         expire_at=created + datetime.timedelta(minutes=ctx.settings.orders.expire_minutes),
         trade_type=trade_type, payer=owner)
     logger.info("order %s: created for product %s (%d fen, %s, %s)", out_trade_no, product_id,
                 product["total_fee"], sign_type, trade_type)
-    reply = await _send_unified_order(ctx, out_trade_no, body)
+    reply = await _send_unified_order(gateway, ctx, out_trade_no, request_text)
     prepay_id = reply.get("prepay_id")
     pay_url = _pay_url(trade_type, reply)
     if not prepay_id or pay_url == "":
@@ -161,12 +160,13 @@ def _pay_url(trade_type: str, reply: dict) -> Optional[str]:
     return None
 
 
-async def _send_unified_order(ctx: CoreContext, out_trade_no: str, body: bytes) -> dict:
+async def _send_unified_order(gateway, ctx: CoreContext, out_trade_no: str,
+                              request_text: str) -> dict:
     attempts = ctx.settings.orders.unified_order_attempts
     delay = RETRY_BACKOFF_SECONDS
     for attempt in range(1, attempts + 1):
         try:
-            return await ctx.pay_client.send_prepared(UNIFIED_ORDER_PATH, body)
+            return await gateway.send_prepay(request_text)
         except WeChatError as exc:
             error = exc
             if exc.retryable and attempt < attempts:
@@ -222,8 +222,8 @@ async def fresh_mweb_url(ctx: CoreContext, order) -> str:
 async def _reenter(ctx: CoreContext, order, wanted: str) -> dict:
     """Re-send the stored request; the reply must carry ``wanted`` and a storable prepay_id."""
     try:
-        reply = await _send_unified_order(ctx, order.out_trade_no,
-                                          order.unified_request.encode("utf-8"))
+        reply = await _send_unified_order(ctx.gateways.for_order(order), ctx,
+                                          order.out_trade_no, order.unified_request)
     except CheckoutError:
         await _check_now(ctx, order.out_trade_no)
         raise
@@ -260,15 +260,8 @@ def jsapi_params(ctx: CoreContext, order, *, timestamp: Optional[int] = None,
     The sign type is the order's (it must match the unified order), whatever
     the settings say today.
     """
-    params = {
-        "appId": ctx.settings.wechat.appid,
-        "timeStamp": str(int(time.time()) if timestamp is None else int(timestamp)),
-        "nonceStr": nonce or nonce_str(),
-        "package": "prepay_id=" + order.prepay_id,
-        "signType": order.sign_type,
-    }
-    params["paySign"] = make_sign(params, ctx.settings.wechat.api_key, order.sign_type)
-    return params
+    stamp = str(int(time.time()) if timestamp is None else int(timestamp))
+    return ctx.gateways.for_order(order).pay_params(order, stamp, nonce or nonce_str())
 
 
 def order_json(order) -> dict:

@@ -1,7 +1,7 @@
 """WeChat's verdict on an order (an ``orderquery`` reply) turned into the state machine's move."""
 
 import logging
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 from tornpay.orders.transitions import Hooks, mark_closed, mark_paid, mark_payerror
 from tornpay.storage.models import Order
@@ -40,3 +40,9 @@ def apply_trade_state(out_trade_no: str, query_fields: Mapping[str, Any], hooks:
     elif trade_state == "PAYERROR":
         mark_payerror(out_trade_no, hooks=hooks)
     return trade_state
+
+
+def order_generation(out_trade_no: str) -> Optional[str]:
+    """The API generation (``v2``/``v3``) an order was made in, or None if there is none."""
+    row = Order.select(Order.api_version).where(Order.out_trade_no == out_trade_no).first()
+    return row.api_version if row is not None else None

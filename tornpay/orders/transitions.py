@@ -84,8 +84,8 @@ _NEW_ORDER_COLUMNS = (
     Order.out_trade_no, Order.product_id, Order.openid, Order.body, Order.attach,
     Order.total_fee, Order.fee_type, Order.sign_type, Order.state, Order.spbill_create_ip,
     Order.unified_request, Order.refunded_fee, Order.reserved_refund_fee, Order.check_attempts,
-    Order.created_at, Order.updated_at, Order.expire_at, Order.trade_type, Order.payer,
-)
+    Order.api_version, Order.created_at, Order.updated_at, Order.expire_at, Order.trade_type,
+    Order.payer)
 _INSERT_ORDER = fastsql.Statement("insert_order", lambda: Order.insert(
     {column: param(column) for column in _NEW_ORDER_COLUMNS}))
 

@@ -11,7 +11,7 @@ from tornpay.simulator import h5native
 from tornpay.simulator.h5native import PageRefusal
 from tornpay.simulator.state import SimulatorError, SimulatorState
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
 
@@ -47,7 +47,7 @@ class PhonePage(tornado.web.RequestHandler):
 
     def refuse(self, refusal: PageRefusal) -> None:
         # WeChat answers these with an ordinary 200 page showing the text (addendum §8.3).
-        log.info("simulator: %s refused: %s", self.request.path, refusal.text)
+        logger.info("simulator: %s refused: %s", self.request.path, refusal.text)
         self.render("sim_refusal.html", text=refusal.text, code=refusal.code)
 
 
