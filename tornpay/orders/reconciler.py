@@ -71,9 +71,9 @@ class Reconciler(PeriodicWorker):
 
     name = "reconciler"
 
-    def __init__(self, pay_client: Any, hooks: Any, settings: Any,
+    def __init__(self, gateways: Any, hooks: Any, settings: Any,
                  owner_id: Optional[str] = None, on_change: Optional[Callable[[], None]] = None):
-        self.client = pay_client
+        self.client = gateways  # order_query / close_order, routed by the order's generation
         self.hooks = hooks
         self.cfg = settings.orders
         self.timeout = float(getattr(getattr(settings, "wechat", None), "timeout", 10.0))
