@@ -5,7 +5,7 @@ import logging
 import tornado.web
 
 from tornpay.handlers.base import XMLHandler
-from tornpay.orders.notify import process_pay_notify
+from tornpay.orders.notify import handle_pay_notify
 from tornpay.protocol.xmlcodec import MAX_XML_BYTES
 
 logger = logging.getLogger(__name__)
@@ -36,8 +36,8 @@ class PayNotifyHandler(XMLHandler):
             self._chunks.append(chunk[:MAX_XML_BYTES + 1 - self._size])
         self._size += len(chunk)
 
-    def post(self):
-        result = process_pay_notify(self.ctx, b"".join(self._chunks),
+    async def post(self):
+        result = await handle_pay_notify(self.ctx, b"".join(self._chunks),
                                     self.request.remote_ip or "")
         self.notify_outcome = result.outcome  # accepted vs duplicate, for /metrics
         self.reply(*result)

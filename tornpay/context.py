@@ -13,6 +13,7 @@ from tornpay.protocol.client import PayClient
 from tornpay.protocol.oauth import OAuthClient
 from tornpay.settings import Settings, SettingsError
 from tornpay.storage import db as storage
+from tornpay.storage.executor import make_executor
 from tornpay.weblog import install_scrub_filter
 
 logger = logging.getLogger(__name__)
@@ -61,6 +62,8 @@ class Context:
             self.hooks.register(plugin)
         self.hooks.check()
         storage.create_tables(self.hooks.models())
+        # Every request's database work goes through here, off the IOLoop (SPEC §12).
+        self.dbx = make_executor(self.db, settings)
         self._own_http_client = http_client is None
         self.http_client = http_client or make_http_client(settings)
         self.metrics = Metrics(self)  # per-app registry: two apps in one process never collide
@@ -95,6 +98,14 @@ class Context:
         if self.metrics is not None:
             self.metrics.observe_upstream(api, seconds, outcome)
 
+    async def db_write(self, fn, *args, group: bool = False, **kwargs):
+        """Run the transaction function ``fn`` on a database writer thread; await its result."""
+        return await self.dbx.write(fn, *args, group=group, **kwargs)
+
+    async def db_read(self, fn, *args, **kwargs):
+        """Run the read-only function ``fn`` on a database reader thread; await its result."""
+        return await self.dbx.read(fn, *args, **kwargs)
+
     @property
     def prefix(self) -> str:
         return self.settings.server.prefix
@@ -124,6 +135,7 @@ class Context:
                 if hasattr(result, "__await__"):
                     await result
         self.hooks.close()
+        self.dbx.close()
         if self._own_http_client:
             self.http_client.close()
         if not self.db.is_closed():

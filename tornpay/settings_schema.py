@@ -96,6 +96,11 @@ SCHEMA: Mapping[str, Mapping[str, Setting]] = {
     "database": {
         "url": Setting("sqlite:///tornpay.db", str,
                        "peewee db_url: sqlite:///FILE or postgresql://..."),
+        "wait_timeout": Setting(3.0, float, "longest wait for the database before a notify "
+                                "answers FAIL and a page asks to try again (seconds)",
+                                check=_min(0.05)),
+        "pool_size": Setting(8, int, "PostgreSQL: writer connections (SQLite has one writer)",
+                             check=_min(1)),
     },
     "orders": {
         "expire_minutes": Setting(30, int, "time_expire sent with the unified order",
