@@ -7,6 +7,7 @@ import os
 import tornado.web
 
 from tornpay.protocol.xmlcodec import encode_xml
+from tornpay.storage.executor import is_busy
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +89,10 @@ class BaseHandler(tornado.web.RequestHandler):
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(exc, PageError):
             title, message = exc.title, exc.message
+        elif is_busy(exc):  # the database was not free in time: nothing was written
+            self.set_status(503)
+            status_code, title = 503, "服务繁忙 Busy"
+            message = "服务繁忙，请稍后再试。 The service is busy; please try again in a moment."
         else:
             title = http.client.responses.get(status_code, "Error")
             message = "Something went wrong. Please try again." if status_code >= 500 else title

@@ -85,6 +85,7 @@ class DbExecutor:
         self.closed = False
         self.commits = 0  # transactions committed by writers (a group counts once)
         self.jobs = 0  # write jobs run
+        self.submitted = 0  # write jobs handed in (counted on the loop)
 
     # -- the loop side --------------------------------------------------
 
@@ -95,6 +96,7 @@ class DbExecutor:
         future = loop.create_future()
         deadline = time.monotonic() + (self.wait_timeout if timeout is None else timeout)
         self._start()
+        self.submitted += 1
         self._queue.put(_Job(fn, args, kwargs, group, deadline, loop, future))
         return await future
 
