@@ -13,6 +13,13 @@ class HealthHandler(tornado.web.RequestHandler):
 
     async def get(self):
         self.set_header("Cache-Control", "no-store")
+        health = self.ctx.db_health
+        if not health.ok:
+            # Reads may still work; payments cannot be recorded: take this one out.
+            self.set_status(503)
+            self.write({"status": "unavailable", "reason": "database not writable",
+                        "detail": health.reason})
+            return
         try:
             # On a reader thread: a write lock held elsewhere does not stall this.
             alive = await self.ctx.db_read(ping, self.ctx.db)
