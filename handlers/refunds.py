@@ -117,9 +117,15 @@ class RefundNotifyHandler(StreamedXMLHandler):
 
     notify_kind = "refund"
 
-    def post(self):
-        ok, message, changed = process_refund_notify(self.ctx, self.body,
-                                                     self.request.remote_ip or "")
+    async def post(self):
+        try:
+            # On a database writer: a lock held elsewhere never stalls the loop.
+            ok, message, changed = await self.ctx.db_write(
+                process_refund_notify, self.ctx, self.body, self.request.remote_ip or "")
+        except Exception as exc:  # DbBusy or a failed commit: nothing of it was kept
+            logger.warning("refund notify: database unavailable (%s); answering FAIL so "
+                           "WeChat retries", type(exc).__name__)
+            ok, message, changed = False, "temporary failure, retry", False
         if changed:
             self.ctx.dispatcher.kick()
         self.reply(ok, message)

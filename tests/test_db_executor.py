@@ -10,7 +10,7 @@ import peewee
 import pytest
 from tornado.httpclient import AsyncHTTPClient
 
-from tests.flow_helpers import notify_fields, order_snapshot, signed_notify
+from tests.flow_helpers import ALICE, Browser, notify_fields, order_snapshot, signed_notify
 from tests.helpers_orders import make_order
 from tornpay.orders import notify as notify_module
 from tornpay.protocol.xmlcodec import decode_xml
@@ -31,8 +31,8 @@ conn.execute("ROLLBACK")
 
 
 @contextlib.contextmanager
-def external_lock(ctx, out_trade_no):
-    """Hold what a notify for ``out_trade_no`` needs from another process or connection."""
+def external_lock(ctx):
+    """Hold the write lock from another process (SQLite) or connection (PostgreSQL)."""
     url = ctx.settings.database.url
     if is_sqlite(ctx.db):
         proc = subprocess.Popen([sys.executable, "-c", HOLDER, url[len("sqlite:///"):]],
@@ -46,12 +46,11 @@ def external_lock(ctx, out_trade_no):
             proc.wait(10)
             proc.stdout.close()
         return
-    import psycopg2  # PostgreSQL: a row lock held by another connection
+    import psycopg2  # PostgreSQL: the orders table locked against writes, not reads
 
     conn = psycopg2.connect(url)
     try:
-        conn.cursor().execute(f'SELECT 1 FROM "{Order._meta.table_name}" '
-                              "WHERE out_trade_no = %s FOR UPDATE", (out_trade_no,))
+        conn.cursor().execute(f'LOCK TABLE "{Order._meta.table_name}" IN EXCLUSIVE MODE')
         yield
     finally:
         conn.rollback()
@@ -91,7 +90,7 @@ async def until(predicate, limit=30.0):
 @pytest.mark.parametrize("tp_overrides", [{"database": {"wait_timeout": 30}}])
 async def test_pages_answer_while_a_notify_waits_for_a_lock(ctx, send, http_client, base_url):
     make_order("LOCK1", total_fee=9900)
-    with external_lock(ctx, "LOCK1"):
+    with external_lock(ctx):
         pending = asyncio.ensure_future(send(notify_body("LOCK1")))
         await until(lambda: ctx.dbx.submitted >= 1)  # the notify is waiting on the lock
         for path in ("/", "/healthz", "/metrics"):
@@ -110,7 +109,7 @@ async def test_notify_that_cannot_get_the_database_fails_and_changes_nothing(ctx
     make_order("LOCK2", total_fee=9900)
     body = notify_body("LOCK2")
     before = order_snapshot("LOCK2")
-    with external_lock(ctx, "LOCK2"):
+    with external_lock(ctx):
         reply = await send(body)
         assert reply == {"return_code": "FAIL", "return_msg": "temporary failure, retry"}
     assert order_snapshot("LOCK2") == before
@@ -119,6 +118,21 @@ async def test_notify_that_cannot_get_the_database_fails_and_changes_nothing(ctx
     # WeChat's retry, once the lock is gone, pays it once.
     assert (await send(body))["return_code"] == "SUCCESS"
     assert Order.get_by_id("LOCK2").state == "PAID"
+
+
+@pytest.mark.gen_test(timeout=60)
+@pytest.mark.parametrize("tp_overrides", [{"database": {"wait_timeout": 0.3}}])
+async def test_checkout_that_cannot_get_the_database_asks_to_try_again(ctx, http_client,
+                                                                       tp_settings):
+    browser = Browser(http_client, tp_settings.server.public_url)
+    browser.set_openid(tp_settings, ALICE)
+    with external_lock(ctx):
+        reply = await browser.get("/wxpay/checkout/coach-101")
+    assert reply.code == 503
+    assert "try again" in reply.body.decode() and "请稍后再试" in reply.body.decode()
+    assert Order.select().count() == 0
+    # Once the lock is gone the same request makes the order.
+    assert (await browser.get("/wxpay/checkout/coach-101")).code == 303
 
 
 @contextlib.contextmanager

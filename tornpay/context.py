@@ -89,6 +89,7 @@ class Context:
         self.dispatcher = Dispatcher(self.hooks, settings, self.owner_id)
         self.reconciler = Reconciler(self.pay_client, self.hooks, settings, self.owner_id,
                                      on_change=self.dispatcher.kick)
+        self.reconciler.dbx = self.dbx
         from tornpay.orders.refund_followup import RefundFollowUp
 
         self.refund_followup = RefundFollowUp(self)

@@ -2,6 +2,7 @@
 
 import asyncio
 import datetime
+import hashlib
 import logging
 import time
 from typing import Optional
@@ -13,6 +14,7 @@ from tornpay.protocol.ids import make_out_trade_no, nonce_str
 from tornpay.protocol.sign import make_sign
 from tornpay.storage import fastsql
 from tornpay.storage.db import database_proxy as db
+from tornpay.storage.db import is_postgres
 from tornpay.storage.fastsql import param
 from tornpay.storage.models import CREATED, PREPAID, Order, utcnow
 
@@ -100,15 +102,6 @@ async def create_order(ctx, product_id: str, openid: str, client_ip: str) -> Ord
     """
     product = await resolve(ctx, product_id, openid)
     now = datetime.datetime.now(datetime.timezone.utc)
-    # No await from here to the INSERT: in one process the limits cannot be raced.
-    existing = (limits.reusable_order(openid, product_id, product["total_fee"],
-                                      ctx.settings.wechat.sign_type, now.replace(tzinfo=None))
-                if ctx.settings.orders.reuse_open_order else None)
-    if existing is not None:
-        logger.info("order %s: still open for this payer and product; reused",
-                    existing.out_trade_no)
-        return existing
-    limits.check_open_limits(ctx.settings.orders, openid, client_ip, now.replace(tzinfo=None))
     sign_type = ctx.settings.wechat.sign_type
     out_trade_no = make_out_trade_no()
     fields = _unified_fields(ctx, out_trade_no, product, openid, client_ip, now)
@@ -123,17 +116,22 @@ async def create_order(ctx, product_id: str, openid: str, client_ip: str) -> Ord
         reserved_refund_fee=0, check_attempts=0, created_at=created, updated_at=created,
         expire_at=created + datetime.timedelta(minutes=ctx.settings.orders.expire_minutes),
     )
-    with db.atomic():
-        _INSERT_ORDER.execute(**values)
+    existing = await ctx.db_write(_insert_unless_reused, ctx.settings, values, group=True)
+    if existing is not None:
+        logger.info("order %s: still open for this payer and product; reused",
+                    existing.out_trade_no)
+        return existing
     logger.info("order %s: created for product %s (%d fen, %s)", out_trade_no, product_id,
                 product["total_fee"], sign_type)
     reply = await _send_unified_order(ctx, out_trade_no, body)
     prepay_id = reply.get("prepay_id")
     if not prepay_id:
-        transitions.record_error(out_trade_no, "unified order reply without prepay_id")
+        await ctx.db_write(transitions.record_error, out_trade_no,
+                           "unified order reply without prepay_id", group=True)
         raise CheckoutError("WeChat Pay did not return a payment session. Please try again.",
                             out_trade_no=out_trade_no)
-    if transitions.mark_prepaid(out_trade_no, prepay_id, request_text):
+    if await ctx.db_write(transitions.mark_prepaid, out_trade_no, prepay_id, request_text,
+                          group=True):
         # The row is exactly what was inserted plus the PREPAID move: build it
         # here rather than read it back (a full-row SELECT cost a third of a
         # checkout's CPU, bench/README.md).
@@ -142,9 +140,37 @@ async def create_order(ctx, product_id: str, openid: str, client_ip: str) -> Ord
         # Already paid or closed meanwhile (a notify can beat the reply): the
         # pay page shows whatever state the order is in now.
         logger.info("order %s: prepay id arrived after the order moved on", out_trade_no)
-        order = Order.get_by_id(out_trade_no)
+        order = await ctx.db_read(Order.get_by_id, out_trade_no)
     await ctx.hooks.notify_order_created(OrderView.from_row(order))
     return order
+
+
+def _insert_unless_reused(settings, values: dict) -> Optional[Order]:
+    """The payer's reusable open order, or the limit checks and the INSERT of a new one.
+
+    One writer transaction, so no other checkout can slip between the checks
+    and the INSERT (on PostgreSQL, with several writers, per-payer and
+    per-address advisory locks serialise the checkouts that share a limit).
+    """
+    openid, now = values["openid"], values["created_at"]
+    if is_postgres(db.obj) and (settings.orders.max_open_per_payer
+                                or settings.orders.max_open_per_ip):
+        keys = sorted({_lock_key("payer", openid),
+                       _lock_key("ip", values["spbill_create_ip"])})
+        db.execute_sql("SELECT " + ", ".join(["pg_advisory_xact_lock(%s)"] * len(keys)), keys)
+    if settings.orders.reuse_open_order:
+        existing = limits.reusable_order(openid, values["product_id"], values["total_fee"],
+                                         values["sign_type"], now)
+        if existing is not None:
+            return existing
+    limits.check_open_limits(settings.orders, openid, values["spbill_create_ip"], now)
+    _INSERT_ORDER.execute(**values)
+    return None
+
+
+def _lock_key(kind: str, value: str) -> int:
+    digest = hashlib.sha256(f"tornpay-order-limit|{kind}|{value}".encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 async def _send_unified_order(ctx, out_trade_no: str, body: bytes) -> dict:
@@ -165,7 +191,7 @@ async def _send_unified_order(ctx, out_trade_no: str, body: bytes) -> dict:
     code = error.err_code if isinstance(error, BusinessError) else type(error).__name__
     why = f"unified order failed after {attempt} attempt(s): {code}: {error}"
     logger.error("order %s: %s", out_trade_no, why)
-    transitions.record_error(out_trade_no, why)
+    await ctx.db_write(transitions.record_error, out_trade_no, why, group=True)
     if error.retryable:
         message = (f"WeChat Pay is not answering right now ({code}). "
                    "Please try again in a minute.")
@@ -202,12 +228,12 @@ async def refresh_prepay_id(ctx, order) -> Order:
         await _check_now(ctx, order.out_trade_no)
         raise
     prepay_id = reply.get("prepay_id")
-    if not prepay_id or not transitions.mark_prepaid(order.out_trade_no, prepay_id,
-                                                     order.unified_request):
+    if not prepay_id or not await ctx.db_write(transitions.mark_prepaid, order.out_trade_no,
+                                               prepay_id, order.unified_request, group=True):
         raise CheckoutError("This payment session has expired. Please start again from the shop.",
                             status=410, out_trade_no=order.out_trade_no)
     logger.info("order %s: prepay id refreshed", order.out_trade_no)
-    return Order.get_by_id(order.out_trade_no)
+    return await ctx.db_read(Order.get_by_id, order.out_trade_no)
 
 
 async def _check_now(ctx, out_trade_no: str) -> None:

@@ -294,3 +294,18 @@ def make_executor(db: peewee.Database, settings: Any) -> DbExecutor:
     return DbExecutor(db, wait_timeout=getattr(cfg, "wait_timeout", 3.0),
                       writers=getattr(cfg, "pool_size", 8) if is_postgres(db) else 1,
                       readers=2)
+
+
+async def run_write(dbx: Optional[DbExecutor], fn: Callable, *args, group: bool = False,
+                    **kwargs) -> Any:
+    """``dbx.write`` when the caller has an executor, else ``fn`` on this thread (CLI, tests)."""
+    if dbx is None:
+        return fn(*args, **kwargs)
+    return await dbx.write(fn, *args, group=group, **kwargs)
+
+
+async def run_read(dbx: Optional[DbExecutor], fn: Callable, *args, **kwargs) -> Any:
+    """``dbx.read`` when the caller has an executor, else ``fn`` on this thread."""
+    if dbx is None:
+        return fn(*args, **kwargs)
+    return await dbx.read(fn, *args, **kwargs)
