@@ -189,7 +189,7 @@ async def test_a_failing_notify_never_takes_its_group_down(ctx, send, monkeypatc
         if out_trade_no == "BAD" or (out_trade_no == "ONCE" and not failed_once):
             failed_once.append(out_trade_no)
             real(out_trade_no, **kwargs)  # its writes happen, then the item fails
-            raise peewee.IntegrityError("injected failure")
+            raise peewee.OperationalError("injected failure")
         return real(out_trade_no, **kwargs)
 
     monkeypatch.setattr(notify_module.transitions, "pay_in_transaction", flaky)

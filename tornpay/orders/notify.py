@@ -1,5 +1,6 @@
 """The payment-notify pipeline (SPEC §5): every check, one atomic PAID move, a row per POST."""
 
+import contextlib
 import logging
 from typing import NamedTuple, Optional
 
@@ -10,6 +11,7 @@ from tornpay.protocol.ids import is_valid_out_trade_no
 from tornpay.protocol.sign import verify_sign
 from tornpay.protocol.xmlcodec import MAX_XML_BYTES, XMLError, decode_xml
 from tornpay.storage.db import database_proxy as db
+from tornpay.storage.db import is_postgres
 from tornpay.storage.executor import is_busy
 from tornpay.storage.fastsql import Statement, param
 from tornpay.storage.models import Notification, Order, utcnow
@@ -34,6 +36,9 @@ _LOOKUP = Statement("notify_lookup", lambda: Order.select(
     Order.out_trade_no == param(Order.out_trade_no)))
 _CURRENT = Statement("notify_current", lambda: Order.select(
     Order.state, Order.transaction_id).where(Order.out_trade_no == param(Order.out_trade_no)))
+_HOLDER = Statement("notify_tx_holder", lambda: Order.select(Order.out_trade_no).where(
+    (Order.transaction_id == param(Order.transaction_id))
+    & (Order.out_trade_no != param(Order.out_trade_no))))
 _INSERT_NOTIFICATION = Statement("insert_notification", lambda: Notification.insert(
     kind="pay", out_trade_no=param(Notification.out_trade_no),
     received_at=param(Notification.received_at), remote_ip=param(Notification.remote_ip),
@@ -56,12 +61,14 @@ TEMPORARY_FAILURE = "temporary failure, retry"
 class Refusal(Exception):
     """A notify that fails a check: nothing changes, WeChat gets FAIL with ``reply``."""
 
-    def __init__(self, reason: str, reply: str = "", out_trade_no: Optional[str] = None):
+    def __init__(self, reason: str, reply: str = "", out_trade_no: Optional[str] = None,
+                 alerted: bool = False):
         super().__init__(reason)
         self.reason = reason
         self.reply = reply or reason
         self.out_trade_no = out_trade_no
         self.signed = False  # set once the notify's signature checked out
+        self.alerted = alerted
 
 
 def process_pay_notify(ctx, body: bytes, remote_ip: str) -> NotifyResult:
@@ -117,12 +124,7 @@ def apply_pay_notify(ctx, body: bytes, remote_ip: str) -> NotifyResult:
         out_trade_no = fields.get("out_trade_no")
         order = _check(ctx, fields)
     except Refusal as refusal:
-        # Logged and stored at a bounded rate, attacker text quoted (orders/refusals.py).
-        ctx.refusals.refused("pay", remote_ip, refusal.reply, refusal.reason,
-                             claimed=refusal.out_trade_no or out_trade_no,
-                             verified=refusal.out_trade_no if refusal.signed else None,
-                             record=_record)
-        return NotifyResult(False, refusal.reply, REFUSED)
+        return _refused(ctx, refusal, remote_ip, out_trade_no)
     if fields.get("result_code") != "SUCCESS":
         # Ordinary JSAPI payments are only notified on success; anything else
         # is logged and acknowledged so WeChat stops, and pays nothing.
@@ -131,10 +133,26 @@ def apply_pay_notify(ctx, body: bytes, remote_ip: str) -> NotifyResult:
                        remote_ip, why)
         _record(order.out_trade_no, remote_ip, IGNORED, why)
         return NotifyResult(True, "OK", IGNORED)
-    paid = _apply(ctx, order, fields, remote_ip)
+    try:
+        paid = _apply(ctx, order, fields, remote_ip)
+    except Refusal as refusal:
+        return _refused(ctx, refusal, remote_ip, out_trade_no)
     if paid is None:
         return NotifyResult(True, "OK", DUPLICATE)
     return NotifyResult(True, "OK", ACCEPTED, (order.out_trade_no,) + tuple(paid))
+
+
+def _refused(ctx, refusal: Refusal, remote_ip: str, out_trade_no: Optional[str]) -> NotifyResult:
+    if refusal.alerted:
+        # Its ALERT line is logged already: one line per incident, and always stored.
+        _record(refusal.out_trade_no, remote_ip, REFUSED, refusal.reason)
+    else:
+        # Logged and stored at a bounded rate, attacker text quoted (orders/refusals.py).
+        ctx.refusals.refused("pay", remote_ip, refusal.reply, refusal.reason,
+                             claimed=refusal.out_trade_no or out_trade_no,
+                             verified=refusal.out_trade_no if refusal.signed else None,
+                             record=_record)
+    return NotifyResult(False, refusal.reply, REFUSED)
 
 
 def _decode(body: bytes) -> dict:
@@ -199,6 +217,30 @@ def _check_amount(order: OrderRef, fields: dict) -> None:
 
 def _apply(ctx, order: OrderRef, fields: dict, remote_ip: str):
     """PAID once, with its Notification row; ``(event_id, close_reason)`` if this call won."""
+    try:
+        # SQLite undoes a failed statement by itself (the order UPDATE, the first
+        # statement, is the one the unique transaction_id can fail); PostgreSQL
+        # aborts the whole transaction, so there the attempt has a savepoint.
+        with db.atomic() if is_postgres(db.obj) else contextlib.nullcontext():
+            return _apply_once(ctx, order, fields, remote_ip)
+    except peewee.IntegrityError:
+        # transaction_id is unique: a signed notify naming another order's
+        # transaction is no database hiccup, and retrying can never succeed, so
+        # refuse it (WeChat may still repeat it; each repeat is refused the same
+        # way, without a traceback).
+        holder = _HOLDER.one(transaction_id=fields["transaction_id"],
+                             out_trade_no=order.out_trade_no)
+        if holder is None:
+            raise
+        logger.error("ALERT order %s: signed notify carries transaction_id %s, which already "
+                     "paid order %s; refused, nothing changed", order.out_trade_no,
+                     fields["transaction_id"], holder[0])
+        raise Refusal(f"transaction_id {fields['transaction_id']} belongs to order {holder[0]}",
+                      "transaction_id already used by another order", order.out_trade_no,
+                      alerted=True) from None
+
+
+def _apply_once(ctx, order: OrderRef, fields: dict, remote_ip: str):
     cash_fee = fields.get("cash_fee")
     # Inside the caller's transaction, no savepoint: the PAID update, the outbox
     # rows and the Notification row commit together or not at all.
