@@ -105,7 +105,7 @@ class Context:
                                  on_reaped=self.dispatcher.kick)
         self.reconciler = Reconciler(self.pay_client, self.hooks, settings, self.owner_id,
                                      on_change=self.dispatcher.kick)
-        self.reconciler.dbx = self.dispatcher.dbx = self.dbx
+        self.reconciler.dbx = self.dispatcher.dbx = self.registry.dbx = self.dbx
         from tornpay.orders.refund_followup import RefundFollowUp
 
         self.refund_followup = RefundFollowUp(self)
