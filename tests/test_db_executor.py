@@ -172,7 +172,7 @@ async def test_concurrent_duplicates_pay_once(ctx, send, grouped):
     replies = await asyncio.gather(*replies)
     assert all(r == {"return_code": "SUCCESS", "return_msg": "OK"} for r in replies)
     check_paid_once(numbers, 3)
-    if grouped and ctx.dbx.writers == 1:
+    if grouped and ctx.dbx.group_max > 1:
         assert ctx.dbx.commits < ctx.dbx.jobs  # several notifies shared a commit
 
 
@@ -205,4 +205,5 @@ async def test_a_failing_notify_never_takes_its_group_down(ctx, send, monkeypatc
     assert Event.select().where(Event.out_trade_no == "BAD").count() == 0
     assert Notification.select().where(Notification.out_trade_no == "BAD").count() == 0
     check_paid_once(numbers + ["ONCE"], 1)
-    assert ctx.dbx.commits < ctx.dbx.jobs  # the others still shared commits
+    if ctx.dbx.group_max > 1:  # SQLite: the others still shared commits
+        assert ctx.dbx.commits < ctx.dbx.jobs

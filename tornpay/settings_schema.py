@@ -143,7 +143,7 @@ SCHEMA: Mapping[str, Mapping[str, Setting]] = {
         "wait_timeout": Setting(3.0, float, "longest wait for the database before a notify "
                                 "answers FAIL and a page asks to try again (seconds)",
                                 check=_min(0.05)),
-        "pool_size": Setting(8, int, "PostgreSQL: writer connections (SQLite has one writer)",
+        "pool_size": Setting(16, int, "PostgreSQL: writer connections (SQLite has one writer)",
                              check=_min(1)),
     },
     "orders": {

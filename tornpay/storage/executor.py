@@ -76,7 +76,11 @@ class DbExecutor:
         # One writer for SQLite (one write lock per file anyway); on PostgreSQL
         # several, so a slow or distant server is waited on in parallel.
         self.writers = 1 if self.sqlite else max(1, writers)
-        self.group_max = group_max
+        # PostgreSQL answers over the network: a group would run its jobs' round
+        # trips one after another on one connection while the other writers
+        # idle, so there each job has its own transaction and the pool gives
+        # the parallelism (and PostgreSQL flushes concurrent commits together).
+        self.group_max = group_max if self.sqlite else 1
         self._queue: "queue.SimpleQueue" = queue.SimpleQueue()
         self._threads: List[threading.Thread] = []
         self._readers: Optional[ThreadPoolExecutor] = None
@@ -292,7 +296,7 @@ def make_executor(db: peewee.Database, settings: Any) -> DbExecutor:
     """The executor for ``settings.database`` (wait bound, PostgreSQL pool size)."""
     cfg = settings.database
     return DbExecutor(db, wait_timeout=getattr(cfg, "wait_timeout", 3.0),
-                      writers=getattr(cfg, "pool_size", 8) if is_postgres(db) else 1,
+                      writers=getattr(cfg, "pool_size", 16) if is_postgres(db) else 1,
                       readers=2)
 
 
