@@ -4,6 +4,7 @@ import asyncio
 import collections
 import logging
 import queue
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +21,7 @@ GROUP_MAX = 64  # jobs made durable by one commit at most
 # the earliest deadline of its batch instead, so a queued job never waits
 # twice and a job past its deadline is dropped before it touches anything.
 SQLITE_WRITER_BUSY_MS = 50
+SWITCH_INTERVAL = 0.001  # seconds, see DbExecutor._start
 _STOP = object()
 
 
@@ -54,10 +56,10 @@ class DbExecutor:
 
     ``write(fn, ...)``: ``fn`` runs inside a transaction the executor opens
     (``fn``'s own ``db.atomic()`` becomes a savepoint). With ``group=True``
-    jobs queued together share one transaction and one commit, each in its own
-    savepoint; a job that raises is rolled back to its savepoint and re-run
-    alone, and if the commit itself fails every job is re-run alone. Each
-    waiter is answered only after its own change has committed.
+    jobs queued together share one transaction and one commit; when one raises,
+    the batch is rolled back and re-run without it (the failing job alone, so
+    its failure is its own), and if the commit itself fails every job is re-run
+    alone. Each waiter is answered only after its own change has committed.
 
     ``read(fn, ...)``: ``fn`` runs on a reader thread with its own connection
     and no transaction (SQLite's WAL lets it read while a writer holds the
@@ -124,6 +126,10 @@ class DbExecutor:
         with self._lock:
             if self._threads:
                 return
+            # A writer gives up the GIL at every SQLite call and must get it back
+            # from the busy loop thread: switch more often than every 5 ms so a
+            # batch is not stretched by the loop's turns (latency, not CPU).
+            sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
             self._readers = ThreadPoolExecutor(self._n_readers,
                                                thread_name_prefix="tornpay-db-read")
             for i in range(self.writers):
@@ -137,6 +143,8 @@ class DbExecutor:
         if self.closed:
             return
         self.closed = True
+        if self.jobs:
+            logger.info("database writers: %d jobs in %d commits", self.jobs, self.commits)
         for _ in self._threads:
             self._queue.put(_STOP)
         for thread in self._threads:
@@ -194,39 +202,52 @@ class DbExecutor:
             self._answer(expired)
         if not live:
             return
+        failed = _GroupFailure(-1, None)
         try:
-            outcomes, retry = self._run_in_transaction(live)
-        except Exception as exc:
-            if len(live) == 1:
-                self._answer([(live[0], False, exc)])
-                return
-            if isinstance(exc, DbBusy):
-                self._answer([(job, False, exc) for job in live])
-                return
+            outcomes = self._run_in_transaction(live)
+        except _GroupFailure as exc:
+            failed = exc
+        except Exception as exc:  # BEGIN or COMMIT: nothing of the batch was kept
+            failed = _GroupFailure(-1, exc)
+        else:
+            self._answer(outcomes)
+            return
+        self._recover(live, failed)
+
+    def _recover(self, live: List[_Job], failed: "_GroupFailure") -> None:
+        """After a rolled-back batch: the failing job alone, the others again without it."""
+        exc, index = failed.error, failed.index
+        if len(live) == 1 or isinstance(exc, DbBusy):
+            self._answer([(job, False, exc) for job in live])
+            return
+        if index < 0:
             logger.warning("group commit of %d failed (%s); each is retried alone", len(live),
                            exc)
-            outcomes, retry = [], live
-        self._answer(outcomes)
-        for job in retry:  # alone: its failure is its own
-            self._run_batch([job])
+            for job in live:
+                self._run_batch([job])
+            return
+        # Jobs before the failing one ran fine and run again together; the
+        # failing one alone (its failure is its own); those after it together.
+        for part in (live[:index], [live[index]], live[index + 1:]):
+            if part:
+                self._run_batch(part)
 
     def _run_in_transaction(self, live: List[_Job]):
-        outcomes, retry = [], []
+        # No savepoint per job: a failing job rolls the whole batch back and
+        # ``_recover`` re-runs the others (failures are rare; savepoints are not free).
+        outcomes = []
         with self._transaction(min(job.deadline for job in live)):
             if len(live) == 1:
                 outcomes.append((live[0], True, live[0].run()))
             else:
-                for job in live:
+                for index, job in enumerate(live):
                     try:
-                        with self.db.atomic():  # a savepoint of the shared transaction
-                            value = job.run()
-                    except Exception:
-                        retry.append(job)
-                    else:
-                        outcomes.append((job, True, value))
+                        outcomes.append((job, True, job.run()))
+                    except Exception as exc:
+                        raise _GroupFailure(index, exc) from exc
         self.commits += 1
         self.jobs += len(live)
-        return outcomes, retry
+        return outcomes
 
     def _transaction(self, deadline: float):
         if not self.sqlite:
@@ -268,6 +289,14 @@ class DbExecutor:
                 loop.call_soon_threadsafe(_settle, items)
             except RuntimeError:  # the loop is closed: nobody waits any more
                 pass
+
+
+class _GroupFailure(Exception):
+    """Job ``index`` of a batch raised ``error`` (the batch was rolled back)."""
+
+    def __init__(self, index: int, error: Optional[BaseException]):
+        super().__init__(index, error)
+        self.index, self.error = index, error
 
 
 class _Entered:
