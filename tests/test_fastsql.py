@@ -204,7 +204,8 @@ def test_compiled_new_order_insert_stores_what_order_create_does(db):
     values = dict(product_id="p", openid="o", body="示例", attach="a", total_fee=100,
                   fee_type="CNY", sign_type="HMAC-SHA256", state="CREATED",
                   spbill_create_ip="1.2.3.4", unified_request="<xml/>", created_at=now,
-                  updated_at=now, expire_at=now + datetime.timedelta(hours=1))
+                  updated_at=now, expire_at=now + datetime.timedelta(hours=1),
+                  trade_type="NATIVE", payer="o")
     Order.create(out_trade_no="VIA_PEEWEE", **values)
     service._INSERT_ORDER.execute(out_trade_no="VIA_FASTSQL", refunded_fee=0,
                                   reserved_refund_fee=0, check_attempts=0, **values)

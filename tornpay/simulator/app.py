@@ -12,7 +12,9 @@ from tornpay.simulator.cashier import CashierHandler, JsBridgeHandler
 from tornpay.simulator.config import SimulatorConfig
 from tornpay.simulator.control import ControlHandler
 from tornpay.simulator.dashboard import DashboardHandler
+from tornpay.simulator.h5native import CHECKMWEB_PATH
 from tornpay.simulator.oauth import AccessTokenHandler, AuthorizeHandler
+from tornpay.simulator.phonepages import CheckMwebHandler, ScanHandler
 from tornpay.simulator.payapi import (
     CloseOrderHandler, GetSignKeyHandler, OrderQueryHandler, UnifiedOrderHandler,
 )
@@ -51,6 +53,8 @@ def simulator_routes(state: SimulatorState, prefix: str = "/_sim") -> List[URLSp
         URLSpec(p + "/jsbridge.js", JsBridgeHandler, dict(kw, base=p)),
         URLSpec(p + r"/cashier/(check|pay)", CashierHandler, dict(kw)),
         URLSpec(p + r"/control/(.+)", ControlHandler, dict(kw)),
+        URLSpec(p + "/scan", ScanHandler, dict(kw)),  # NATIVE: the test phone scans
+        URLSpec(p + CHECKMWEB_PATH, CheckMwebHandler, dict(kw)),  # MWEB's cashier
         URLSpec(p + "/", DashboardHandler, dict(kw), name="tornpay-simulator-dashboard"),
     ]
     if p:

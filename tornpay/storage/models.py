@@ -74,6 +74,11 @@ class Order(BaseModel):
     # the reconciler closes it there from this time on, then clears it.
     # (Indexed: storage.db builds indexes after the migration steps have run.)
     close_at_wechat_after = peewee.DateTimeField(null=True, index=True)
+    # SPEC §9 (migration 7; trade_type came with migration 6): who owns the
+    # order (the openid for JSAPI, the signed payer cookie's id for NATIVE and
+    # MWEB) and the NATIVE QR code's text, valid 2 hours from prepay_at.
+    payer = peewee.CharField(max_length=128, default="", index=True)
+    code_url = peewee.CharField(max_length=256, null=True)
 
     class Meta:
         table_name = "tornpay_order"
