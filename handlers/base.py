@@ -108,6 +108,13 @@ class BaseHandler(tornado.web.RequestHandler):
         """The payer's address: X-Real-IP is honoured only through HTTPServer(xheaders=True)."""
         return self.request.remote_ip or "127.0.0.1"
 
+    def log_exception(self, typ, value, tb):
+        if is_busy(value):  # expected under a held lock: one line, no traceback
+            logger.warning("%s %s: database busy (%s); answered 503", self.request.method,
+                           self.request.path, value)
+            return
+        super().log_exception(typ, value, tb)
+
     def write_error(self, status_code, **kwargs):
         # Synchronous on purpose (a failed template must not recurse into async code).
         exc = kwargs.get("exc_info", (None, None, None))[1]

@@ -127,8 +127,9 @@ async def test_checkout_that_cannot_get_the_database_asks_to_try_again(ctx, http
     browser = Browser(http_client, tp_settings.server.public_url)
     browser.set_openid(tp_settings, ALICE)
     with external_lock(ctx):
-        reply = await browser.get("/wxpay/checkout/coach-101")
-    assert reply.code == 503 and "请稍后再试" in reply.body.decode()  # zh_CN: the default
+        reply = await browser.get("/wxpay/checkout/coach-101",
+                                  headers={"Accept-Language": "zh-CN"})
+    assert reply.code == 503 and "请稍后再试" in reply.body.decode()
     assert Order.select().count() == 0
     # Once the lock is gone the same request makes the order.
     assert (await browser.get("/wxpay/checkout/coach-101")).code == 303
