@@ -132,6 +132,13 @@ class Proc:
             return ""
 
 
+def stop_all(*procs: Optional[Proc]) -> None:
+    """Stop every process that was started (None: never started)."""
+    for proc in procs:
+        if proc is not None:
+            proc.stop()
+
+
 def wait_http(url: str, proc: Proc, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -167,9 +167,7 @@ def _pg_checkout(tmp, cfg, use_wrk, run, url, label, env):
         run.wait_idle(server)
         return result
     finally:
-        for proc in (server, sim):
-            if proc is not None:
-                proc.stop()
+        bc.stop_all(server, sim)
 
 
 def report(lock, pg) -> bool:

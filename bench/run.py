@@ -228,9 +228,7 @@ def bench_checkout(tmp, cfg, use_wrk):
                 results.append(result)
         return results
     finally:
-        for proc in (server, sim):
-            if proc is not None:
-                proc.stop()
+        bc.stop_all(server, sim)
 
 
 def pct(x):
