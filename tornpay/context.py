@@ -85,6 +85,11 @@ class Context:
         self.metrics.registry.register(HealthCollector(self.db_health))
         self.pay_client = PayClient.from_settings(settings, self.http_client,
                                                   observer=self._observe_upstream)
+        from tornpay.gateway.router import build_gateways
+
+        # The core's way to WeChat: the gateway of each order's API generation.
+        self.gateways = build_gateways(settings, self.pay_client, self.http_client,
+                                       observer=self._observe_upstream)
         self.oauth_client = OAuthClient.from_settings(settings, self.http_client)
         self.simulator = None
         if settings.simulator.enabled:
@@ -103,7 +108,7 @@ class Context:
 
         self.registry = Registry(self.hooks, settings, self.owner_id,
                                  on_reaped=self.dispatcher.kick)
-        self.reconciler = Reconciler(self.pay_client, self.hooks, settings, self.owner_id,
+        self.reconciler = Reconciler(self.gateways, self.hooks, settings, self.owner_id,
                                      on_change=self.dispatcher.kick)
         self.reconciler.dbx = self.dispatcher.dbx = self.registry.dbx = self.dbx
         from tornpay.orders.refund_followup import RefundFollowUp

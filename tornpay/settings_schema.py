@@ -139,6 +139,17 @@ SCHEMA: Mapping[str, Mapping[str, Setting]] = {
         "cert_file": Setting("", str, "client certificate (PEM) for refunds"),
         "key_file": Setting("", str, "client certificate key (PEM) for refunds", secret=True),
         "timeout": Setting(10.0, float, "seconds per upstream call", check=_min(0.1)),
+        # API v3 (SPEC §10); checked together at start by tornpay.gateway.v3settings.
+        "api_version": Setting("v2", str, "WeChat Pay API generation of new orders",
+                               check=_one_of("v2", "v3")),
+        "apiv3_key": Setting("", str, "APIv3 key: decrypts v3 notifies and certificates",
+                             secret=True),
+        "private_key_file": Setting("", str, "merchant API private key (PEM) signing v3 calls"),
+        "cert_serial_no": Setting("", str, "serial of the merchant API certificate (v3)"),
+        "wechatpay_public_key_file": Setting("", str,
+                                             "WeChat Pay public key (PEM): public-key mode"),
+        "wechatpay_public_key_id": Setting("", str, "its id PUB_KEY_ID_...; both empty: "
+                                                    "platform-certificate mode"),
     },
     "database": {
         "url": Setting("sqlite:///tornpay.db", str,

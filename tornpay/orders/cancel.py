@@ -43,7 +43,7 @@ async def cancel_order(ctx: Any, out_trade_no: str) -> str:
                     out_trade_no, allowed_at.isoformat(timespec="seconds"))
         return await _close_here(ctx, out_trade_no, pending_until=allowed_at)
     try:
-        await ctx.pay_client.close_order(out_trade_no, sign_type=order.sign_type)
+        await ctx.gateways.for_order(order).close_order(out_trade_no, order.sign_type)
     except BusinessError as exc:
         if exc.err_code == "ORDERPAID":
             logger.warning("order %s: payer cancelled but closeorder says ORDERPAID; the "

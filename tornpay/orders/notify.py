@@ -2,10 +2,11 @@
 
 import contextlib
 import logging
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Tuple
 
 import peewee
 
+from tornpay.gateway.base import NotifyRefused
 from tornpay.orders import transitions
 from tornpay.protocol.ids import is_valid_out_trade_no
 from tornpay.protocol.sign import verify_sign
@@ -27,12 +28,13 @@ class OrderRef(NamedTuple):
     out_trade_no: str
     sign_type: str
     total_fee: int
+    api_version: str
 
 
 # Compiled once per database: peewee rebuilding these per notify cost more than
 # running them (bench/README.md).
 _LOOKUP = Statement("notify_lookup", lambda: Order.select(
-    Order.out_trade_no, Order.sign_type, Order.total_fee).where(
+    Order.out_trade_no, Order.sign_type, Order.total_fee, Order.api_version).where(
     Order.out_trade_no == param(Order.out_trade_no)))
 _CURRENT = Statement("notify_current", lambda: Order.select(
     Order.state, Order.transaction_id).where(Order.out_trade_no == param(Order.out_trade_no)))
@@ -71,7 +73,7 @@ class Refusal(Exception):
         self.alerted = alerted
 
 
-def process_pay_notify(ctx, body: bytes, remote_ip: str) -> NotifyResult:
+def process_pay_notify(ctx, body: bytes, remote_ip: str, headers=None) -> NotifyResult:
     """Check and apply one payment notify on this thread; ``(ok, return_msg)`` for the reply.
 
     The result's ``outcome`` is accepted, duplicate, ignored, refused or error.
@@ -81,7 +83,7 @@ def process_pay_notify(ctx, body: bytes, remote_ip: str) -> NotifyResult:
     """
     try:
         with db.atomic():
-            result = apply_pay_notify(ctx, body, remote_ip)
+            result = apply_pay_notify(ctx, body, remote_ip, headers)
     except peewee.PeeweeException:
         logger.exception("notify: database error; answering FAIL so WeChat retries")
         _rollback_quietly()
@@ -89,14 +91,15 @@ def process_pay_notify(ctx, body: bytes, remote_ip: str) -> NotifyResult:
     return after_commit(ctx, result)
 
 
-async def handle_pay_notify(ctx, body: bytes, remote_ip: str) -> NotifyResult:
+async def handle_pay_notify(ctx, body: bytes, remote_ip: str, headers=None) -> NotifyResult:
     """``process_pay_notify`` with its transaction on a database writer (group commit).
 
     Answered only once this notify's own change has committed; a database that
     cannot be had within ``database.wait_timeout`` answers FAIL, nothing written.
     """
     try:
-        result = await ctx.db_write(apply_pay_notify, ctx, body, remote_ip, group=True)
+        result = await ctx.db_write(apply_pay_notify, ctx, body, remote_ip, headers,
+                                    group=True)
     except Exception as exc:  # peewee, driver or DbBusy: nothing of this notify committed
         logger.log(logging.WARNING if is_busy(exc) else logging.ERROR,
                    "notify from %s: database unavailable (%s: %s); answering FAIL so WeChat "
@@ -113,16 +116,16 @@ def after_commit(ctx, result: NotifyResult) -> NotifyResult:
     return result
 
 
-def apply_pay_notify(ctx, body: bytes, remote_ip: str) -> NotifyResult:
+def apply_pay_notify(ctx, body: bytes, remote_ip: str, headers=None) -> NotifyResult:
     """Every check and the change of one notify, inside the caller's transaction.
 
     Raises database errors (the caller's transaction is then rolled back).
     """
     out_trade_no = None
     try:
-        fields = _decode(body)
+        fields, generation = _decode(ctx, body, headers or {})
         out_trade_no = fields.get("out_trade_no")
-        order = _check(ctx, fields)
+        order = _check(ctx, fields, generation)
     except Refusal as refusal:
         return _refused(ctx, refusal, remote_ip, out_trade_no)
     if fields.get("result_code") != "SUCCESS":
@@ -155,16 +158,31 @@ def _refused(ctx, refusal: Refusal, remote_ip: str, out_trade_no: Optional[str])
     return NotifyResult(False, refusal.reply, REFUSED)
 
 
-def _decode(body: bytes) -> dict:
+def is_v3_body(body: bytes) -> bool:
+    """v2 notifies are XML, v3 ones JSON: the body tells them apart (SPEC §10)."""
+    return body.lstrip()[:1] == b"{"
+
+
+def _decode(ctx, body: bytes, headers) -> Tuple[dict, str]:
+    """The notify's fields (neutral, v2 names) and the generation that sent it."""
     if len(body) > MAX_XML_BYTES:
         raise Refusal(f"body of {len(body)} bytes is over {MAX_XML_BYTES}", "body too large")
+    if is_v3_body(body):
+        gateway = ctx.gateways.get("v3")
+        if gateway is None:
+            raise Refusal("a v3 notify but API v3 is not configured", "API v3 not configured")
+        try:
+            # Verified over the exact bytes received, then decrypted (v3 reference §5, §6).
+            return gateway.decode_pay_notify(headers, body), "v3"
+        except NotifyRefused as exc:
+            raise Refusal(exc.reason, exc.reply) from None
     try:
-        return decode_xml(body)
+        return decode_xml(body), "v2"
     except XMLError as exc:
         raise Refusal(f"unacceptable XML: {exc}", "invalid XML") from None
 
 
-def _check(ctx, fields: dict) -> OrderRef:
+def _check(ctx, fields: dict, generation: str = "v2") -> OrderRef:
     """Every check of SPEC §5 except result_code; return the order it pays."""
     wechat = ctx.settings.wechat
     if fields.get("return_code") != "SUCCESS":
@@ -177,6 +195,22 @@ def _check(ctx, fields: dict) -> OrderRef:
     if row is None:
         raise Refusal("unknown out_trade_no", "order not found", out_trade_no)
     order = OrderRef(*row)
+    if order.api_version != generation:
+        # Each order finishes in the generation it began in (SPEC §10).
+        raise Refusal(f"a {generation} notify for a {order.api_version} order",
+                      "wrong API generation", out_trade_no)
+    if generation == "v2":
+        _check_v2_signature(wechat, order, fields)
+    try:
+        _check_parties(wechat, order, fields)
+    except Refusal as refusal:
+        refusal.signed = True  # signed by WeChat: its out_trade_no may name the log line
+        raise
+    return order
+
+
+def _check_v2_signature(wechat, order: OrderRef, fields: dict) -> None:
+    out_trade_no = order.out_trade_no
     # The order decides the algorithm (an HMAC order's notify usually has no
     # sign_type, reference P2); a notify claiming another one is not ours.
     declared = fields.get("sign_type")
@@ -185,19 +219,18 @@ def _check(ctx, fields: dict) -> OrderRef:
                       "signature failed", out_trade_no)
     if not verify_sign(fields, wechat.api_key, order.sign_type):
         raise Refusal("bad signature", "signature failed", out_trade_no)
-    try:
-        if fields.get("appid") != wechat.appid:
-            raise Refusal(f"appid {fields.get('appid')!r} is not ours", "appid mismatch",
-                          out_trade_no)
-        if fields.get("mch_id") != wechat.mch_id:
-            raise Refusal(f"mch_id {fields.get('mch_id')!r} is not ours", "mch_id mismatch",
-                          out_trade_no)
-        if fields.get("result_code") == "SUCCESS":
-            _check_amount(order, fields)
-    except Refusal as refusal:
-        refusal.signed = True  # signed by our key: its out_trade_no may name the log line
-        raise
-    return order
+
+
+def _check_parties(wechat, order: OrderRef, fields: dict) -> None:
+    out_trade_no = order.out_trade_no
+    if fields.get("appid") != wechat.appid:
+        raise Refusal(f"appid {fields.get('appid')!r} is not ours", "appid mismatch",
+                      out_trade_no)
+    if fields.get("mch_id") != wechat.mch_id:
+        raise Refusal(f"mch_id {fields.get('mch_id')!r} is not ours", "mch_id mismatch",
+                      out_trade_no)
+    if fields.get("result_code") == "SUCCESS":
+        _check_amount(order, fields)
 
 
 def _check_amount(order: OrderRef, fields: dict) -> None:

@@ -116,8 +116,8 @@ async def request_refund(ctx: Any, out_trade_no: str, refund_fee: Optional[int] 
               "out_refund_no": out_refund_no, "total_fee": order.total_fee,
               "refund_fee": fee, "refund_desc": reason or None,
               "notify_url": refund_notify_url(ctx.settings)}
-    body, _ = ctx.pay_client.build_request(REFUND_PATH, params, order.sign_type)
-    await run_write(dbx, _reserve, order, fee, reason, body, out_refund_no)
+    text = ctx.gateways.for_order(order).prepare_refund(params, order.sign_type)
+    await run_write(dbx, _reserve, order, fee, reason, text.encode("utf-8"), out_refund_no)
     logger.info("order %s: refund %s of %d fen requested", out_trade_no, out_refund_no, fee)
     return await send_refund(ctx, out_refund_no)
 
@@ -132,7 +132,9 @@ async def send_refund(ctx: Any, out_refund_no: str) -> Refund:
         raise RefundRefused(f"refund {out_refund_no} is {refund.state}; only a REQUESTED "
                             "refund is re-sent")
     try:
-        reply = await ctx.pay_client.send_prepared(REFUND_PATH, refund.request.encode("utf-8"))
+        gateway = ctx.gateways.for_order(await run_read(dbx, Order.get_by_id,
+                                                        refund.out_trade_no))
+        reply = await gateway.send_refund(refund.request)
     except BusinessError as exc:
         if exc.err_code in RETRY_LATER:
             await run_write(dbx, _note_error, out_refund_no, str(exc))
@@ -268,17 +270,14 @@ async def query_refund(ctx: Any, out_refund_no: str) -> Tuple[str, bool]:
     refund = await run_read(dbx, Refund.get_or_none, Refund.out_refund_no == out_refund_no)
     if refund is None:
         raise NotFound(f"refund {out_refund_no} not found")
-    reply = await ctx.pay_client.refund_query(out_refund_no=out_refund_no)
-    for n in range(int(reply.get("refund_count") or 0)):
-        if reply.get(f"out_refund_no_{n}") != out_refund_no:
-            continue
-        status = reply.get(f"refund_status_{n}", "")
-        changed = await run_write(
-            dbx, apply_refund_result, out_refund_no, status, hooks=ctx.hooks, refund_id=reply.get(f"refund_id_{n}"),
-            success_time=reply.get(f"refund_success_time_{n}"),
-            refund_fee=reply.get(f"refund_fee_{n}"),
-            refund_recv_accout=reply.get(f"refund_recv_accout_{n}"))
-        if changed:
-            _kick(ctx)
-        return status, changed
-    raise RefundError(f"refundquery reply does not list refund {out_refund_no}")
+    gateway = ctx.gateways.for_order(await run_read(dbx, Order.get_by_id, refund.out_trade_no))
+    result = await gateway.refund_query(out_refund_no)
+    if result is None:
+        raise RefundError(f"refundquery reply does not list refund {out_refund_no}")
+    changed = await run_write(
+        dbx, apply_refund_result, out_refund_no, result.status, hooks=ctx.hooks,
+        refund_id=result.refund_id, success_time=result.success_time,
+        refund_fee=result.refund_fee, **{k: v for k, v in result.extra.items() if v is not None})
+    if changed:
+        _kick(ctx)
+    return result.status, changed

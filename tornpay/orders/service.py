@@ -11,7 +11,6 @@ from tornpay.orders import limits, tradetypes, transitions
 from tornpay.orders.events import OrderView
 from tornpay.protocol.errors import BusinessError, WeChatError
 from tornpay.protocol.ids import make_out_trade_no, nonce_str
-from tornpay.protocol.sign import make_sign
 from tornpay.storage import fastsql
 from tornpay.storage.db import database_proxy as db
 from tornpay.storage.db import is_postgres
@@ -20,7 +19,6 @@ from tornpay.storage.models import CREATED, PREPAID, Order, utcnow
 
 logger = logging.getLogger(__name__)
 
-UNIFIED_ORDER_PATH = "/pay/unifiedorder"
 BEIJING = datetime.timezone(datetime.timedelta(hours=8))
 # First pause between unified-order attempts, doubled each time: short, because
 # a person is waiting on the checkout redirect.
@@ -53,6 +51,7 @@ _NEW_ORDER_COLUMNS = (
     Order.out_trade_no, Order.product_id, Order.openid, Order.body, Order.attach,
     Order.total_fee, Order.fee_type, Order.sign_type, Order.state, Order.spbill_create_ip,
     Order.unified_request, Order.refunded_fee, Order.reserved_refund_fee, Order.check_attempts,
+    Order.api_version,
     Order.created_at, Order.updated_at, Order.expire_at, Order.trade_type, Order.payer,
 )
 _INSERT_ORDER = fastsql.Statement("insert_order", lambda: Order.insert(
@@ -111,18 +110,21 @@ async def create_order(ctx, product_id: str, openid: str, client_ip: str, *,
     """
     product = await resolve(ctx, product_id, openid)
     now = datetime.datetime.now(datetime.timezone.utc)
+    gateway = ctx.gateways.current
+    # v3: the pay page signs with the merchant's RSA key, so RSA also marks a v3 order.
+    sign_type = "RSA" if gateway.generation == "v3" else ctx.settings.wechat.sign_type
+    # The reuse and limit checks run with the INSERT in one writer transaction.
     owner = payer or openid
-    sign_type = ctx.settings.wechat.sign_type
     out_trade_no = make_out_trade_no()
     fields = _unified_fields(ctx, out_trade_no, product, openid, client_ip, now,
                              trade_type, product_id)
-    body, _signed = ctx.pay_client.build_request(UNIFIED_ORDER_PATH, fields, sign_type)
-    request_text = body.decode("utf-8")
+    request_text = gateway.prepare_prepay(fields, sign_type)
     created = now.replace(tzinfo=None)
     values = dict(
         out_trade_no=out_trade_no, product_id=product_id, openid=openid,
         body=product["body"], attach=product.get("attach") or "",
         total_fee=product["total_fee"], fee_type="CNY", sign_type=sign_type, state=CREATED,
+        api_version=gateway.generation,
         spbill_create_ip=client_ip, unified_request=request_text, refunded_fee=0,
         reserved_refund_fee=0, check_attempts=0, created_at=created, updated_at=created,
         expire_at=created + datetime.timedelta(minutes=ctx.settings.orders.expire_minutes),
@@ -135,7 +137,7 @@ async def create_order(ctx, product_id: str, openid: str, client_ip: str, *,
         return existing
     logger.info("order %s: created for product %s (%d fen, %s, %s)", out_trade_no, product_id,
                 product["total_fee"], sign_type, trade_type)
-    reply = await _send_unified_order(ctx, out_trade_no, body)
+    reply = await _send_unified_order(gateway, ctx, out_trade_no, request_text)
     prepay_id = reply.get("prepay_id")
     pay_url = _pay_url(trade_type, reply)
     if not prepay_id or pay_url == "":
@@ -199,12 +201,12 @@ def _pay_url(trade_type: str, reply: dict) -> Optional[str]:
     return None
 
 
-async def _send_unified_order(ctx, out_trade_no: str, body: bytes) -> dict:
+async def _send_unified_order(gateway, ctx, out_trade_no: str, request_text: str) -> dict:
     attempts = ctx.settings.orders.unified_order_attempts
     delay = RETRY_BACKOFF_SECONDS
     for attempt in range(1, attempts + 1):
         try:
-            return await ctx.pay_client.send_prepared(UNIFIED_ORDER_PATH, body)
+            return await gateway.send_prepay(request_text)
         except WeChatError as exc:
             error = exc
             if exc.retryable and attempt < attempts:
@@ -260,8 +262,8 @@ async def fresh_mweb_url(ctx, order) -> str:
 async def _reenter(ctx, order, wanted: str) -> dict:
     """Re-send the stored request; the reply must carry ``wanted`` and a storable prepay_id."""
     try:
-        reply = await _send_unified_order(ctx, order.out_trade_no,
-                                          order.unified_request.encode("utf-8"))
+        reply = await _send_unified_order(ctx.gateways.for_order(order), ctx,
+                                          order.out_trade_no, order.unified_request)
     except CheckoutError:
         await _check_now(ctx, order.out_trade_no)
         raise
@@ -299,15 +301,8 @@ def jsapi_params(ctx, order, *, timestamp: Optional[int] = None,
     The sign type is the order's (it must match the unified order), whatever
     the settings say today.
     """
-    params = {
-        "appId": ctx.settings.wechat.appid,
-        "timeStamp": str(int(time.time()) if timestamp is None else int(timestamp)),
-        "nonceStr": nonce or nonce_str(),
-        "package": "prepay_id=" + order.prepay_id,
-        "signType": order.sign_type,
-    }
-    params["paySign"] = make_sign(params, ctx.settings.wechat.api_key, order.sign_type)
-    return params
+    stamp = str(int(time.time()) if timestamp is None else int(timestamp))
+    return ctx.gateways.for_order(order).pay_params(order, stamp, nonce or nonce_str())
 
 
 def order_json(order) -> dict:
