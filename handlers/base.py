@@ -10,6 +10,7 @@ import tornado.web
 from tornpay import webheaders
 from tornpay.i18n import HTML_LANG, choose, get_locale
 from tornpay.protocol.xmlcodec import encode_xml
+from tornpay.orders.pages import database_busy
 
 logger = logging.getLogger(__name__)
 
@@ -104,11 +105,22 @@ class BaseHandler(tornado.web.RequestHandler):
         """The payer's address: X-Real-IP is honoured only through HTTPServer(xheaders=True)."""
         return self.request.remote_ip or "127.0.0.1"
 
+    def log_exception(self, typ, value, tb):
+        if database_busy(value):  # expected under a held lock: one line, no traceback
+            logger.warning("%s %s: database busy (%s); answered 503", self.request.method,
+                           self.request.path, value)
+            return
+        super().log_exception(typ, value, tb)
+
     def write_error(self, status_code, **kwargs):
         # Synchronous on purpose (a failed template must not recurse into async code).
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(exc, PageError):
             title, message, params = exc.title, exc.message, exc.params
+        elif database_busy(exc):  # the database was not free in time: nothing was written
+            self.set_status(503)
+            status_code, title, params = 503, "Busy", {}
+            message = "The service is busy; please try again in a moment."
         else:
             title = http.client.responses.get(status_code, "Error")
             message = "Something went wrong. Please try again." if status_code >= 500 else title

@@ -1,4 +1,4 @@
-"""GET /checkout/{product_id} and GET /oauth/callback: which trade type, who pays, then the order."""
+"""GET /checkout/{product_id}, GET /oauth/callback: which trade type, who pays, then the order."""
 
 import logging
 import time

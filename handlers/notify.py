@@ -3,7 +3,7 @@
 import logging
 
 from tornpay.handlers.xmlbody import StreamedXMLHandler
-from tornpay.orders.notify import is_v3_body, process_pay_notify
+from tornpay.orders.notify import handle_pay_notify, is_v3_body
 
 logger = logging.getLogger(__name__)
 
@@ -11,10 +11,10 @@ logger = logging.getLogger(__name__)
 class PayNotifyHandler(StreamedXMLHandler):
     """Receive a payment notify; the reply never waits on plugins."""
 
-    def post(self):
+    async def post(self):
         self.v3 = is_v3_body(self.body)
-        result = process_pay_notify(self.ctx, self.body, self.request.remote_ip or "",
-                                    self.request.headers)
+        result = await handle_pay_notify(self.ctx, self.body, self.request.remote_ip or "",
+                                          self.request.headers)
         self.notify_outcome = result.outcome  # accepted vs duplicate, for /metrics
         self.reply(*result)
 

@@ -1,8 +1,8 @@
-"""POST {prefix}/refund-notify: the streamed body to the core's refund-notify pipeline, answer back."""
+"""POST {prefix}/refund-notify: the streamed body to the core's refund pipeline, answer back."""
 
 from tornpay.handlers.xmlbody import StreamedXMLHandler
 from tornpay.orders.notify import is_v3_body
-from tornpay.orders.refund_notify import process_refund_notify
+from tornpay.orders.refund_notify import handle_refund_notify
 
 
 class RefundNotifyHandler(StreamedXMLHandler):
@@ -10,14 +10,10 @@ class RefundNotifyHandler(StreamedXMLHandler):
 
     notify_kind = "refund"
 
-    def post(self):
+    async def post(self):
         self.v3 = is_v3_body(self.body)
-        ok, message, changed = process_refund_notify(self.ctx, self.body,
-                                                     self.request.remote_ip or "",
-                                                     self.request.headers)
-        if changed:
-            self.ctx.kick()
-        self.reply(ok, message)
+        self.reply(*await handle_refund_notify(self.ctx, self.body, self.request.remote_ip or "",
+                                               self.request.headers))
 
 
 default_handlers = [(r"/refund-notify", RefundNotifyHandler, "refund-notify")]

@@ -14,6 +14,7 @@ from tornpay.settings import Settings, SettingsError
 from tornpay.startup import check_startable, make_http_client  # noqa: F401 (re-exported)
 from tornpay.storage import db as storage
 from tornpay.orders.dbwatch import HealthCollector
+from tornpay.storage.executor import make_executor
 from tornpay.weblog import install_scrub_filter
 
 logger = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ class Context:
         self._open_database(database)
         self._load_plugins(hooks, plugins)
         self._prepare_database(settings)
+        # Every request's database work goes through here, off the IOLoop (SPEC §12).
+        self.dbx = make_executor(self.db, settings)
         self._build_gateway(http_client)
         self._build_workers()
         self.started = self.closed = False
@@ -62,6 +65,7 @@ class Context:
         for plugin in plugins:
             self.hooks.register(plugin)
         self.hooks.check()
+
 
     def _build_gateway(self, http_client) -> None:
         settings = self.settings
@@ -101,6 +105,7 @@ class Context:
         self.registry = Registry(self.hooks, settings, owner, on_reaped=self.dispatcher.kick)
         self.reconciler = Reconciler(self.gateways, self.hooks, settings, owner,
                                      on_change=self.dispatcher.kick)
+        self.reconciler.dbx = self.dispatcher.dbx = self.registry.dbx = self.dbx
         self.refund_followup = RefundFollowUp(self)
         self.bills = BillScheduler(self)  # runs only when bills.enabled
         register_metrics(self.metrics)
@@ -127,6 +132,14 @@ class Context:
     def kick(self) -> None:
         """Outbox rows were committed: wake the dispatcher."""
         self.dispatcher.kick()
+
+    async def db_write(self, fn, *args, group: bool = False, **kwargs):
+        """Run the transaction function ``fn`` on a database writer thread; await its result."""
+        return await self.dbx.write(fn, *args, group=group, **kwargs)
+
+    async def db_read(self, fn, *args, **kwargs):
+        """Run the read-only function ``fn`` on a database reader thread; await its result."""
+        return await self.dbx.read(fn, *args, **kwargs)
 
     @property
     def prefix(self) -> str:
@@ -166,6 +179,7 @@ class Context:
             return
         self.closed = True
         self.hooks.close()
+        self.dbx.close()
         if self._own_http_client:
             self.http_client.close()
         if not self.db.is_closed():

@@ -14,6 +14,7 @@ class CoreContext(Protocol):
 
     settings: Any
     db: Any
+    dbx: Any  # the DbExecutor running database work off the IOLoop; None in the CLI
     hooks: Any
 
     @property

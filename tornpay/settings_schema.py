@@ -156,6 +156,11 @@ SCHEMA: Mapping[str, Mapping[str, Setting]] = {
                        "peewee db_url: sqlite:///FILE or postgresql://..."),
         "check_interval_seconds": Setting(5.0, float, "how often the server checks that the "
                                           "database can still be written", check=_min(0.05)),
+        "wait_timeout": Setting(3.0, float, "longest wait for the database before a notify "
+                                "answers FAIL and a page asks to try again (seconds)",
+                                check=_min(0.05)),
+        "pool_size": Setting(16, int, "PostgreSQL: writer connections (SQLite has one writer)",
+                             check=_min(1)),
     },
     "orders": {
         "expire_minutes": Setting(30, int, "time_expire sent with the unified order",

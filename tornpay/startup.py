@@ -1,4 +1,4 @@
-"""What every tornpay entry point checks and builds first: settings it may start with, the HTTP client.
+"""What every entry point checks and builds first: settings it may start with, the HTTP client.
 
 Shared by the server's Context and the CLI's AdminContext (orders/admin.py),
 so both refuse the same settings and call WeChat the same way.

@@ -30,6 +30,7 @@ class DatabaseContext:
 
     dispatcher = None
     reconciler = None
+    dbx = None  # no executor: the CLI does its database work on its own thread
 
     def kick(self) -> None:
         """Nothing delivers here: a serving process's dispatcher picks the events up."""

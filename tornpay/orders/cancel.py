@@ -7,6 +7,7 @@ from typing import Optional
 from tornpay.interfaces import CoreContext
 from tornpay.orders import transitions
 from tornpay.protocol.errors import BusinessError, WeChatError
+from tornpay.storage.executor import run_read, run_write
 from tornpay.storage.models import CLOSED, CREATED, PREPAID, Order, utcnow
 
 logger = logging.getLogger(__name__)
@@ -30,7 +31,8 @@ async def cancel_order(ctx: CoreContext, out_trade_no: str) -> str:
     then the old pay page could still pay it; a verified payment always wins
     (CLOSED -> PAID fires ``on_paid``).
     """
-    order = Order.get_or_none(Order.out_trade_no == out_trade_no)
+    order = await run_read(ctx.dbx, Order.get_or_none,
+                           Order.out_trade_no == out_trade_no)
     if order is None or order.state not in (CREATED, PREPAID):
         return NOT_CANCELLABLE
     now = utcnow()
@@ -39,7 +41,7 @@ async def cancel_order(ctx: CoreContext, out_trade_no: str) -> str:
     if now < allowed_at:
         logger.info("order %s: payer cancels it before WeChat allows closeorder (%s UTC)",
                     out_trade_no, allowed_at.isoformat(timespec="seconds"))
-        return _close_here(ctx, out_trade_no, pending_until=allowed_at)
+        return await _close_here(ctx, out_trade_no, pending_until=allowed_at)
     try:
         await ctx.gateways.for_order(order).close_order(out_trade_no, order.sign_type)
     except BusinessError as exc:
@@ -52,29 +54,29 @@ async def cancel_order(ctx: CoreContext, out_trade_no: str) -> str:
                 logger.warning("order %s: orderquery after ORDERPAID failed: %s", out_trade_no,
                                query_exc)
             ctx.kick()
-            state = Order.get_by_id(out_trade_no).state
+            state = (await run_read(ctx.dbx, Order.get_by_id, out_trade_no)).state
             return NOT_CANCELLABLE if state in (CREATED, PREPAID, CLOSED) else PAID_INSTEAD
         if exc.err_code not in ("ORDERCLOSED", "ORDERNOTEXIST"):
-            return _close_later(ctx, out_trade_no, exc)
+            return await _close_later(ctx, out_trade_no, exc)
         # ORDERCLOSED: already closed there; ORDERNOTEXIST: WeChat never saw it.
     except WeChatError as exc:
-        return _close_later(ctx, out_trade_no, exc)
-    return _close_here(ctx, out_trade_no, pending_until=None)
+        return await _close_later(ctx, out_trade_no, exc)
+    return await _close_here(ctx, out_trade_no, pending_until=None)
 
 
-def _close_later(ctx: CoreContext, out_trade_no: str, exc: Exception) -> str:
+async def _close_later(ctx: CoreContext, out_trade_no: str, exc: Exception) -> str:
     # WeChat unreachable or refusing for now: the payer's cancel still holds here,
     # and the reconciler retries the close at WeChat from now on.
     logger.warning("order %s: closeorder failed (%s: %s); closing here, WeChat later",
                    out_trade_no, type(exc).__name__, exc)
-    return _close_here(ctx, out_trade_no, pending_until=utcnow())
+    return await _close_here(ctx, out_trade_no, pending_until=utcnow())
 
 
-def _close_here(ctx: CoreContext, out_trade_no: str,
-                pending_until: Optional[datetime.datetime]) -> str:
+async def _close_here(ctx: CoreContext, out_trade_no: str,
+                      pending_until: Optional[datetime.datetime]) -> str:
     # One UPDATE: never CLOSED here without the note that WeChat is still open.
-    won = transitions.mark_closed(out_trade_no, REASON, hooks=ctx.hooks,
-                                  open_at_wechat_from=pending_until)
+    won = await run_write(ctx.dbx, transitions.mark_closed, out_trade_no, REASON,
+                          hooks=ctx.hooks, open_at_wechat_from=pending_until)
     if not won:
         return NOT_CANCELLABLE  # paid or closed meanwhile
     ctx.kick()

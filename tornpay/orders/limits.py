@@ -6,10 +6,14 @@ PREPAID and not yet expired.
 """
 
 import datetime
+import hashlib
 import logging
 from typing import Optional
 
+from tornpay.orders import transitions
 from tornpay.orders.tradetypes import CODE_URL_LIFETIME_SECONDS
+from tornpay.storage.db import database_proxy as db
+from tornpay.storage.db import is_postgres
 from tornpay.storage.models import CREATED, PREPAID, Order
 
 logger = logging.getLogger(__name__)
@@ -72,3 +76,31 @@ def check_open_limits(orders_settings, openid: str, client_ip: str,
         logger.warning("order refused: %s already has %d open orders (orders.max_open_per_ip)",
                        client_ip, per_ip)
         raise TooManyOpenOrders("address")
+
+
+def insert_unless_reused(settings, values: dict) -> Optional[Order]:
+    """The payer's reusable open order, or the limit checks and the INSERT of a new one.
+
+    One writer transaction, so no other checkout can slip between the checks
+    and the INSERT (on PostgreSQL, with several writers, per-payer and
+    per-address advisory locks serialise the checkouts that share a limit).
+    """
+    owner, now = values["payer"], values["created_at"]
+    if is_postgres(db.obj) and (settings.orders.max_open_per_payer
+                                or settings.orders.max_open_per_ip):
+        keys = sorted({_lock_key("payer", owner),
+                       _lock_key("ip", values["spbill_create_ip"])})
+        db.execute_sql("SELECT " + ", ".join(["pg_advisory_xact_lock(%s)"] * len(keys)), keys)
+    if settings.orders.reuse_open_order:
+        existing = reusable_order(owner, values["product_id"], values["total_fee"],
+                                  values["sign_type"], now, values["trade_type"])
+        if existing is not None:
+            return existing
+    check_open_limits(settings.orders, owner, values["spbill_create_ip"], now)
+    transitions.create(values)
+    return None
+
+
+def _lock_key(kind: str, value: str) -> int:
+    digest = hashlib.sha256(f"tornpay-order-limit|{kind}|{value}".encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)

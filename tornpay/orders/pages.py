@@ -8,6 +8,7 @@ from typing import Optional
 from tornpay.interfaces import CoreContext
 from tornpay.orders.service import check_once
 from tornpay.storage import models
+from tornpay.storage.dbjobs import is_busy
 from tornpay.storage.models import Order, OrderState
 
 logger = logging.getLogger(__name__)
@@ -18,6 +19,11 @@ PAYABLE_STATE = OrderState.PREPAID
 # MWEB orders already asked about once on the payer's return (bounded: oldest dropped).
 _ASKED_ON_RETURN: "collections.OrderedDict[str, None]" = collections.OrderedDict()
 _ASKED_MAX = 10000
+
+
+def database_busy(exc: BaseException) -> bool:
+    """True when ``exc`` means the database could not be had in time (nothing was written)."""
+    return is_busy(exc)
 
 
 def utcnow():

@@ -1,4 +1,4 @@
-"""The refund-notify pipeline: verify and open it (v2 req_info, v3 via the gateway), check, apply once.
+"""The refund-notify pipeline: open it (v2 req_info, v3 via the gateway), check, apply once.
 
 The twin of orders/notify.py for /refund-notify; the handler only streams the
 body in and writes the answer out.
@@ -138,3 +138,22 @@ def process_refund_notify(ctx: ServingContext, body: bytes, remote_ip: str,
     if not won:
         logger.info("refund notify for %s: duplicate, nothing changed", refund.out_refund_no)
     return True, "OK", won
+
+
+async def handle_refund_notify(ctx: ServingContext, body: bytes, remote_ip: str,
+                               headers=None) -> Tuple[bool, str]:
+    """``process_refund_notify`` on a database writer; ``(ok, return_msg)`` for the reply.
+
+    The twin of ``notify.handle_pay_notify``: a database that cannot be had in
+    time answers FAIL with nothing written, so WeChat retries.
+    """
+    try:
+        ok, message, changed = await ctx.db_write(process_refund_notify, ctx, body, remote_ip,
+                                                  headers)
+    except Exception as exc:  # DbBusy or a failed commit: nothing of it was kept
+        logger.warning("refund notify: database unavailable (%s); answering FAIL so "
+                       "WeChat retries", type(exc).__name__)
+        return False, "temporary failure, retry"
+    if changed:
+        ctx.kick()
+    return ok, message

@@ -96,22 +96,14 @@ async def create_order(ctx: CoreContext, product_id: str, openid: str, client_ip
     gateway = ctx.gateways.current
     # v3: the pay page signs with the merchant's RSA key, so RSA also marks a v3 order.
     sign_type = "RSA" if gateway.generation == "v3" else ctx.settings.wechat.sign_type
-    # No await from here to the INSERT: in one process the limits cannot be raced.
+    # The reuse and limit checks run with the INSERT in one writer transaction.
     owner = payer or openid
-    existing = (limits.reusable_order(owner, product_id, product["total_fee"],
-                                      sign_type, now.replace(tzinfo=None), trade_type)
-                if ctx.settings.orders.reuse_open_order else None)
-    if existing is not None:
-        logger.info("order %s: still open for this payer and product; reused",
-                    existing.out_trade_no)
-        return existing
-    limits.check_open_limits(ctx.settings.orders, owner, client_ip, now.replace(tzinfo=None))
     out_trade_no = make_out_trade_no()
     fields = _unified_fields(ctx, out_trade_no, product, openid, client_ip, now,
                              trade_type, product_id)
     request_text = gateway.prepare_prepay(fields, sign_type)
     created = now.replace(tzinfo=None)
-    values = transitions.create(
+    values = dict(
         out_trade_no=out_trade_no, product_id=product_id, openid=openid,
         body=product["body"], attach=product.get("attach") or "",
         total_fee=product["total_fee"], fee_type="CNY", sign_type=sign_type,
@@ -120,27 +112,36 @@ async def create_order(ctx: CoreContext, product_id: str, openid: str, client_ip
         updated_at=created,
         expire_at=created + datetime.timedelta(minutes=ctx.settings.orders.expire_minutes),
         trade_type=trade_type, payer=owner)
+    existing = await ctx.db_write(limits.insert_unless_reused, ctx.settings, values,
+                                  group=True)
+    if existing is not None:
+        logger.info("order %s: still open for this payer and product; reused",
+                    existing.out_trade_no)
+        return existing
     logger.info("order %s: created for product %s (%d fen, %s, %s)", out_trade_no, product_id,
                 product["total_fee"], sign_type, trade_type)
     reply = await _send_unified_order(gateway, ctx, out_trade_no, request_text)
     prepay_id = reply.get("prepay_id")
     pay_url = _pay_url(trade_type, reply)
     if not prepay_id or pay_url == "":
-        transitions.record_error(out_trade_no, "unified order reply without prepay_id "
-                                 "(or code_url / mweb_url)")
+        await ctx.db_write(transitions.record_error, out_trade_no,
+                           "unified order reply without prepay_id (or code_url / mweb_url)",
+                           group=True)
         raise CheckoutError("WeChat Pay did not return a payment session. Please try again.",
                             out_trade_no=out_trade_no)
-    order = _prepaid(values, prepay_id, pay_url if trade_type == tradetypes.NATIVE else None)
+    order = await _prepaid(ctx, values, prepay_id,
+                           pay_url if trade_type == tradetypes.NATIVE else None)
     order.mweb_url = pay_url if trade_type == tradetypes.MWEB else None
     await ctx.hooks.notify_order_created(OrderView.from_row(order))
     return order
 
 
-def _prepaid(values: dict, prepay_id: str, code_url: Optional[str]) -> Order:
+async def _prepaid(ctx: CoreContext, values: dict, prepay_id: str,
+                   code_url: Optional[str]) -> Order:
     """The order once its prepay_id is stored: as inserted plus the PREPAID move."""
     no, moment = values["out_trade_no"], utcnow()
-    if transitions.mark_prepaid(no, prepay_id, values["unified_request"], code_url=code_url,
-                                now=moment):
+    if await ctx.db_write(transitions.mark_prepaid, no, prepay_id, values["unified_request"],
+                          code_url=code_url, now=moment, group=True):
         # Built here rather than read back (a full-row SELECT cost a third of a
         # checkout's CPU, bench/README.md).
         return Order(**dict(values, state=PREPAID, prepay_id=prepay_id, prepay_at=moment,
@@ -148,7 +149,7 @@ def _prepaid(values: dict, prepay_id: str, code_url: Optional[str]) -> Order:
     # Already paid or closed meanwhile (a notify can beat the reply): the pay
     # page shows whatever state the order is in now.
     logger.info("order %s: prepay id arrived after the order moved on", no)
-    return Order.get_by_id(no)
+    return await ctx.db_read(Order.get_by_id, no)
 
 
 def _pay_url(trade_type: str, reply: dict) -> Optional[str]:
@@ -179,7 +180,7 @@ async def _send_unified_order(gateway, ctx: CoreContext, out_trade_no: str,
     code = error.err_code if isinstance(error, BusinessError) else type(error).__name__
     why = f"unified order failed after {attempt} attempt(s): {code}: {error}"
     logger.error("order %s: %s", out_trade_no, why)
-    transitions.record_error(out_trade_no, why)
+    await ctx.db_write(transitions.record_error, out_trade_no, why, group=True)
     if error.retryable:
         message = ("WeChat Pay is not answering right now (%(code)s). "
                    "Please try again in a minute.")
@@ -211,7 +212,7 @@ async def refresh_prepay_id(ctx: CoreContext, order) -> Order:
     """
     await _reenter(ctx, order, "prepay_id")
     logger.info("order %s: prepay id refreshed", order.out_trade_no)
-    return Order.get_by_id(order.out_trade_no)
+    return await ctx.db_read(Order.get_by_id, order.out_trade_no)
 
 
 async def fresh_mweb_url(ctx: CoreContext, order) -> str:
@@ -228,8 +229,9 @@ async def _reenter(ctx: CoreContext, order, wanted: str) -> dict:
         await _check_now(ctx, order.out_trade_no)
         raise
     prepay_id = reply.get("prepay_id")
-    if not prepay_id or not reply.get(wanted) or not transitions.mark_prepaid(
-            order.out_trade_no, prepay_id, order.unified_request):
+    if not prepay_id or not reply.get(wanted) or not await ctx.db_write(
+            transitions.mark_prepaid, order.out_trade_no, prepay_id, order.unified_request,
+            group=True):
         raise CheckoutError("This payment session has expired. Please start again from the shop.",
                             status=410, out_trade_no=order.out_trade_no)
     return reply
@@ -250,7 +252,7 @@ async def _check_now(ctx: CoreContext, out_trade_no: str) -> None:
     except WeChatError as exc:
         logger.warning("order %s: query after a refused prepay refresh failed: %s",
                        out_trade_no, exc)
-    ctx.dispatcher.kick()
+    ctx.kick()
 
 
 def jsapi_params(ctx: CoreContext, order, *, timestamp: Optional[int] = None,

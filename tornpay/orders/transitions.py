@@ -90,12 +90,10 @@ _INSERT_ORDER = fastsql.Statement("insert_order", lambda: Order.insert(
     {column: param(column) for column in _NEW_ORDER_COLUMNS}))
 
 
-def create(**values: Any) -> dict:
-    """A new order, born CREATED with nothing refunded; return every column it was given."""
+def create(values: dict) -> None:
+    """A new order, born CREATED with nothing refunded, inside the caller's transaction."""
     values.update(state=O.CREATED, refunded_fee=0, reserved_refund_fee=0, check_attempts=0)
-    with db.atomic():
-        _INSERT_ORDER.execute(**values)
-    return values
+    _INSERT_ORDER.execute(**values)
 
 
 def mark_prepaid(out_trade_no: str, prepay_id: str, unified_request: str,

@@ -1,0 +1,76 @@
+"""The executor's thread-free parts: jobs and their settling, busy errors, run-or-await helpers."""
+
+from typing import Any, Callable, Optional
+
+import peewee
+
+
+class DbBusy(Exception):
+    """The database could not be had within the wait bound; nothing was written."""
+
+
+class _Job:
+    __slots__ = ("fn", "args", "kwargs", "group", "deadline", "loop", "future")
+
+    def __init__(self, fn, args, kwargs, group, deadline, loop, future):
+        self.fn, self.args, self.kwargs = fn, args, kwargs
+        self.group, self.deadline, self.loop, self.future = group, deadline, loop, future
+
+    def run(self):
+        return self.fn(*self.args, **self.kwargs)
+
+
+def _settle(outcomes) -> None:
+    # On the loop thread: one wake-up resolves a whole batch.
+    for job, ok, value in outcomes:
+        if job.future.done():  # the waiter was cancelled; the work stands
+            continue
+        if ok:
+            job.future.set_result(value)
+        else:
+            job.future.set_exception(value)
+
+
+class _GroupFailure(Exception):
+    """Job ``index`` of a batch raised ``error`` (the batch was rolled back)."""
+
+    def __init__(self, index: int, error: Optional[BaseException]):
+        super().__init__(index, error)
+        self.index, self.error = index, error
+
+
+class _Entered:
+    """An already-entered peewee transaction used as a context manager."""
+
+    def __init__(self, txn):
+        self.txn = txn
+
+    def __enter__(self):
+        return self.txn
+
+    def __exit__(self, *exc):
+        return self.txn.__exit__(*exc)
+
+
+def is_busy(exc: BaseException) -> bool:
+    """True for a wait bound reached (ours, or the database's own lock timeout)."""
+    if isinstance(exc, DbBusy):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, peewee.OperationalError) and (
+        "locked" in text or "lock timeout" in text or "canceling statement" in text)
+
+
+async def run_write(dbx: Optional[Any], fn: Callable, *args, group: bool = False,
+                    **kwargs) -> Any:
+    """``dbx.write`` when the caller has an executor, else ``fn`` on this thread (CLI, tests)."""
+    if dbx is None:
+        return fn(*args, **kwargs)
+    return await dbx.write(fn, *args, group=group, **kwargs)
+
+
+async def run_read(dbx: Optional[Any], fn: Callable, *args, **kwargs) -> Any:
+    """``dbx.read`` when the caller has an executor, else ``fn`` on this thread."""
+    if dbx is None:
+        return fn(*args, **kwargs)
+    return await dbx.read(fn, *args, **kwargs)
