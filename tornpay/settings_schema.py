@@ -92,6 +92,10 @@ SCHEMA: Mapping[str, Mapping[str, Setting]] = {
         "cert_file": Setting("", str, "client certificate (PEM) for refunds"),
         "key_file": Setting("", str, "client certificate key (PEM) for refunds", secret=True),
         "timeout": Setting(10.0, float, "seconds per upstream call", check=_min(0.1)),
+        "miniprogram_appid": Setting("", str, "Mini Program appid for Mini Program payments "
+                                     "(jscode2session and unified order); empty = off"),
+        "miniprogram_secret": Setting("", str, "Mini Program AppSecret (jscode2session)",
+                                      secret=True),
     },
     "database": {
         "url": Setting("sqlite:///tornpay.db", str,

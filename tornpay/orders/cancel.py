@@ -41,7 +41,8 @@ async def cancel_order(ctx: Any, out_trade_no: str) -> str:
                     out_trade_no, allowed_at.isoformat(timespec="seconds"))
         return _close_here(ctx, out_trade_no, pending_until=allowed_at)
     try:
-        await ctx.pay_client.close_order(out_trade_no, sign_type=order.sign_type)
+        await ctx.pay_client.close_order(out_trade_no, sign_type=order.sign_type,
+                                         appid=order.appid or None)
     except BusinessError as exc:
         if exc.err_code == "ORDERPAID":
             logger.warning("order %s: payer cancelled but closeorder says ORDERPAID; the "

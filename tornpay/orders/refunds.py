@@ -111,7 +111,7 @@ async def request_refund(ctx: Any, out_trade_no: str, refund_fee: Optional[int] 
     params = {"out_trade_no": out_trade_no, "transaction_id": order.transaction_id,
               "out_refund_no": out_refund_no, "total_fee": order.total_fee,
               "refund_fee": fee, "refund_desc": reason or None,
-              "notify_url": refund_notify_url(ctx.settings)}
+              "notify_url": refund_notify_url(ctx.settings), "appid": order.appid or None}
     body, _ = ctx.pay_client.build_request(REFUND_PATH, params, order.sign_type)
     _reserve(order, fee, reason, body, out_refund_no)
     logger.info("order %s: refund %s of %d fen requested", out_trade_no, out_refund_no, fee)
@@ -258,7 +258,9 @@ async def query_refund(ctx: Any, out_refund_no: str) -> Tuple[str, bool]:
     refund = Refund.get_or_none(Refund.out_refund_no == out_refund_no)
     if refund is None:
         raise NotFound(f"refund {out_refund_no} not found")
-    reply = await ctx.pay_client.refund_query(out_refund_no=out_refund_no)
+    order = Order.get_by_id(refund.out_trade_no)
+    reply = await ctx.pay_client.refund_query(out_refund_no=out_refund_no,
+                                              appid=order.appid or None)
     for n in range(int(reply.get("refund_count") or 0)):
         if reply.get(f"out_refund_no_{n}") != out_refund_no:
             continue

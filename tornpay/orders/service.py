@@ -48,7 +48,7 @@ _NEW_ORDER_COLUMNS = (
     Order.out_trade_no, Order.product_id, Order.openid, Order.body, Order.attach,
     Order.total_fee, Order.fee_type, Order.sign_type, Order.state, Order.spbill_create_ip,
     Order.unified_request, Order.refunded_fee, Order.reserved_refund_fee, Order.check_attempts,
-    Order.created_at, Order.updated_at, Order.expire_at,
+    Order.created_at, Order.updated_at, Order.expire_at, Order.appid,
 )
 _INSERT_ORDER = fastsql.Statement("insert_order", lambda: Order.insert(
     {column: param(column) for column in _NEW_ORDER_COLUMNS}))
@@ -90,19 +90,28 @@ def notify_url(settings) -> str:
     return settings.server.public_url.rstrip("/") + settings.server.prefix + "/notify"
 
 
-async def create_order(ctx, product_id: str, openid: str, client_ip: str) -> Order:
+async def create_order(ctx, product_id: str, openid: str, client_ip: str, *,
+                       product: Optional[dict] = None, appid: str = "") -> Order:
     """Create an order for ``product_id`` paid by ``openid`` and get its prepay_id.
+
+    ``product`` (``body``, ``total_fee``, ``attach``) is a price an estate's own
+    code computed (the Python API; never a browser's word), else
+    ``resolve_product`` prices it. ``appid`` is a Mini Program's, else the
+    Official Account's; the order records it.
 
     The signed unified-order request is stored with the CREATED row before it
     is sent, and every retry re-sends those exact bytes (reference §4.4), so an
     order is never half-made without a record of what was asked and why it stopped.
     Raises :class:`CheckoutError` (with the order's number when one was made).
     """
-    product = await resolve(ctx, product_id, openid)
+    if product is None:
+        product = await resolve(ctx, product_id, openid)
+    appid = appid or ctx.settings.wechat.appid
     sign_type = ctx.settings.wechat.sign_type
     out_trade_no = make_out_trade_no()
     now = datetime.datetime.now(datetime.timezone.utc)
-    fields = _unified_fields(ctx, out_trade_no, product, openid, client_ip, now)
+    fields = dict(_unified_fields(ctx, out_trade_no, product, openid, client_ip, now),
+                  appid=appid)
     body, _signed = ctx.pay_client.build_request(UNIFIED_ORDER_PATH, fields, sign_type)
     request_text = body.decode("utf-8")
     created = now.replace(tzinfo=None)
@@ -113,6 +122,7 @@ async def create_order(ctx, product_id: str, openid: str, client_ip: str) -> Ord
         spbill_create_ip=client_ip, unified_request=request_text, refunded_fee=0,
         reserved_refund_fee=0, check_attempts=0, created_at=created, updated_at=created,
         expire_at=created + datetime.timedelta(minutes=ctx.settings.orders.expire_minutes),
+        appid=appid,
     )
     with db.atomic():
         _INSERT_ORDER.execute(**values)
@@ -162,7 +172,8 @@ async def _send_unified_order(ctx, out_trade_no: str, body: bytes) -> dict:
                    "Please try again in a minute.")
     else:
         message = f"WeChat Pay refused to create the payment ({code})."
-    raise CheckoutError(message, out_trade_no=out_trade_no)
+    # Chained: the Python and JSON APIs report WeChat's own err_code from it.
+    raise CheckoutError(message, out_trade_no=out_trade_no) from error
 
 
 # WeChat's prepay_id lives 2 hours (reference §4.2); refresh it a little before.
@@ -222,7 +233,7 @@ def jsapi_params(ctx, order, *, timestamp: Optional[int] = None,
     the settings say today.
     """
     params = {
-        "appId": ctx.settings.wechat.appid,
+        "appId": order.appid or ctx.settings.wechat.appid,
         "timeStamp": str(int(time.time()) if timestamp is None else int(timestamp)),
         "nonceStr": nonce or nonce_str(),
         "package": "prepay_id=" + order.prepay_id,

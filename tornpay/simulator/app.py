@@ -12,6 +12,7 @@ from tornpay.simulator.cashier import CashierHandler, JsBridgeHandler
 from tornpay.simulator.config import SimulatorConfig
 from tornpay.simulator.control import ControlHandler
 from tornpay.simulator.dashboard import DashboardHandler
+from tornpay.simulator.miniprogram import miniprogram_routes
 from tornpay.simulator.oauth import AccessTokenHandler, AuthorizeHandler
 from tornpay.simulator.payapi import (
     CloseOrderHandler, GetSignKeyHandler, OrderQueryHandler, UnifiedOrderHandler,
@@ -53,6 +54,7 @@ def simulator_routes(state: SimulatorState, prefix: str = "/_sim") -> List[URLSp
         URLSpec(p + r"/control/(.+)", ControlHandler, dict(kw)),
         URLSpec(p + "/", DashboardHandler, dict(kw), name="tornpay-simulator-dashboard"),
     ]
+    routes += miniprogram_routes(p, state)
     if p:
         routes.append(URLSpec(p, tornado.web.RedirectHandler, {"url": p + "/"}))
     return routes

@@ -93,10 +93,15 @@ class SimulatorConfig:
         kwargs.setdefault("oauth_domains", list(getattr(sim, "oauth_domains", None) or [])
                           or [urlsplit(server.public_url).hostname or ""])
         kwargs.setdefault("public_url", public_base_url(settings))
-        return cls.single(
+        config = cls.single(
             wechat.appid, wechat.app_secret, wechat.mch_id, wechat.api_key,
             pay_directories=dirs, **kwargs,
         )
+        mini = getattr(wechat, "miniprogram_appid", "")
+        if mini:  # the merchant's Mini Program, bound to the same mch_id
+            config.accounts[mini] = wechat.miniprogram_secret
+            config.merchants[wechat.mch_id].appids.append(mini)
+        return config
 
     def authorization_domains(self) -> List[str]:
         """oauth_domains, or the hosts of the pay directories when none are set."""

@@ -74,6 +74,10 @@ class Order(BaseModel):
     # the reconciler closes it there from this time on, then clears it.
     # (Indexed: storage.db builds indexes after the migration steps have run.)
     close_at_wechat_after = peewee.DateTimeField(null=True, index=True)
+    # The appid the order was made with (migration 10): the Official Account's,
+    # or the Mini Program's; its notify must carry the same one. "" on rows
+    # older than the column means the Official Account's.
+    appid = peewee.CharField(max_length=32, default="")
 
     class Meta:
         table_name = "tornpay_order"

@@ -1,0 +1,124 @@
+"""Orders asked for by code (the Python and JSON APIs): trade type, price, then the one core path.
+
+Both programming interfaces end in :func:`tornpay.orders.service.create_order`,
+the function behind the checkout pages, so limits, states, the stored signed
+request and ``on_order_created`` are the same whoever asks.
+"""
+
+import logging
+from typing import Any, List, Optional
+
+from tornpay import errors
+from tornpay.hooks import PluginError
+from tornpay.orders.service import (CheckoutError, UnknownProduct, create_order, jsapi_params,
+                                    resolve)
+from tornpay.storage.models import PREPAID, Order
+
+logger = logging.getLogger(__name__)
+
+JSAPI, NATIVE, MWEB = "JSAPI", "NATIVE", "MWEB"
+# Not a WeChat trade type: a JSAPI order made with the Mini Program's appid.
+MINIPROGRAM = "MINIPROGRAM"
+API_TRADE_TYPES = (JSAPI, NATIVE, MWEB, MINIPROGRAM)
+
+
+def enabled_trade_types(settings: Any) -> List[str]:
+    """The trade types this merchant may use through the APIs."""
+    # orders.trade_types arrives with NATIVE/MWEB (SPEC §9); before it, JSAPI only.
+    enabled = [t for t in getattr(settings.orders, "trade_types", [JSAPI]) if t != MINIPROGRAM]
+    if settings.wechat.miniprogram_appid:
+        enabled.append(MINIPROGRAM)
+    return enabled
+
+
+def check_trade_type(settings: Any, trade_type: str) -> None:
+    """Raise TradeTypeNotEnabled unless ``trade_type`` is known and enabled here."""
+    if trade_type not in enabled_trade_types(settings):
+        raise errors.TradeTypeNotEnabled(
+            f"trade type {trade_type!r} is not enabled here (enabled: "
+            f"{', '.join(enabled_trade_types(settings))})")
+
+
+def is_miniprogram(settings: Any, order: Any) -> bool:
+    """True for an order made with the Mini Program's appid."""
+    appid = getattr(order, "appid", "") or ""
+    return bool(appid) and appid == settings.wechat.miniprogram_appid \
+        and appid != settings.wechat.appid
+
+
+def api_trade_type(settings: Any, order: Any) -> str:
+    """The trade type as the APIs name it: MINIPROGRAM for a Mini Program's JSAPI order."""
+    return MINIPROGRAM if is_miniprogram(settings, order) else order.trade_type
+
+
+def estate_price(body: Any, total_fee: Any, attach: Optional[str]) -> dict:
+    """A product dict from an estate's own price, checked as WeChat would check it."""
+    if type(total_fee) is not int or total_fee <= 0:
+        raise errors.InvalidRequest(f"total_fee must be a positive int number of fen, "
+                                    f"got {total_fee!r}")
+    if not isinstance(body, str) or not body or len(body.encode("utf-8")) > 128:
+        raise errors.InvalidRequest("body must be a non-empty string of at most 128 bytes")
+    return {"body": body, "total_fee": total_fee, "attach": attach or ""}
+
+
+async def place_order(ctx: Any, *, payer: str, trade_type: str = JSAPI,
+                      product_id: Optional[str] = None, client_ip: str = "127.0.0.1",
+                      attach: Optional[str] = None, price: Optional[dict] = None) -> Order:
+    """Create and prepay an order through the core; raise the typed errors of tornpay.errors.
+
+    ``price`` (from :func:`estate_price`) is only ever an estate's own code's
+    word; the JSON API never passes one, so a browser's price is never used.
+    """
+    check_trade_type(ctx.settings, trade_type)
+    if attach is not None and (not isinstance(attach, str) or len(attach.encode()) > 127):
+        raise errors.InvalidRequest("attach must be a string of at most 127 bytes")
+    if trade_type in (JSAPI, MINIPROGRAM) and not payer:
+        raise errors.InvalidRequest(f"a {trade_type} order needs the payer's openid")
+    appid = ctx.settings.wechat.miniprogram_appid if trade_type == MINIPROGRAM else ""
+    product = price
+    try:
+        if product is None:
+            product = await _resolve(ctx, product_id or "", payer, attach)
+        return await create_order(ctx, product_id or "", payer, client_ip, product=product,
+                                  appid=appid)
+    except UnknownProduct:
+        raise errors.UnknownProduct(f"there is no product {product_id!r} for sale") from None
+    except CheckoutError as exc:
+        raise _checkout_refusal(exc) from None
+
+
+async def _resolve(ctx: Any, product_id: str, payer: str, attach: Optional[str]) -> dict:
+    try:
+        product = await resolve(ctx, product_id, payer)
+    except PluginError as exc:
+        logger.exception("product lookup of %s failed", product_id)
+        raise errors.ProductLookupFailed(f"product {product_id!r} cannot be sold right now: "
+                                         f"{exc}") from None
+    return dict(product, attach=attach) if attach is not None else product
+
+
+def _checkout_refusal(exc: CheckoutError) -> errors.TornpayError:
+    cause = exc.__cause__
+    if cause is None:
+        return errors.WeChatRefused(exc.message, "NO_PREPAY_ID", retryable=True,
+                                    out_trade_no=exc.out_trade_no)
+    return errors.wechat_refusal(cause, exc.out_trade_no, exc.message)
+
+
+def pay_params(ctx: Any, order: Order) -> Optional[dict]:
+    """What the payer's side needs to pay ``order`` now; None unless it is payable (PREPAID).
+
+    JSAPI: the ``getBrandWCPayRequest`` six; a Mini Program: the five
+    ``wx.requestPayment`` takes (its appId is signed, not sent); NATIVE:
+    ``code_url``; MWEB: ``mweb_url``. Signed fresh with the order's sign type.
+    """
+    if order.state != PREPAID or not order.prepay_id:
+        return None
+    if order.trade_type == NATIVE:
+        return {"code_url": getattr(order, "code_url", None)}
+    if order.trade_type == MWEB:
+        return {"mweb_url": getattr(order, "mweb_url", None)}
+    params = jsapi_params(ctx, order)
+    if is_miniprogram(ctx.settings, order):
+        del params["appId"]
+    return params
