@@ -11,7 +11,7 @@ from tornpay.console import sessions
 from tornpay.console.audit import audit
 from tornpay.handlers.base import BaseHandler
 from tornpay.i18n import HTML_LANG, choose, fen_to_yuan, get_locale
-from tornpay.orders.transitions import BEIJING
+from tornpay.protocol.wechat_time import BEIJING
 
 logger = logging.getLogger(__name__)
 

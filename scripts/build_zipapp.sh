@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Build dist/tornpay.pyz: tornpay and every dependency in one runnable file (shiv).
+# Build dist/tornpay.pyz: tornpay, every dependency and the PostgreSQL driver
+# (psycopg2-binary, the [postgres] extra) in one runnable file (shiv).
 #
 #   scripts/build_zipapp.sh [OUTPUT]        (default dist/tornpay.pyz)
 #   ./dist/tornpay.pyz serve --settings settings.yaml
 #
-# pycurl, cryptography, cffi and PyYAML are binary wheels: the file runs on the
+# pycurl, cryptography, cffi, PyYAML and psycopg2-binary are binary wheels: the file runs on the
 # platform (OS, CPU) and Python minor version it was built with, nowhere else.
 # At first start shiv unpacks into ~/.shiv (or $SHIV_ROOT); templates and
-# static files are served from there.
+# static files are served from there. A merchant's plugin module is loaded
+# from the directory of the settings file (plugins: [myshop_plugin] with
+# myshop_plugin.py beside settings.yaml), no PYTHONPATH needed.
 #
 # PYTHON picks the interpreter (default: .venv/bin/python, else python3); shiv
 # must be installed in it (pip install -e '.[dist]').
@@ -38,5 +41,5 @@ mkdir -p "$(dirname "$OUT")"
 echo "build_zipapp: building $OUT for Python $PYVER on $(uname -sm)"
 # The shebang names the minor version: the binary wheels inside need exactly it.
 "$PY" -m shiv --console-script tornpay --output-file "$OUT" \
-  --python "/usr/bin/env python$PYVER" --disable-pip-version-check "$SRC"
+  --python "/usr/bin/env python$PYVER" --disable-pip-version-check "$SRC[postgres]"
 echo "build_zipapp: done: $OUT ($(du -h "$OUT" | cut -f1))"

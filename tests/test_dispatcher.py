@@ -2,6 +2,7 @@
 
 import asyncio
 import datetime
+import logging
 import threading
 import time
 
@@ -10,9 +11,10 @@ import pytest
 from helpers_orders import (AsyncRecordingPlugin, RecordingPlugin, make_db, make_order,
                             make_settings, paid_fields)
 from tornpay.hooks import HookManager
+from tornpay.orders import attempts
 from tornpay.orders import transitions as t
-from tornpay.orders.dispatcher import (Dispatcher, claim_due_deliveries, list_deliveries,
-                                       retry_delivery)
+from tornpay.orders.delivery_views import list_deliveries
+from tornpay.orders.dispatcher import Dispatcher, claim_due_deliveries, retry_delivery
 from tornpay.orders.events import RefundView
 from tornpay.storage.models import DONE, FAILED, PAID, PENDING, Delivery, utcnow
 
@@ -97,7 +99,11 @@ async def test_raises_twice_then_succeeds(db, hooks):
     assert (delivery.state, delivery.attempts) == (DONE, 3)
     ids = {c["order"].delivery_id for c in rec.hooks_called("on_paid")}
     assert ids == {delivery.id}  # stable across retries
-    assert "failing on purpose" in delivery.last_error
+    # Done: no stale error on the row; the history keeps both failures and the success.
+    assert delivery.last_error is None
+    history = [(a.outcome, a.error) for a in attempts.history([delivery.id])[delivery.id]]
+    assert [h[0] for h in history] == ["error", "error", "done"]
+    assert all("failing on purpose" in h[1] for h in history[:2]) and history[2][1] is None
 
 
 @pytest.mark.gen_test
@@ -283,3 +289,23 @@ async def test_stop_releases_leases(db, hooks):
     await d.stop(grace=0.05)
     delivery = Delivery.get()
     assert (delivery.state, delivery.lease_owner, delivery.attempts) == (PENDING, None, 0)
+
+
+@pytest.mark.gen_test
+async def test_repeated_failure_logs_one_traceback_then_one_line_per_attempt(db, hooks, caplog):
+    rec = RecordingPlugin(fail={"on_paid": 4})
+    hooks.register(rec, name="rec")
+    make_order()
+    t.mark_paid("T1", hooks=hooks, **paid_fields())
+    caplog.set_level(logging.INFO, logger="tornpay.orders.dispatcher")
+    await drain(dispatcher(hooks, max_attempts=4))
+    delivery = Delivery.get()
+    assert delivery.state == FAILED
+    mine = [r for r in caplog.records if r.name == "tornpay.orders.dispatcher"
+            and delivery.id in r.getMessage() and r.levelno == logging.WARNING]
+    assert len(mine) == 4  # one WARNING per failed attempt ...
+    assert [bool(r.exc_info) for r in mine] == [True, False, False, False]  # ... one traceback
+    assert all("\n" not in r.getMessage() for r in mine)
+    assert "failing on purpose" in mine[-1].getMessage()
+    # The database keeps every attempt with its error (retries included).
+    assert [a.outcome for a in attempts.history([delivery.id])[delivery.id]] == ["error"] * 4

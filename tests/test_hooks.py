@@ -1,6 +1,7 @@
 """HookManager: loading, validation, resolve_product, sync/async calls and isolation."""
 
 import asyncio
+import logging
 import sys
 import threading
 import types
@@ -120,6 +121,44 @@ def test_load_entry_points(monkeypatch, fake_modules):
     manager = HookManager(make_settings())
     manager.load_entry_points()
     assert manager.plugin_names("on_paid") == ["ep"]
+
+
+@pytest.mark.parametrize("allowed, loaded", [
+    (None, ["ep_a", "ep_b"]),  # the default, ["*"]: every installed one
+    (["*"], ["ep_a", "ep_b"]),
+    ([], []),  # entry-point discovery off
+    (["ep_b"], ["ep_b"]),
+])
+def test_entry_point_plugins_setting_and_where_each_came_from(monkeypatch, fake_modules, caplog,
+                                                              allowed, loaded):
+    for name in ("ep_a_mod", "ep_b_mod"):
+        fake_modules(name, on_paid=lambda order: None)
+    eps = [metadata.EntryPoint(name=n, value=f"{n}_mod", group="tornpay.plugins")
+           for n in ("ep_a", "ep_b")]
+    monkeypatch.setattr(metadata, "entry_points",
+                        lambda group: eps if group == "tornpay.plugins" else [])
+    top = {} if allowed is None else {"entry_point_plugins": allowed}
+    manager = HookManager(make_settings(**top))
+    caplog.set_level(logging.INFO, logger="tornpay.hooks")
+    manager.load_entry_points()
+    assert manager.plugin_names("on_paid") == loaded
+    lines = [r.getMessage() for r in caplog.records if r.name == "tornpay.hooks"]
+    for name in loaded:
+        assert any(f"plugin {name} loaded from entry point {name} = {name}_mod" in line
+                   for line in lines), lines
+
+
+def test_settings_plugins_log_their_file(fake_modules, caplog, tmp_path, monkeypatch):
+    (tmp_path / "beside_plugin.py").write_text("def on_paid(order):\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    caplog.set_level(logging.INFO, logger="tornpay.hooks")
+    manager = HookManager(make_settings(plugins=["beside_plugin"]))
+    try:
+        manager.load_settings_plugins()
+    finally:
+        sys.modules.pop("beside_plugin", None)
+    assert (f"plugin beside_plugin loaded from settings.plugins ({tmp_path}/beside_plugin.py)"
+            in caplog.text)
 
 
 def test_tornpay_configure_and_models(hooks):

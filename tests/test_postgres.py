@@ -85,9 +85,10 @@ def test_schema_on_postgres():
 def test_processes_starting_together_create_the_schema_once():
     with pg_schema() as url:
         bind_db(url)  # bind once so threads share the Database object
-        database_proxy.obj.execute_sql("DROP TABLE tornpay_schema_version, tornpay_refund, "
-                                       "tornpay_delivery, tornpay_event, tornpay_notification, "
-                                       "tornpay_order")
+        from tornpay.storage.models import ALL_MODELS
+
+        tables = ["tornpay_schema_version"] + [m._meta.table_name for m in ALL_MODELS]
+        database_proxy.obj.execute_sql(f"DROP TABLE {', '.join(tables)}")
         from tornpay.storage.db import create_tables
         in_threads(6, lambda i: create_tables())
         assert migrations.current_version(database_proxy.obj) == migrations.latest_version()

@@ -191,3 +191,39 @@ def test_exception_text_is_scrubbed_too():
     assert len(records) == 1
     assert "RuntimeError" in records[0] and "call failed" in records[0]
     assert secret not in records[0] and "CODE123456" not in records[0]
+
+
+def test_sql_lines_keep_the_statement_and_scrub_the_parameters():
+    # peewee logs (sql, params) at DEBUG; the statement must survive intact.
+    sql = ('SELECT "t1"."id" FROM "tornpay_delivery" AS "t1" WHERE (("t1"."state" = ?) AND '
+           '("t1"."id" IN (?, ?)))')
+    xml = "<xml><sign>C380BEC2BFD727A4B6845133519F3AD6</sign></xml>"
+    params = ["pending", "TP20240102030405abcdEFGH123456", xml, "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o",
+              "wx201410272009395522657a690389285100", 3, None, API_KEY]
+    record = logging.LogRecord("peewee", logging.DEBUG, __file__, 1, (sql, params), None, None)
+    assert ScrubFilter([API_KEY]).filter(record)
+    text = record.getMessage()
+    assert sql in text  # not "IN (?%2C= ?%29%29%29="
+    for gone in ("C380BEC2", "oUpF8u", "wx2014", API_KEY):
+        assert gone not in text
+    assert record.msg[1] == ["pending", "TP20240102030405abcdEFGH123456", "[secret]", "[secret]",
+                             "[secret]", 3, None, "[secret]"]
+
+
+def test_scrub_text_scrubs_secret_xml_elements():
+    # tornado.curl_httpclient at DEBUG prints request bodies: the signed unified order.
+    body = repr(b"<xml><openid><![CDATA[oUpF8uMuAJO_M2pxb1Q9zNjWeS6o]]></openid>"
+                b"<total_fee>9900</total_fee><sign>C380BEC2BFD727A4B6845133519F3AD6</sign></xml>")
+    text = scrub_text("> " + body)
+    assert "oUpF8u" not in text and "C380BEC2" not in text
+    assert "<total_fee>9900</total_fee>" in text and "<sign>[secret]</sign>" in text
+
+
+def test_install_scrub_filter_covers_peewee():
+    flt = install_scrub_filter(secrets=["tornpay-very-secret"])
+    try:
+        assert flt in logging.getLogger("peewee").filters
+    finally:
+        for name in ("peewee", "tornado.access", "tornado.application", "tornado.general",
+                     "tornado.curl_httpclient"):
+            logging.getLogger(name).removeFilter(flt)

@@ -21,8 +21,6 @@ BUILD_TIMEOUT = 300  # seconds; a warm pip cache builds in about 10
 pytestmark = pytest.mark.slow
 
 
-
-
 def _get(url, timeout=2.0):
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
@@ -66,18 +64,7 @@ def _serve_and_stop(pyz, path, workdir, env, port, tmp_path, log):
                             stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60  # first start unpacks into SHIV_ROOT
-        status = None
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                status, _ = _get(base + "/healthz")
-            except OSError:
-                status = None
-            if status == 200:
-                break
-            time.sleep(0.2)
-        assert status == 200, _tail(log)
-
+        _wait_healthy(proc, base, log)
         status, body = _get(base + "/")
         assert status == 200 and b"coach-101" in body and b"Pay with WeChat" in body
         status, css = _get(base + "/wxpay/static/tornpay.css")
@@ -101,3 +88,90 @@ def _tail(log):
     log.flush()
     log.seek(0)
     return log.read()[-3000:]
+
+
+PLUGIN = '''"""A merchant's plugin that lives beside settings.yaml, not on PYTHONPATH."""
+import os
+
+open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "plugin-loaded"), "w").close()
+
+
+def resolve_product(product_id, openid):
+    if product_id == "myshop-1":
+        return {"body": "Beside the settings", "total_fee": 300}
+    return None
+'''
+
+
+@pytest.mark.postgres
+def test_zipapp_runs_on_postgresql_with_a_plugin_beside_its_settings(pyz, tmp_path):
+    from proc_helpers import PG_ENV, pg_schema
+
+    if not os.environ.get(PG_ENV):
+        pytest.skip(f"{PG_ENV} is not set: the zipapp's PostgreSQL run needs a server")
+    with pg_schema() as url:
+        _run_on_postgres(pyz, tmp_path, url)
+
+
+def _run_on_postgres(pyz, tmp_path, url):
+    import tornado.web
+
+    srv = tmp_path / "srv"  # settings.yaml and the plugin, side by side
+    srv.mkdir()
+    (srv / "myshop_plugin.py").write_text(PLUGIN)
+    port = free_port()
+    settings = base_settings_dict(srv, port)
+    settings["database"]["url"] = url
+    settings["plugins"] = ["tornpay.plugins.catalog", "myshop_plugin"]
+    path = srv / "settings.yaml"
+    path.write_text(yaml.safe_dump(settings))
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TORNPAY_", "PYTHON"))}
+    env["SHIV_ROOT"] = str(tmp_path / "shiv")
+    with open(tmp_path / "server.log", "w+") as log:
+        proc = subprocess.Popen([str(pyz), "serve", "--settings", str(path)], cwd=workdir,
+                                env=env, stdout=log, stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            _wait_healthy(proc, base, log)
+            assert (srv / "plugin-loaded").exists()
+            status, metrics = _get(base + "/metrics")
+            assert status == 200 and b"tornpay_database_up 1.0" in metrics
+            cookie = tornado.web.create_signed_value(
+                settings["server"]["cookie_secret"], "tornpay_openid", "o-zipapp").decode()
+            request = urllib.request.Request(base + "/wxpay/checkout/myshop-1",
+                                             headers={"Cookie": f"tornpay_openid={cookie}"})
+            opener = urllib.request.build_opener(_NoRedirect)
+            try:
+                opener.open(request, timeout=10)
+                raise AssertionError("checkout did not redirect")
+            except urllib.error.HTTPError as exc:
+                assert exc.code == 303, _tail(log)
+                out_trade_no = exc.headers["Location"].rstrip("/").rsplit("/", 1)[-1]
+        finally:
+            code = terminate(proc, timeout=20)
+        assert code == 0, _tail(log)
+    shown = subprocess.run([str(pyz), "orders", "show", out_trade_no, "--settings", str(path)],
+                           cwd=workdir, env=env, capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert "myshop-1" in shown.stdout and "300" in shown.stdout
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+def _wait_healthy(proc, base, log):
+    deadline = time.monotonic() + 60  # first start unpacks into SHIV_ROOT
+    status = None
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            status, _ = _get(base + "/healthz")
+        except OSError:
+            status = None
+        if status == 200:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"never healthy ({status}):\n{_tail(log)}")

@@ -112,10 +112,16 @@ def main(argv: Optional[list] = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(prog="server.py", description="Run the tornpay server.")
-    parser.add_argument("--settings", default="settings.yaml", help="settings file (YAML)")
+    parser.add_argument("--settings", default=os.environ.get("TORNPAY_SETTINGS", "settings.yaml"),
+                        help="settings file (YAML); default $TORNPAY_SETTINGS or settings.yaml")
     args = parser.parse_args(argv)
     try:
         settings = load_settings(args.settings)
+        from tornpay.plugin_sources import add_plugin_dir
+        from tornpay.storage.preflight import check_database
+
+        add_plugin_dir(args.settings)
+        check_database(settings.database.url)  # no driver / unreachable: one line, exit 2
     except SettingsError as exc:
         print(f"tornpay: {exc}", file=sys.stderr)
         return 2

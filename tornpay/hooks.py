@@ -5,11 +5,11 @@ import importlib
 import inspect
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from importlib import metadata
 from typing import Any, Callable, Dict, List, Optional
 
 import pluggy
 
+from tornpay import plugin_sources
 from tornpay.orders.events import product_from_answer
 from tornpay.plugins import hookspecs
 from tornpay.plugins.hookspecs import HOOK_NAMES
@@ -72,10 +72,13 @@ class HookManager:
                 raise PluginError(f"plugin {dotted}: cannot import it ({type(exc).__name__}: "
                                   f"{exc})") from None
             self.register(module, name=dotted)
+            logger.info("plugin %s loaded from settings.plugins (%s)", dotted,
+                        plugin_sources.describe_module(module))
 
     def load_entry_points(self, group: str = ENTRY_POINT_GROUP) -> None:
-        """Register plugins installed with an entry point in ``group`` (``tornpay.plugins``)."""
-        for ep in metadata.entry_points(group=group):
+        """Register the ``group`` entry-point plugins that ``entry_point_plugins`` allows."""
+        allowed = getattr(self.settings, "entry_point_plugins", None)
+        for ep in plugin_sources.selected_entry_points(group, allowed):
             try:
                 plugin = ep.load()
             except Exception as exc:
@@ -85,6 +88,9 @@ class HookManager:
                 logger.debug("plugin %s already registered from settings", ep.name)
                 continue
             self.register(plugin, name=ep.name)
+            logger.info("plugin %s loaded from %s (%s)", ep.name,
+                        plugin_sources.describe_entry_point(ep),
+                        plugin_sources.describe_module(plugin))
 
     def register(self, plugin: Any, name: Optional[str] = None) -> str:
         """Register a module or object; return its name. Raises :class:`PluginError`.

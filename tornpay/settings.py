@@ -101,8 +101,11 @@ class Settings(types.SimpleNamespace):
 
 
 def settings_from_dict(data: Optional[Mapping[str, Any]], env: Optional[Mapping[str, str]] = None,
-                       source: str = "<dict>") -> Settings:
-    """Check ``data`` against the schema, apply env overrides, and return :class:`Settings`."""
+                       source: str = "<dict>", credentials: bool = True) -> Settings:
+    """Check ``data`` against the schema, apply env overrides, and return :class:`Settings`.
+
+    ``credentials=False`` (database-only CLI verbs) lets required keys be missing (None).
+    """
     data = dict(data or {})
     env = os.environ if env is None else env
     for key in data:
@@ -124,6 +127,9 @@ def settings_from_dict(data: Optional[Mapping[str, Any]], env: Optional[Mapping[
                 value = _env_value(env[env_name], env_name)
             elif key in given and given[key] is not None:
                 value = given[key]
+            elif spec.default is REQUIRED and not credentials:
+                values[key] = None
+                continue
             elif spec.default is REQUIRED:
                 raise SettingsError(f"setting {name} is required (or set {env_name})")
             else:
@@ -163,7 +169,8 @@ def _check_catalog(products: Mapping[str, Any]) -> None:
             raise SettingsError(f"setting {name}.body: must be a non-empty string")
 
 
-def load_settings(path: Optional[str] = None, env: Optional[Mapping[str, str]] = None) -> Settings:
+def load_settings(path: Optional[str] = None, env: Optional[Mapping[str, str]] = None,
+                  credentials: bool = True) -> Settings:
     """Load ``path`` (default ``settings.yaml``) with env overrides; raise SettingsError."""
     path = path or "settings.yaml"
     try:
@@ -177,4 +184,4 @@ def load_settings(path: Optional[str] = None, env: Optional[Mapping[str, str]] =
         raise SettingsError(f"settings file {path} is not valid YAML{where}") from None
     if data is not None and not isinstance(data, Mapping):
         raise SettingsError(f"settings file {path} must be a mapping of sections")
-    return settings_from_dict(data, env=env, source=path)
+    return settings_from_dict(data, env=env, source=path, credentials=credentials)

@@ -160,6 +160,9 @@ TOP_LEVEL: Mapping[str, Setting] = {
                        "plugin modules (dotted names), loaded in order"),
     "success_url": Setting("/wxpay/orders/{out_trade_no}/result", str,
                            "where the pay page goes once the order is PAID"),
+    "entry_point_plugins": Setting(["*"], list,
+                                   "installed entry-point plugins to load: ['*'] all, [] none, "
+                                   "or their names"),
 }
 
 # The values shipped in settings.yaml: fine for the simulator, refused for real WeChat.

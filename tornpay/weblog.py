@@ -5,6 +5,8 @@ import re
 from typing import Iterable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from tornpay.sqllog import SQL_LOGGER, is_sql_record, scrub_sql
+
 access_log = logging.getLogger("tornado.access")
 
 SECRET = "[secret]"
@@ -22,6 +24,19 @@ _KEYLIKE_RE = re.compile(r"^(?:[A-Fa-f0-9]{32,}|[A-Za-z0-9+/=_-]{33,})$")
 _URI_IN_TEXT_RE = re.compile(r"(?:https?://[^\s?#\"'<>]*|/[^\s?#\"'<>]*)?\?[^\s\"'<>]+")
 
 
+# A WeChat XML element inside free text (curl's DEBUG lines print request bodies):
+# <sign>..</sign>, <openid><![CDATA[..]]></openid>, <prepay_id>..</prepay_id>.
+_XML_ELEMENT_RE = re.compile(r"<([A-Za-z_]\w*)>(<!\[CDATA\[.*?\]\]>|[^<]*)</\1>", re.S)
+
+
+def _scrub_element(match: "re.Match[str]") -> str:
+    tag, value = match.group(1), match.group(2)
+    inner = value[9:-3] if value.startswith("<![CDATA[") and value.endswith("]]>") else value
+    if inner and _secret_param(tag, inner):
+        return f"<{tag}>{SECRET}</{tag}>"
+    return match.group(0)
+
+
 def _secret_param(key: str, value: str) -> bool:
     return bool(_SCRUB_RE.search(key)) or bool(_KEYLIKE_RE.match(value))
 
@@ -37,9 +52,11 @@ def scrub_uri(uri: str) -> str:
 
 
 def scrub_text(text: str, secrets: Iterable[str] = ()) -> str:
-    """Scrub every URI with a query inside ``text``, and every literal secret value."""
+    """Scrub every URI with a query and every XML element inside ``text``, and literal secrets."""
     if "?" in text:
         text = _URI_IN_TEXT_RE.sub(lambda m: scrub_uri(m.group(0)), text)
+    if "</" in text:
+        text = _XML_ELEMENT_RE.sub(_scrub_element, text)
     for secret in secrets:
         if secret and secret in text:
             text = text.replace(secret, SECRET)
@@ -59,6 +76,10 @@ class ScrubFilter(logging.Filter):
         self.secrets = sorted({s for s in secrets if s and len(s) >= 6}, key=len, reverse=True)
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if is_sql_record(record):
+            # peewee's (sql, params): URI scrubbing would garble the statement's "?".
+            record.msg, record.args = scrub_sql(record.msg, self.secrets), None
+            return True
         try:
             message = record.getMessage()
         except Exception:  # a broken format string is the logging module's to report
@@ -83,9 +104,12 @@ _EXC_FORMATTER = logging.Formatter()
 # carries the AppSecret and the code in its query).
 TORNADO_LOGGERS = ("tornado.access", "tornado.application", "tornado.general",
                    "tornado.curl_httpclient")
+# At DEBUG peewee logs each statement with its parameters (the signed
+# unified-order XML, openids, prepay ids): scrubbed on the logger itself.
+SCRUBBED_LOGGERS = TORNADO_LOGGERS + (SQL_LOGGER,)
 
 
-def install_scrub_filter(secrets: Iterable[str] = (), loggers: Iterable[str] = TORNADO_LOGGERS):
+def install_scrub_filter(secrets: Iterable[str] = (), loggers: Iterable[str] = SCRUBBED_LOGGERS):
     """Add one :class:`ScrubFilter` to each of ``loggers`` (idempotent); return the filter."""
     flt = ScrubFilter(secrets)
     for name in loggers:

@@ -18,17 +18,17 @@ def _day(ctx, param, value: str) -> datetime.date:
 
 
 def _options(func):
-    func = click.option("--settings", "settings_path", default="settings.yaml",
-                        show_default=True, metavar="FILE", help="settings file (YAML)")(func)
+    # --settings is taken by the root ``tornpay`` group, before or after the verb.
     return click.option("--date", "day", required=True, callback=_day, metavar="YYYY-MM-DD",
                         help="the Beijing day the bill covers")(func)
 
 
-def _run(settings_path: str, day: datetime.date, step):
+def _run(day: datetime.date, step):
     """``await step(ctx, day)`` on the CLI's context; no bill or a bad one is one line, exit 1."""
     from tornpay.bills.parse import BillFormatError
     from tornpay.bills.source import BillUnavailable
     from tornpay.cli import Fail, run_admin
+    from tornpay.cli.common import current_settings_path
 
     async def work(ctx):
         try:
@@ -36,7 +36,7 @@ def _run(settings_path: str, day: datetime.date, step):
         except (BillUnavailable, BillFormatError) as exc:
             raise Fail(f"bill {day}: {exc}") from None
 
-    return run_admin(settings_path, work)
+    return run_admin(current_settings_path(), work)
 
 
 @click.group()
@@ -46,11 +46,11 @@ def bill() -> None:
 
 @bill.command("fetch")
 @_options
-def fetch_cmd(day: datetime.date, settings_path: str) -> None:
+def fetch_cmd(day: datetime.date) -> None:
     """Download the day's bill and store its bytes (exit 1 when WeChat has none yet)."""
     from tornpay.bills.service import fetch_and_store
 
-    run = _run(settings_path, day, fetch_and_store)
+    run = _run(day, fetch_and_store)
     if run.state == "no_bill":
         click.echo(f"bill {day}: No Bill Exist (nothing billed that day)")
     else:
@@ -59,12 +59,12 @@ def fetch_cmd(day: datetime.date, settings_path: str) -> None:
 
 @bill.command("reconcile")
 @_options
-def reconcile_cmd(day: datetime.date, settings_path: str) -> None:
+def reconcile_cmd(day: datetime.date) -> None:
     """Reconcile the day's bill (fetching it when needed); exit 1 on an unsettled difference."""
     from tornpay.bills.service import reconcile_day
     from tornpay.cli import Fail
 
-    report = _run(settings_path, day, reconcile_day)
+    report = _run(day, reconcile_day)
     for d in report.differences:
         click.echo(f"{'settled' if d.settled else 'UNSETTLED'}  {d.kind}  "
                    f"order={d.out_trade_no or '-'}  refund={d.out_refund_no or '-'}  "

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Dict, List, Optional
 
-BEIJING = datetime.timezone(datetime.timedelta(hours=8))
+from tornpay.protocol import wechat_time
+from tornpay.protocol.wechat_time import BEIJING  # noqa: F401  (bills.scheduler imports it here)
+
 MAX_BILL_BYTES = 64 * 1024 * 1024  # after gunzip: a bill bomb must not eat the memory
 
 # Column names in the current layout, then the legacy ones (reference §10.2).
@@ -72,11 +74,10 @@ def yuan_to_fen(text: str) -> int:
 
 
 def beijing_to_utc(text: str) -> datetime.datetime:
-    try:
-        local = datetime.datetime.strptime(text.strip(), "%Y-%m-%d %H:%M:%S")
-    except ValueError:
-        raise BillFormatError(f"not a bill time: {text!r}") from None
-    return local.replace(tzinfo=BEIJING).astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    moment = wechat_time.beijing_to_utc(text)
+    if moment is None:
+        raise BillFormatError(f"not a bill time: {text!r}")
+    return moment
 
 
 def decode_body(body: bytes) -> str:

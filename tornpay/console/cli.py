@@ -19,11 +19,10 @@ def admin() -> None:
 @click.argument("name")
 @click.option("--password-stdin", is_flag=True,
               help="read the password from standard input (for scripts)")
-@click.option("--settings", "settings_path", default="settings.yaml", show_default=True,
-              metavar="FILE", help="settings file (YAML)")
-def set_password_cmd(name: str, password_stdin: bool, settings_path: str) -> None:
+def set_password_cmd(name: str, password_stdin: bool) -> None:
     """Create operator NAME, or change its password (asked twice, never echoed)."""
     from tornpay.cli import Fail, run_admin
+    from tornpay.cli.common import current_settings_path  # --settings: the root group's
     from tornpay.console.passwords import PasswordError, check_name, set_password
 
     try:
@@ -41,5 +40,5 @@ def set_password_cmd(name: str, password_stdin: bool, settings_path: str) -> Non
         except PasswordError as exc:
             raise Fail(str(exc)) from None
 
-    created = run_admin(settings_path, work)
+    created = run_admin(current_settings_path(), work, wechat=False)  # the database only
     click.echo(f"operator {name}: {'created' if created else 'password changed'}")

@@ -6,7 +6,7 @@ from typing import List, Optional
 
 import peewee
 
-from tornpay.orders.transitions import BEIJING
+from tornpay.protocol.wechat_time import BEIJING
 from tornpay.storage.models import ORDER_STATES, Delivery, Event, Order, utcnow
 from tornpay.storage.opsmodels import BillRun
 

@@ -1,16 +1,18 @@
-"""Order administration for the CLI: a dispatcher-less context, listings, query and close."""
+"""Order administration for the CLI: dispatcher-less contexts, listings, query and close."""
 
 import datetime
 import logging
 from typing import Any, List, Optional
 
 from tornpay.orders import transitions
+from tornpay.orders.delivery_views import order_deliveries
 from tornpay.orders.dispatcher import retry_delivery
 from tornpay.orders.refunds import (NotFound, RefundError, query_refund, request_refund,
                                     send_refund)
 from tornpay.protocol.errors import BusinessError
 from tornpay.storage import db as storage
-from tornpay.storage.models import (CREATED, DONE, PREPAID, Delivery, Event, Notification, Order,
+from tornpay.storage import migrations
+from tornpay.storage.models import (CREATED, DONE, PREPAID, Delivery, Notification, Order,
                                     Refund, utcnow)
 
 logger = logging.getLogger(__name__)
@@ -20,23 +22,39 @@ class Refused(Exception):
     """An admin operation refused (order state, age, a delivery in flight); nothing changed."""
 
 
-class AdminContext:
+class DatabaseContext:
+    """Settings and the database: all that read-only and delivery verbs need (no credentials)."""
+
+    dispatcher = None
+    reconciler = None
+
+    def __init__(self, settings: Any, create_tables: bool = True):
+        self.settings = settings
+        self.db = storage.bind(storage.open_database(settings.database.url))
+        # A new or older database gets the server's schema steps; a current one is
+        # left untouched, so a read-only database role is enough for these verbs.
+        steps = {version for version, _, _ in migrations.MIGRATIONS}
+        if create_tables and not steps <= migrations.applied_versions(self.db):
+            storage.create_tables()
+
+    def close(self) -> None:
+        if not self.db.is_closed():
+            self.db.close()
+
+
+class AdminContext(DatabaseContext):
     """Settings, database, hooks and a WeChat client: what the CLI needs, no background work.
 
     The hooks are loaded only so outbox rows get one Delivery per plugin, exactly
     as in the server; the serving process's dispatcher delivers them.
     """
 
-    dispatcher = None
-    reconciler = None
-
     def __init__(self, settings: Any, hooks: Any = None):
         from tornpay.context import make_http_client
         from tornpay.hooks import HookManager
         from tornpay.protocol.client import PayClient
 
-        self.settings = settings
-        self.db = storage.bind(storage.open_database(settings.database.url))
+        super().__init__(settings, create_tables=False)  # below, with the plugins' tables
         self.hooks = hooks or HookManager(settings)
         if hooks is None:
             self.hooks.load_settings_plugins(settings)
@@ -60,8 +78,7 @@ class AdminContext:
         if self._http_client is not None:
             self._http_client.close()
         self.hooks.close()
-        if not self.db.is_closed():
-            self.db.close()
+        super().close()
 
 
 def get_order(out_trade_no: str) -> Order:
@@ -93,10 +110,7 @@ def order_details(out_trade_no: str) -> dict:
         "order": order,
         "notifies": list(Notification.select().where(Notification.out_trade_no == out_trade_no)
                          .order_by(Notification.received_at)),
-        "deliveries": [{"id": d.id, "hook": d.event.hook, "plugin": d.plugin, "state": d.state,
-                        "attempts": d.attempts, "last_error": d.last_error}
-                       for d in Delivery.select(Delivery, Event).join(Event)
-                       .where(Event.out_trade_no == out_trade_no).order_by(Delivery.created_at)],
+        "deliveries": order_deliveries(out_trade_no),
         "refunds": list(Refund.select().where(Refund.order == out_trade_no)
                         .order_by(Refund.created_at)),
     }

@@ -11,6 +11,7 @@ import uuid
 from types import SimpleNamespace
 from typing import Any, Dict, List, NamedTuple, Optional, Set
 
+from tornpay.orders import attempts as history
 from tornpay.orders import outbox_sql as sql
 from tornpay.orders.events import OrderView, RefundView
 from tornpay.storage.db import database_proxy as db
@@ -165,6 +166,7 @@ class Dispatcher:
     async def _deliver(self, delivery_id: str) -> None:
         hook = plugin = "?"
         delivery = None
+        started = utcnow()
         try:
             row = sql.LOAD.one(id=delivery_id)
             if row is None or row[0] != PENDING:
@@ -179,14 +181,16 @@ class Dispatcher:
         except asyncio.CancelledError:
             raise  # stopping: the row stays pending and its lease is released
         except asyncio.TimeoutError:
-            self._failed(delivery, f"timeout after {self.cfg.timeout_seconds:g}s")
+            self._failed(delivery, f"timeout after {self.cfg.timeout_seconds:g}s", started,
+                         history.TIMEOUT)
         except Exception as exc:
-            logger.warning("delivery %s (%s to %s) raised %s", delivery_id, hook, plugin,
-                           type(exc).__name__, exc_info=True)
+            history.log_failure(logger, delivery_id, hook, plugin, exc,
+                                delivery.attempts if delivery is not None else 0)
             if delivery is not None:
-                self._failed(delivery, f"{type(exc).__name__}: {exc}")
+                self._failed(delivery, f"{type(exc).__name__}: {exc}", started)
         else:
             self._done(delivery)
+            history.record(delivery.id, started, history.DONE, owner=self.owner_id)
 
     @staticmethod
     def _hook_kwargs(row: tuple, delivery_id: str) -> dict:
@@ -214,7 +218,9 @@ class Dispatcher:
         else:
             logger.debug("delivery %s done (%s)", delivery.id, delivery.plugin)
 
-    def _failed(self, delivery: _Loaded, error: str) -> None:
+    def _failed(self, delivery: _Loaded, error: str, started: datetime.datetime,
+                outcome: str = "error") -> None:
+        history.record(delivery.id, started, outcome, error, owner=self.owner_id)
         attempts = delivery.attempts + 1
         values = {"id": delivery.id, "owner": self.owner_id, "attempts": attempts,
                   "last_error": error[:ERROR_CHARS]}
@@ -229,18 +235,6 @@ class Dispatcher:
                         delay)
             next_at = utcnow() + datetime.timedelta(seconds=delay)
             sql.MARK_RETRY.execute(next_attempt_at=next_at, **values)
-
-
-def list_deliveries(state: Optional[str] = None) -> List[dict]:
-    """Deliveries (newest first) as dicts, optionally only those in ``state``."""
-    query = (Delivery.select(Delivery, Event).join(Event)
-             .order_by(Delivery.created_at.desc()))
-    if state is not None:
-        query = query.where(Delivery.state == state)
-    return [{"id": d.id, "hook": d.event.hook, "out_trade_no": d.event.out_trade_no,
-             "plugin": d.plugin, "state": d.state, "attempts": d.attempts,
-             "next_attempt_at": d.next_attempt_at, "last_error": d.last_error,
-             "created_at": d.created_at, "done_at": d.done_at} for d in query]
 
 
 def retry_delivery(delivery_id: Optional[str] = None) -> int:

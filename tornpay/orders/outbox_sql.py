@@ -66,7 +66,7 @@ _MINE = ((Delivery.id == param(Delivery.id)) & (Delivery.state == PENDING)
          & (Delivery.lease_owner == param(Delivery.lease_owner, "owner")))
 MARK_DONE = Statement("delivery_done", lambda: Delivery.update(
     state=DONE, attempts=Delivery.attempts + 1, done_at=param(Delivery.done_at),
-    lease_owner=None, lease_until=None).where(_MINE))
+    lease_owner=None, lease_until=None, last_error=None).where(_MINE))
 _FAILED = {Delivery.attempts: param(Delivery.attempts), Delivery.lease_owner: None,
            Delivery.lease_until: None, Delivery.last_error: param(Delivery.last_error)}
 MARK_RETRY = Statement("delivery_retry", lambda: Delivery.update(

@@ -20,6 +20,7 @@ from tornpay.orders.events import RefundView
 from tornpay.orders.transitions import write_event
 from tornpay.protocol.errors import BusinessError, ProtocolError, WeChatError
 from tornpay.protocol.ids import make_out_refund_no
+from tornpay.protocol.wechat_time import beijing_to_utc, utc_text
 from tornpay.storage.db import database_proxy as db
 from tornpay.storage.models import PAID, PARTIAL_REFUNDED, REFUNDED, Order, Refund, utcnow
 
@@ -216,7 +217,11 @@ def apply_refund_result(out_refund_no: str, refund_status: str, *, hooks: Any,
     if refund_id:
         values["refund_id"] = refund_id
     if success_time:
-        values["success_time"] = success_time[:20]
+        # WeChat writes Beijing time; every time tornpay stores or prints is UTC.
+        values["success_time"] = utc_text(beijing_to_utc(success_time))
+        if values["success_time"] is None:
+            logger.warning("refund %s: success_time %r is not a WeChat time; not stored",
+                           out_refund_no, success_time[:40])
     with db.atomic():
         n = (Refund.update(**values)
              .where((Refund.out_refund_no == out_refund_no) & Refund.state.in_(OPEN_STATES))

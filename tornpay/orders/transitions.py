@@ -15,6 +15,7 @@ import logging
 import uuid
 from typing import Any, Callable, Iterable, Mapping, Optional, Tuple, Union
 
+from tornpay.protocol.wechat_time import beijing_to_utc
 from tornpay.storage import fastsql
 from tornpay.storage.db import database_proxy as db
 from tornpay.storage.fastsql import param
@@ -26,7 +27,6 @@ logger = logging.getLogger(__name__)
 CANCEL_REASONS = ("expired", "closed", "user_cancelled", "payerror")
 PAYABLE_STATES = (CREATED, PREPAID, CLOSED, PAYERROR)  # a verified payment is never lost
 CLOSABLE_STATES = (CREATED, PREPAID)
-BEIJING = datetime.timezone(datetime.timedelta(hours=8))
 
 # Either a HookManager or any callable hook -> [plugin names].
 Hooks = Union[Any, Callable[[str], Iterable[str]]]
@@ -108,11 +108,7 @@ def record_error(out_trade_no: str, message: str) -> None:
 
 def _paid_at(time_end: Optional[str], now: datetime.datetime) -> datetime.datetime:
     # time_end is Beijing time yyyyMMddHHmmss; store naive UTC like every column.
-    try:
-        local = datetime.datetime.strptime(time_end or "", "%Y%m%d%H%M%S")
-    except ValueError:
-        return now
-    return local.replace(tzinfo=BEIJING).astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    return beijing_to_utc(time_end) or now
 
 
 def mark_paid(out_trade_no: str, *, transaction_id: str, time_end: Optional[str],

@@ -124,3 +124,12 @@ def upgrade(db: peewee.Database, fresh: bool) -> int:
     if not fresh:
         logger.info("schema: now at version %d", current_version(db))
     return current_version(db)
+
+
+def _step5(migrator: SchemaMigrator, db: peewee.Database) -> None:
+    from tornpay.storage.step5 import delivery_attempts_and_utc_refund_times
+
+    delivery_attempts_and_utc_refund_times(migrator, db)
+
+
+MIGRATIONS.append((5, "delivery attempt history; refund success_time in UTC", _step5))

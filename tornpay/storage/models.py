@@ -1,4 +1,4 @@
-"""tornpay's tables: orders, received notifies, the hook outbox (events, deliveries), refunds."""
+"""tornpay's tables: orders, notifies, the hook outbox (events, deliveries, attempts), refunds."""
 
 import datetime
 
@@ -151,7 +151,23 @@ class Refund(BaseModel):
         table_name = "tornpay_refund"
 
 
-ALL_MODELS = (Order, Notification, Event, Delivery, Refund)
+class DeliveryAttempt(BaseModel):
+    """One call of a delivery's hook: when, how it ended, and the error (kept across retries)."""
+
+    id = peewee.AutoField()
+    delivery = peewee.ForeignKeyField(Delivery, backref="attempt_rows", on_delete="CASCADE",
+                                      column_name="delivery_id", index=True)
+    started_at = peewee.DateTimeField(default=utcnow)
+    finished_at = peewee.DateTimeField(default=utcnow)
+    outcome = peewee.CharField(max_length=16)  # done, error, timeout
+    error = peewee.TextField(null=True)
+    owner = peewee.CharField(max_length=64, null=True)  # the process that made the call
+
+    class Meta:
+        table_name = "tornpay_delivery_attempt"
+
+
+ALL_MODELS = (Order, Notification, Event, Delivery, Refund, DeliveryAttempt)
 
 # The console's and the daily bill's tables live in their own module.
 from tornpay.storage.opsmodels import OPS_MODELS  # noqa: E402  (needs BaseModel above)
