@@ -139,9 +139,15 @@ class SessionHandler(ApiHandler):
     """GET /api/session: the XSRF token (also set as the ``_xsrf`` cookie) and trade types."""
 
     def get(self) -> None:
-        self.send({"xsrf_token": self.xsrf_token.decode("ascii"),
-                   "signed_in": bool(self.get_tp_cookie(OPENID_COOKIE)),
-                   "trade_types": place.enabled_trade_types(self.ctx.settings)})
+        answer = {"xsrf_token": self.xsrf_token.decode("ascii"),
+                  "signed_in": bool(self.get_tp_cookie(OPENID_COOKIE)),
+                  "trade_types": place.enabled_trade_types(self.ctx.settings)}
+        if self.ctx.simulator is not None:
+            from tornpay.simulator.config import public_base_url
+
+            # The WeixinJSBridge stand-in: WeChat's own browser has the real one.
+            answer["simulator_bridge_url"] = public_base_url(self.ctx.settings) + "/jsbridge.js"
+        self.send(answer)
 
 
 class OrdersHandler(ApiHandler):
