@@ -185,3 +185,35 @@ async def test_notify_checked_against_the_orders_appid(http_client, base_url, ct
         response = await http_client.fetch(base_url + "/wxpay/notify", method="POST", body=body)
         assert (b"SUCCESS" in response.body) is ok
         assert (Order.get_by_id(row.out_trade_no).state == "PAID") is ok
+
+
+@pytest.mark.parametrize("tp_overrides", [merge(MINI_OVERRIDES, {
+    "orders": {"min_close_age_seconds": 0}, "simulator": {"close_min_age_seconds": 0}})])
+@pytest.mark.gen_test(timeout=30)
+async def test_query_close_and_refund_use_the_orders_appid(http_client, base_url, ctx,
+                                                           monkeypatch):
+    from tornpay.orders import admin
+    from tornpay.orders.refunds import request_refund
+    from tornpay.protocol.xmlcodec import decode_xml
+
+    sent = []
+    real = ctx.pay_client._fetch
+
+    async def spy(path, body):
+        sent.append((path, decode_xml(body)["appid"]))
+        return await real(path, body)
+
+    monkeypatch.setattr(ctx.pay_client, "_fetch", spy)
+    mini = MiniProgram(http_client, base_url)
+    _, first = await mini.call("POST", "/orders", {"product_id": "coach-205",
+                                                   "code": await mini.login()})
+    _, second = await mini.call("POST", "/orders", {"product_id": "coach-101",
+                                                    "code": await mini.login()})
+    await mini.request_payment(first["pay_params"])
+    assert await admin.query_order(ctx, first["out_trade_no"]) == "SUCCESS"
+    refund = await request_refund(ctx, first["out_trade_no"], 100)
+    assert refund.state in ("PROCESSING", "SUCCESS")
+    assert await admin.close_order(ctx, second["out_trade_no"]) == "CLOSED"
+    paths = [path for path, _ in sent]
+    assert {"/pay/orderquery", "/secapi/pay/refund", "/pay/closeorder"} <= set(paths)
+    assert {appid for _, appid in sent} == {MINI_APPID}
