@@ -42,7 +42,8 @@ def write_settings(tmp: str, port: int, sim_url: str, db_name: str, plugins: Lis
                    "oauth_authorize_url": sim_url + "/connect/oauth2/authorize"},
         "database": {"url": f"sqlite:///{tmp}/{db_name}"},
         # Nothing in the bench is older than an hour: the reconciler stays idle.
-        "orders": {"reconcile_after_seconds": 3600},
+        # One payer makes every checkout, and each must be a new order: no limits, no reuse.
+        "orders": {"reconcile_after_seconds": 3600, "max_open_per_payer": 0, "max_open_per_ip": 0, "reuse_open_order": False},
         "simulator": {"enabled": False},
         "plugins": plugins,
         "catalog": {"products": {PRODUCT_ID: {"body": "Private coaching, 1 hour",

@@ -46,7 +46,8 @@ def bench_settings(port: int, tmp: str, sim_url: str = "", plugins=None):
                    "cookie_secret": "bench-cookie-secret-0123456789"},
         "wechat": wechat,
         "database": {"url": f"sqlite:///{tmp}/bench.db"},
-        "orders": {"reconcile_after_seconds": 3600},
+        # One payer makes every checkout, and each must be a new order: no limits, no reuse.
+        "orders": {"reconcile_after_seconds": 3600, "max_open_per_payer": 0, "max_open_per_ip": 0, "reuse_open_order": False},
         "simulator": {"enabled": not sim_url},
         **({"plugins": plugins} if plugins is not None else {}),
         "catalog": {"products": {"coach-101": {"body": "Private coaching, 1 hour",

@@ -61,6 +61,19 @@ def write_settings(directory, port):
     return path
 
 
+def wait_healthz(base):
+    """Return once the server at ``base`` answers /healthz (20 s at most)."""
+    import urllib.request
+
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(base + "/healthz", timeout=1)
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit("server did not start")
+
+
 def insert_orders(directory, n):
     now = datetime.datetime.utcnow().replace(microsecond=0)
     later = now + datetime.timedelta(minutes=30)
@@ -70,8 +83,8 @@ def insert_orders(directory, n):
             "INSERT INTO tornpay_order (out_trade_no, product_id, openid, body, attach, "
             "total_fee, fee_type, sign_type, state, spbill_create_ip, unified_request, prepay_id, "
             "refunded_fee, reserved_refund_fee, created_at, updated_at, expire_at, "
-            "check_attempts) VALUES (?, 'coach-101', 'o-storm', 'Coaching', '', 100, 'CNY', "
-            "'MD5', 'PREPAID', '127.0.0.1', '', ?, 0, 0, ?, ?, ?, 0)",
+            "check_attempts, trade_type) VALUES (?, 'coach-101', 'o-storm', 'Coaching', '', "
+            "100, 'CNY', 'MD5', 'PREPAID', '127.0.0.1', '', ?, 0, 0, ?, ?, ?, 0, 'JSAPI')",
             [(f"TPSTORM{i:08d}", f"wx_storm_{i}", now, now, later) for i in range(n)])
     conn.close()
 
@@ -147,16 +160,7 @@ def main(argv=None):
     proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "server.py"), "--settings",
                              settings], cwd=directory, env=env, stderr=subprocess.PIPE, text=True)
     try:
-        import urllib.request
-
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(base + "/healthz", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            raise SystemExit("server did not start")
+        wait_healthz(base)
         insert_orders(directory, args.orders)
         codes, answers, lat, elapsed = asyncio.run(storm(base, args.orders, args.connections))
         db = sqlite3.connect(os.path.join(directory, "storm.db"), timeout=30)

@@ -26,6 +26,9 @@ def _template_dir():
 
 # The signed cookie naming the payer (set after OAuth, read by every owner check).
 OPENID_COOKIE = "tornpay_openid"
+DB_DOWN_TITLE = "暂时无法服务 / Temporarily unavailable"
+DB_DOWN_MESSAGE = ("系统暂时无法保存数据，请稍后再试。 / We cannot save anything right now. "
+                   "Please try again in a few minutes.")
 
 
 class PageError(tornado.web.HTTPError):
@@ -42,6 +45,12 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def initialize(self, ctx):
         self.ctx = ctx
+
+    def prepare(self):
+        # No page can do its work while the database cannot be written (docs/security.md).
+        health = getattr(self.ctx, "db_health", None)
+        if health is not None and not health.ok:
+            raise PageError(503, DB_DOWN_MESSAGE, title=DB_DOWN_TITLE)
 
     @property
     def settings_(self):
@@ -111,6 +120,13 @@ class XMLHandler(tornado.web.RequestHandler):
 
     notify_kind = "pay"  # the label of this handler's notifies in /metrics
     notify_outcome = None  # set by a handler that knows more than SUCCESS/FAIL
+
+    def prepare(self):
+        # A notify we cannot record is answered FAIL, so WeChat sends it again later.
+        health = getattr(self.ctx, "db_health", None)
+        if health is not None and not health.ok:
+            self.notify_outcome = "error"
+            self.reply(False, "temporary failure, retry")
 
     def reply(self, ok: bool, message: str = "OK"):
         if self.ctx.metrics is not None:

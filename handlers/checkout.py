@@ -7,6 +7,7 @@ import logging
 import time
 
 from tornpay.handlers.base import OPENID_COOKIE, BaseHandler, PageError
+from tornpay.orders.limits import TooManyOpenOrders
 from tornpay.orders.service import CheckoutError, create_order, resolve
 from tornpay.hooks import PluginError
 from tornpay.protocol.errors import OAuthError, WeChatError
@@ -57,6 +58,8 @@ class OrderCreatingHandler(BaseHandler):
     async def create_and_redirect(self, product_id: str, openid: str) -> None:
         try:
             order = await create_order(self.ctx, product_id, openid, self.client_ip())
+        except TooManyOpenOrders as exc:
+            raise PageError(exc.status, exc.message, title=exc.title) from None
         except CheckoutError as exc:
             raise PageError(exc.status, exc.message,
                             title="Product not found" if exc.status == 404 else
@@ -69,22 +72,44 @@ class OrderCreatingHandler(BaseHandler):
 
 
 class CheckoutHandler(OrderCreatingHandler):
-    """Start a payment: straight to the order with a known openid, else via WeChat OAuth."""
+    """Start a payment: straight to the order with a known openid, else via WeChat OAuth.
+
+    A GET that another site started (``Sec-Fetch-Site: cross-site`` or
+    ``same-site``) only shows a confirmation page whose button POSTs back
+    here with the XSRF token: no order and no sign-in without the payer's tap.
+    """
 
     async def get(self, product_id: str) -> None:
         self.set_header("Cache-Control", "no-store")
-        # Any price or fee in the query string is ignored: the hook prices it.
-        openid = self.get_tp_cookie(OPENID_COOKIE)
-        if openid:
-            await self.create_and_redirect(product_id, openid)
+        if started_elsewhere(self.request):
+            product = await self._product(product_id)
+            self.render("confirm.html", product_id=product_id, body=product["body"],
+                        yuan="%d.%02d" % divmod(product["total_fee"], 100))
             return
+        await self._start(product_id)
+
+    async def post(self, product_id: str) -> None:
+        if not self.application.settings.get("xsrf_cookies"):
+            self.check_xsrf_cookie()  # an estate without xsrf_cookies is still protected
+        self.set_header("Cache-Control", "no-store")
+        await self._start(product_id)
+
+    async def _product(self, product_id: str) -> dict:
         try:
-            await resolve(self.ctx, product_id, "")  # 404 before sending anyone to WeChat
+            return await resolve(self.ctx, product_id, "")  # 404 before anything else
         except CheckoutError as exc:
             raise PageError(exc.status, exc.message, title="Product not found") from None
         except PluginError:
             logger.exception("checkout of %s: product lookup failed", product_id)
             raise PageError(500, "This product cannot be sold right now.") from None
+
+    async def _start(self, product_id: str) -> None:
+        # Any price or fee in the query string is ignored: the hook prices it.
+        openid = self.get_tp_cookie(OPENID_COOKIE)
+        if openid:
+            await self.create_and_redirect(product_id, openid)
+            return
+        await self._product(product_id)
         nonce = self.get_tp_cookie(OAUTH_COOKIE, max_age_days=1)
         if not nonce or len(nonce) != _NONCE_LEN or not nonce.isalnum():
             nonce = nonce_str(_NONCE_LEN)
@@ -94,7 +119,20 @@ class CheckoutHandler(OrderCreatingHandler):
         state = make_state(secret, product_id, nonce, time.time())
         server = self.ctx.settings.server
         redirect_uri = server.public_url.rstrip("/") + server.prefix + "/oauth/callback"
-        self.redirect(self.ctx.oauth_client.authorize_url(redirect_uri, state))
+        # 303 so that after the confirmation POST the browser GETs WeChat's page.
+        self.redirect(self.ctx.oauth_client.authorize_url(redirect_uri, state),
+                      status=303 if self.request.method == "POST" else 302)
+
+
+# Sec-Fetch-Site values of a navigation this site did not start. "none" (typed,
+# bookmarked, opened from a WeChat menu) and "same-origin" (our shop page) go
+# straight on; browsers too old to send the header go straight on too.
+FOREIGN_SITES = ("cross-site", "same-site")
+
+
+def started_elsewhere(request) -> bool:
+    """True when another site (or a sibling subdomain) sent the browser here."""
+    return request.headers.get("Sec-Fetch-Site", "").lower() in FOREIGN_SITES
 
 
 class OAuthCallbackHandler(OrderCreatingHandler):

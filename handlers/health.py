@@ -13,7 +13,13 @@ class HealthHandler(tornado.web.RequestHandler):
 
     def get(self):
         self.set_header("Cache-Control", "no-store")
-        if ping(self.ctx.db):
+        health = self.ctx.db_health
+        if not health.ok:
+            # Reads may still work; payments cannot be recorded: take this one out.
+            self.set_status(503)
+            self.write({"status": "unavailable", "reason": "database not writable",
+                        "detail": health.reason})
+        elif ping(self.ctx.db):
             self.write({"status": "ok"})
         else:
             self.set_status(503)

@@ -5,7 +5,7 @@ from typing import Optional, Tuple
 
 import peewee
 
-from tornpay.handlers.base import XMLHandler
+from tornpay.handlers.xmlbody import StreamedXMLHandler
 from tornpay.orders.refunds import RefundError, apply_refund_result
 from tornpay.protocol.refundcrypto import RefundDecryptError, decrypt_req_info
 from tornpay.protocol.xmlcodec import MAX_XML_BYTES, XMLError, decode_xml
@@ -99,11 +99,11 @@ def process_refund_notify(ctx, body: bytes, remote_ip: str) -> Tuple[bool, str, 
     except (Refused, RefundError) as exc:
         refused = exc if isinstance(exc, Refused) else Refused(str(exc), "not applied")
         out_trade_no = refused.out_trade_no or info.get("out_trade_no")
-        logger.warning("refund notify from %s refused: %s (out_trade_no=%s)", remote_ip,
-                       refused.reason, out_trade_no)
-        with db.atomic():
-            _record(out_trade_no if isinstance(out_trade_no, str) else None, remote_ip,
-                    REFUSED, refused.reason)
+        # req_info decrypted with our key is WeChat's word; anything before that is not.
+        ctx.refusals.refused("refund", remote_ip, refused.reply, refused.reason,
+                             claimed=out_trade_no if isinstance(out_trade_no, str) else None,
+                             verified=out_trade_no if info and isinstance(out_trade_no, str)
+                             else None, record=_record)
         return False, refused.reply, False
     except peewee.PeeweeException:
         logger.exception("refund notify: database error; answering FAIL so WeChat retries")
@@ -113,13 +113,13 @@ def process_refund_notify(ctx, body: bytes, remote_ip: str) -> Tuple[bool, str, 
     return True, "OK", won
 
 
-class RefundNotifyHandler(XMLHandler):
+class RefundNotifyHandler(StreamedXMLHandler):
     """WeChat's refund-result notify; the reply never waits on plugins."""
 
     notify_kind = "refund"
 
     def post(self):
-        ok, message, changed = process_refund_notify(self.ctx, self.request.body,
+        ok, message, changed = process_refund_notify(self.ctx, self.body,
                                                      self.request.remote_ip or "")
         if changed:
             self.ctx.dispatcher.kick()

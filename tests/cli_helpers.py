@@ -56,7 +56,9 @@ def write_settings(directory, port: int, **sections) -> str:
                    "mch_id": "10000100", "api_key": API_KEY, "timeout": 5,
                    "cert_file": TEST_CERT, "key_file": TEST_KEY},
         "database": {"url": f"sqlite:///{directory}/tornpay.db"},
-        "orders": {"reconcile_after_seconds": 3600, "min_close_age_seconds": 0},
+        # One test payer makes every order here, each a new one: no limits, no reuse.
+        "orders": {"reconcile_after_seconds": 3600, "min_close_age_seconds": 0,
+                   "max_open_per_payer": 0, "max_open_per_ip": 0, "reuse_open_order": False},
         "deliveries": {"first_retry_seconds": 0.05, "max_retry_seconds": 0.1,
                        "timeout_seconds": 2, "max_attempts": 1, "poll_interval_seconds": 0.05},
         # Time scale 1: refunds stay PROCESSING (10 s) until a test finishes them.

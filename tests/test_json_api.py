@@ -112,3 +112,17 @@ async def test_error_codes(alice, http_client, base_url):
     status, answer = await create(alice)
     assert (status, error_code(answer)) == (502, "wechat_error")
     assert answer["error"]["wechat_code"] == "SYSTEMERROR" and answer["error"]["retryable"]
+
+
+@pytest.mark.parametrize("tp_overrides", [{"plugins": ["tornpay.plugins.catalog"],
+                                           "orders": {"max_open_per_payer": 1}}])
+@pytest.mark.gen_test(timeout=30)
+async def test_open_order_limit_and_reuse(alice):
+    status, first = await create(alice, "coach-101")
+    assert status == 201
+    status, again = await create(alice, "coach-101")  # the same open order, offered again
+    assert status == 201 and again["out_trade_no"] == first["out_trade_no"]
+    assert again["pay_params"]["package"] == first["pay_params"]["package"]
+    status, refused = await create(alice, "coach-205")
+    assert (status, error_code(refused)) == (429, "too_many_open_orders")
+    assert Order.select().count() == 1

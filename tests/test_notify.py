@@ -123,7 +123,9 @@ async def test_unknown_or_malformed_order_refused(post, order):
     for no in ("TPnosuchorder000000000000000", "../../etc", ""):
         fields = notify_fields(order, out_trade_no=no)
         await refused(post, order, signed_notify(fields, KEY))
-    assert Notification.select().where(Notification.outcome == "refused").count() == 3
+    # One row per kind of refusal from a sender per window (orders/refusals.py): the
+    # second malformed number from 127.0.0.1 is counted, not stored on its own.
+    assert Notification.select().where(Notification.outcome == "refused").count() == 2
 
 
 @pytest.mark.gen_test

@@ -164,3 +164,18 @@ async def test_wechat_refusal_carries_its_code(http_client, base_url, estate):
         await estate.tp.create_order(product_id="coach-101", payer=ALICE)
     assert refused.value.wechat_code == "SYSTEMERROR" and refused.value.retryable
     assert Order.get_by_id(refused.value.out_trade_no).state == "CREATED"
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_an_estate_price_is_never_a_reused_order(http_server, estate):
+    tp = estate.tp
+    by_product = [await tp.create_order(product_id="coach-101", payer=ALICE) for _ in range(2)]
+    assert by_product[0].out_trade_no == by_product[1].out_trade_no  # the limits' reuse
+    priced = [await tp.create_order(product_id="basket", payer=ALICE, body="Basket",
+                                    total_fee=700) for _ in range(2)]
+    assert priced[0].out_trade_no != priced[1].out_trade_no
+    with pytest.raises(errors.TooManyOpenOrders):
+        for _ in range(5):  # orders.max_open_per_payer: 5 open orders at most
+            await tp.create_order(product_id="basket", payer=ALICE, body="Basket",
+                                  total_fee=700)
+    assert Order.select().count() == 5

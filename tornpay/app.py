@@ -1,6 +1,7 @@
 """Composition root: ``make_app(settings)`` builds the Tornado application; ``main()`` serves it."""
 
 import asyncio
+import faulthandler
 import logging
 import os
 import signal
@@ -8,9 +9,8 @@ import sys
 from typing import Iterable, Optional
 
 import tornado.web
-from tornado.httpserver import HTTPServer
-
 from tornpay.context import Context
+from tornpay.httpserver import make_http_server
 from tornpay.settings import Settings, SettingsError, load_settings
 from tornpay.weblog import log_request
 
@@ -40,6 +40,16 @@ class TornpayApplication(tornado.web.Application):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.in_flight = 0
+
+    def start_request(self, server_conn, request_conn):
+        # The body limits hold under any HTTPServer (a test's, an estate's), not
+        # only the one serve() builds: set them on each request's connection
+        # before its body is read. /notify raises its own in prepare().
+        server = self.settings["tornpay"].settings.server
+        if hasattr(request_conn, "set_max_body_size"):
+            request_conn.set_max_body_size(server.max_body_bytes)
+            request_conn.set_body_timeout(server.body_timeout_seconds)
+        return super().start_request(server_conn, request_conn)
 
     def find_handler(self, request, **kwargs):
         # Called once per request as it starts; log_request once as it finishes.
@@ -82,9 +92,12 @@ def configure_logging(settings: Settings) -> None:
 
 async def serve(settings: Settings) -> None:
     """Listen, run until SIGTERM/SIGINT, then stop accepting, finish in-flight work and exit."""
+    # A fatal signal (SIGBUS from a vanished database's WAL index, SIGSEGV)
+    # must leave a trace on stderr instead of a silent death.
+    faulthandler.enable()
     app = make_app(settings)
     ctx: Context = app.settings["tornpay"]
-    server = HTTPServer(app, xheaders=settings.server.xheaders)
+    server = make_http_server(app, settings)
     server.listen(settings.server.port, settings.server.address)
     logger.info("tornpay listening on http://%s:%s%s (simulator %s, database %s)",
                 settings.server.address, settings.server.port, settings.server.prefix,

@@ -8,11 +8,13 @@ from typing import Iterable, Optional
 from tornado.httpclient import AsyncHTTPClient
 
 from tornpay.hooks import HookManager
+from tornpay.logthrottle import install_repeat_filters
 from tornpay.metrics import Metrics
 from tornpay.protocol.client import PayClient
 from tornpay.protocol.oauth import OAuthClient
 from tornpay.settings import Settings, SettingsError
 from tornpay.storage import db as storage
+from tornpay.storage.health import HealthCollector
 from tornpay.weblog import install_scrub_filter
 
 logger = logging.getLogger(__name__)
@@ -50,6 +52,7 @@ class Context:
         self.settings = settings
         # On the loggers themselves, so an embedding estate's handlers get scrubbed records too.
         install_scrub_filter(settings.secret_values())
+        install_repeat_filters()
         self.owner_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.db = database or storage.open_database(settings.database.url)
         storage.bind(self.db)
@@ -60,10 +63,11 @@ class Context:
         for plugin in plugins:
             self.hooks.register(plugin)
         self.hooks.check()
-        storage.create_tables(self.hooks.models())
+        self._prepare_database(settings)
         self._own_http_client = http_client is None
         self.http_client = http_client or make_http_client(settings)
         self.metrics = Metrics(self)  # per-app registry: two apps in one process never collide
+        self.metrics.registry.register(HealthCollector(self.db_health))
         self.pay_client = PayClient.from_settings(settings, self.http_client,
                                                   observer=self._observe_upstream)
         self.oauth_client = OAuthClient.from_settings(settings, self.http_client)
@@ -91,6 +95,20 @@ class Context:
         register_metrics(self.metrics)
         self.started = False
 
+    def _prepare_database(self, settings: Settings) -> None:
+        """Create the tables; refuse (one line naming database.url) what cannot be written."""
+        from tornpay.orders.refusals import RefusalLog
+        from tornpay.storage.health import DatabaseHealth, require_writable, shown_url
+
+        try:
+            storage.create_tables(self.hooks.models())
+        except Exception as exc:  # a missing directory, a read-only file, a refusing server
+            raise SettingsError(f"setting database.url {shown_url(settings.database.url)}: "
+                                f"cannot open the database ({exc})") from None
+        require_writable(self.db, settings.database.url)
+        self.db_health = DatabaseHealth(self.db, settings.database.check_interval_seconds)
+        self.refusals = RefusalLog(settings)
+
     def _observe_upstream(self, api: str, seconds: float, outcome: str) -> None:
         if self.metrics is not None:
             self.metrics.observe_upstream(api, seconds, outcome)
@@ -108,6 +126,7 @@ class Context:
         self.reconciler.start()
         self.refund_followup.start()
         self.bills.start()
+        self.db_health.start()
         if self.simulator is not None and hasattr(self.simulator, "start"):
             self.simulator.start()
 
@@ -119,6 +138,7 @@ class Context:
             await self.refund_followup.stop()
             await self.bills.stop()
             await self.dispatcher.stop()
+            await self.db_health.stop()
             if self.simulator is not None and hasattr(self.simulator, "stop"):
                 result = self.simulator.stop()
                 if hasattr(result, "__await__"):

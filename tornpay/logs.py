@@ -7,6 +7,8 @@ import re
 import sys
 from typing import Any, Iterable, Mapping, Optional
 
+from tornpay.logsafe import disarm_alert, is_own_alert, trusted_text
+
 FORMATS = ("text", "json")  # server.log_format
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
@@ -54,11 +56,13 @@ def _fields(record: logging.LogRecord, message: str = "") -> Mapping[str, Any]:
     for key, value in vars(record).items():
         if key not in _STANDARD and not key.startswith("tornpay_") and key not in fields:
             fields[key] = value
-    if "out_trade_no" not in fields and message:
-        match = _NAMED_ORDER_RE.search(message)
+    # Only tornpay's own lines, and only their trusted parts, may name the order;
+    # ``extra={"out_trade_no": None}`` says "no order" and stops the guess.
+    if "out_trade_no" not in fields and message and record.name.startswith("tornpay"):
+        match = _NAMED_ORDER_RE.search(trusted_text(record))
         if match:
             fields["out_trade_no"] = match.group(1) or match.group(2)
-    return fields
+    return {k: v for k, v in fields.items() if v is not None}
 
 
 def _message(record: logging.LogRecord) -> str:
@@ -66,7 +70,8 @@ def _message(record: logging.LogRecord) -> str:
     suffix = getattr(record, "tornpay_suffix", "")
     if suffix and message.endswith(" " + suffix):
         message = message[: -len(suffix) - 1]  # the fields are written as fields instead
-    return message
+    # ALERT is the word operators grep for: only tornpay's own alerts may say it.
+    return message if is_own_alert(record) else disarm_alert(message)
 
 
 def _timestamp(record: logging.LogRecord) -> str:

@@ -74,6 +74,17 @@ SCHEMA: Mapping[str, Mapping[str, Setting]] = {
         "default_locale": Setting("zh_CN", str,
                                   "page language when Accept-Language names none we have",
                                   check=_one_of("zh_CN", "en_US")),
+        "max_body_bytes": Setting(65536, int, "largest request body read (413/400 and close "
+                                  "above it; /notify has its own 64 KiB rule)", check=_min(1024)),
+        "max_header_bytes": Setting(16384, int, "largest request line + headers",
+                                    check=_min(1024)),
+        "header_timeout_seconds": Setting(30.0, float, "a connection must send a complete "
+                                          "request head within this (idle keep-alive included)",
+                                          check=_min(0.1)),
+        "body_timeout_seconds": Setting(30.0, float, "a request body must arrive within this",
+                                        check=_min(0.1)),
+        "max_connections": Setting(1000, int, "connections served at once; more are closed at "
+                                   "once (lowered to fit the open-files limit)", check=_min(1)),
     },
     "wechat": {
         "appid": Setting(REQUIRED, str, "Official Account appid"),
@@ -100,6 +111,8 @@ SCHEMA: Mapping[str, Mapping[str, Setting]] = {
     "database": {
         "url": Setting("sqlite:///tornpay.db", str,
                        "peewee db_url: sqlite:///FILE or postgresql://..."),
+        "check_interval_seconds": Setting(5.0, float, "how often the server checks that the "
+                                          "database can still be written", check=_min(0.05)),
     },
     "orders": {
         "expire_minutes": Setting(30, int, "time_expire sent with the unified order",
@@ -113,6 +126,17 @@ SCHEMA: Mapping[str, Mapping[str, Setting]] = {
         "unified_order_attempts": Setting(3, int,
                                           "tries of one unified order on timeout/SYSTEMERROR",
                                           check=_min(1)),
+        "max_open_per_payer": Setting(5, int, "unpaid, unexpired orders one payer may have "
+                                      "(0: no limit); more get a 429 page", check=_min(0)),
+        "max_open_per_ip": Setting(50, int, "unpaid, unexpired orders from one client address "
+                                   "(0: no limit); more get a 429 page", check=_min(0)),
+        "refused_notify_rows": Setting(10000, int, "refused notifies kept in the database "
+                                       "(older ones are deleted)", check=_min(10)),
+        "refused_notify_window_seconds": Setting(60.0, float, "repeats of one refusal (sender, "
+                                                 "reason) within this are counted, not logged "
+                                                 "one by one", check=_min(0)),
+        "reuse_open_order": Setting(True, bool, "a payer's still-open order for the same "
+                                    "product is offered again instead of a new one"),
     },
     "deliveries": {
         "timeout_seconds": Setting(30.0, float, "one hook call", check=_min(0.01)),

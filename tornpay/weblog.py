@@ -5,6 +5,7 @@ import re
 from typing import Iterable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from tornpay.logsafe import disarm_alert
 from tornpay.sqllog import SQL_LOGGER, is_sql_record, scrub_sql
 
 access_log = logging.getLogger("tornado.access")
@@ -130,5 +131,6 @@ def log_request(handler) -> None:
     else:
         log = access_log.error
     request = handler.request
-    log("%d %s %s (%s) %.2fms", status, request.method, scrub_uri(request.uri),
+    # The path is the client's text: it may not spell ALERT (tornpay.logsafe).
+    log("%d %s %s (%s) %.2fms", status, request.method, disarm_alert(scrub_uri(request.uri)),
         request.remote_ip, 1000.0 * request.request_time())

@@ -5,6 +5,7 @@ from typing import NamedTuple, Optional
 
 import peewee
 
+from tornpay.logsafe import untrusted
 from tornpay.orders import transitions
 from tornpay.protocol.ids import is_valid_out_trade_no
 from tornpay.protocol.sign import verify_sign
@@ -57,6 +58,7 @@ class Refusal(Exception):
         self.reason = reason
         self.reply = reply or reason
         self.out_trade_no = out_trade_no
+        self.signed = False  # set once the notify's signature checked out
 
 
 def process_pay_notify(ctx, body: bytes, remote_ip: str) -> NotifyResult:
@@ -76,9 +78,11 @@ def process_pay_notify(ctx, body: bytes, remote_ip: str) -> NotifyResult:
             out_trade_no = fields.get("out_trade_no")
             order = _check(ctx, fields)
         except Refusal as refusal:
-            logger.warning("notify from %s refused: %s (out_trade_no=%s)", remote_ip,
-                           refusal.reason, refusal.out_trade_no or out_trade_no)
-            _record(refusal.out_trade_no, remote_ip, REFUSED, refusal.reason)
+            # Logged and stored at a bounded rate, attacker text quoted (orders/refusals.py).
+            ctx.refusals.refused("pay", remote_ip, refusal.reply, refusal.reason,
+                                 claimed=refusal.out_trade_no or out_trade_no,
+                                 verified=refusal.out_trade_no if refusal.signed else None,
+                                 record=_record)
             return NotifyResult(False, refusal.reply, REFUSED)
         if fields.get("result_code") != "SUCCESS":
             # Ordinary JSAPI payments are only notified on success; anything else
@@ -91,7 +95,7 @@ def process_pay_notify(ctx, body: bytes, remote_ip: str) -> NotifyResult:
         won = _apply(ctx, order, fields, remote_ip)
     except peewee.PeeweeException:
         logger.exception("notify for order %s: database error; answering FAIL so WeChat retries",
-                         out_trade_no)
+                         untrusted(out_trade_no))
         _rollback_quietly()
         return NotifyResult(False, "temporary failure, retry", "error")
     if won:
@@ -129,15 +133,19 @@ def _check(ctx, fields: dict) -> OrderRef:
                       "signature failed", out_trade_no)
     if not verify_sign(fields, wechat.api_key, order.sign_type):
         raise Refusal("bad signature", "signature failed", out_trade_no)
-    # A Mini Program order's notify carries the Mini Program's appid: the order's own.
-    if fields.get("appid") != (order.appid or wechat.appid):
-        raise Refusal(f"appid {fields.get('appid')!r} is not ours", "appid mismatch",
-                      out_trade_no)
-    if fields.get("mch_id") != wechat.mch_id:
-        raise Refusal(f"mch_id {fields.get('mch_id')!r} is not ours", "mch_id mismatch",
-                      out_trade_no)
-    if fields.get("result_code") == "SUCCESS":
-        _check_amount(order, fields)
+    try:
+        # A Mini Program order's notify carries the Mini Program's appid: the order's own.
+        if fields.get("appid") != (order.appid or wechat.appid):
+            raise Refusal(f"appid {fields.get('appid')!r} is not ours", "appid mismatch",
+                          out_trade_no)
+        if fields.get("mch_id") != wechat.mch_id:
+            raise Refusal(f"mch_id {fields.get('mch_id')!r} is not ours", "mch_id mismatch",
+                          out_trade_no)
+        if fields.get("result_code") == "SUCCESS":
+            _check_amount(order, fields)
+    except Refusal as refusal:
+        refusal.signed = True  # signed by our key: its out_trade_no may name the log line
+        raise
     return order
 
 

@@ -10,6 +10,7 @@ from typing import Any, List, Optional
 
 from tornpay import errors
 from tornpay.hooks import PluginError
+from tornpay.orders import limits
 from tornpay.orders.service import (CheckoutError, UnknownProduct, create_order, jsapi_params,
                                     resolve)
 from tornpay.storage.models import PREPAID, Order
@@ -77,24 +78,21 @@ async def place_order(ctx: Any, *, payer: str, trade_type: str = JSAPI,
     appid = ctx.settings.wechat.miniprogram_appid if trade_type == MINIPROGRAM else ""
     product = price
     try:
-        if product is None:
-            product = await _resolve(ctx, product_id or "", payer, attach)
+        if product is None and attach is not None:
+            product = dict(await resolve(ctx, product_id or "", payer), attach=attach)
+        # product None: the core prices it with resolve_product (and may reuse an open order).
         return await create_order(ctx, product_id or "", payer, client_ip, product=product,
                                   appid=appid)
     except UnknownProduct:
         raise errors.UnknownProduct(f"there is no product {product_id!r} for sale") from None
-    except CheckoutError as exc:
-        raise _checkout_refusal(exc) from None
-
-
-async def _resolve(ctx: Any, product_id: str, payer: str, attach: Optional[str]) -> dict:
-    try:
-        product = await resolve(ctx, product_id, payer)
     except PluginError as exc:
         logger.exception("product lookup of %s failed", product_id)
         raise errors.ProductLookupFailed(f"product {product_id!r} cannot be sold right now: "
                                          f"{exc}") from None
-    return dict(product, attach=attach) if attach is not None else product
+    except limits.TooManyOpenOrders as exc:
+        raise errors.TooManyOpenOrders(f"{exc}: pay or cancel an open order first") from None
+    except CheckoutError as exc:
+        raise _checkout_refusal(exc) from None
 
 
 def _checkout_refusal(exc: CheckoutError) -> errors.TornpayError:

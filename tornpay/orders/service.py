@@ -6,7 +6,7 @@ import logging
 import time
 from typing import Optional
 
-from tornpay.orders import transitions
+from tornpay.orders import limits, transitions
 from tornpay.orders.events import OrderView
 from tornpay.protocol.errors import BusinessError, WeChatError
 from tornpay.protocol.ids import make_out_trade_no, nonce_str
@@ -104,12 +104,23 @@ async def create_order(ctx, product_id: str, openid: str, client_ip: str, *,
     order is never half-made without a record of what was asked and why it stopped.
     Raises :class:`CheckoutError` (with the order's number when one was made).
     """
+    hook_priced = product is None
     if product is None:
         product = await resolve(ctx, product_id, openid)
     appid = appid or ctx.settings.wechat.appid
+    now = datetime.datetime.now(datetime.timezone.utc)
+    # No await from here to the INSERT: in one process the limits cannot be raced.
+    # Only a hook-priced order is offered again: an estate's own price is its own order.
+    existing = (limits.reusable_order(openid, product_id, product["total_fee"],
+                                      ctx.settings.wechat.sign_type, now.replace(tzinfo=None))
+                if ctx.settings.orders.reuse_open_order and hook_priced else None)
+    if existing is not None and (existing.appid or ctx.settings.wechat.appid) == appid:
+        logger.info("order %s: still open for this payer and product; reused",
+                    existing.out_trade_no)
+        return existing
+    limits.check_open_limits(ctx.settings.orders, openid, client_ip, now.replace(tzinfo=None))
     sign_type = ctx.settings.wechat.sign_type
     out_trade_no = make_out_trade_no()
-    now = datetime.datetime.now(datetime.timezone.utc)
     fields = dict(_unified_fields(ctx, out_trade_no, product, openid, client_ip, now),
                   appid=appid)
     body, _signed = ctx.pay_client.build_request(UNIFIED_ORDER_PATH, fields, sign_type)

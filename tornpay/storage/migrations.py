@@ -41,6 +41,12 @@ MIGRATIONS.append((2, "order close_at_wechat_after (payer cancelled before close
                    _add_close_at_wechat_after))
 
 
+# The index itself is declared on the model: storage.db builds missing indexes
+# after the steps have run, on fresh and upgraded databases alike.
+MIGRATIONS.append((4, "order index (spbill_create_ip, state) for the per-address open-order "
+                      "limit", None))
+
+
 def _console_and_bills(migrator: SchemaMigrator, db: peewee.Database) -> None:
     from playhouse.migrate import migrate
 

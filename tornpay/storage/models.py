@@ -81,6 +81,8 @@ class Order(BaseModel):
 
     class Meta:
         table_name = "tornpay_order"
+        # The per-address open-order limit (orders/limits.py, migration 4).
+        indexes = ((("spbill_create_ip", "state"), False),)
 
 
 class Notification(BaseModel):

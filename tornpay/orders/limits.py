@@ -1,0 +1,62 @@
+"""Order creation limits: open orders per payer and per address, and reuse of an open order.
+
+One payer cookie once created 2,000 orders in 6 s, each costing WeChat calls
+against the merchant's rate limits. An order is "open" while it is CREATED or
+PREPAID and not yet expired.
+"""
+
+import datetime
+import logging
+from typing import Optional
+
+from tornpay.storage.models import CREATED, PREPAID, Order
+
+logger = logging.getLogger(__name__)
+
+OPEN_STATES = (CREATED, PREPAID)
+# An open order is offered again only while the payer still has time to pay it.
+REUSE_MARGIN = datetime.timedelta(minutes=2)
+
+
+class TooManyOpenOrders(Exception):
+    """Above orders.max_open_per_payer or orders.max_open_per_ip: a 429 page, nothing created."""
+
+    status = 429
+    title = "未支付订单过多 / Too many unpaid orders"
+    message = ("您已有多笔未支付的订单。请先支付或取消其中一笔，或等待其过期后再试。 / "
+               "You already have several unpaid orders. Pay or cancel one of them, or wait "
+               "for them to expire, then try again.")
+
+    def __init__(self, which: str):
+        super().__init__(f"too many open orders per {which}")
+        self.which = which
+
+
+def reusable_order(openid: str, product_id: str, total_fee: int, sign_type: str,
+                   now: datetime.datetime) -> Optional[Order]:
+    """The payer's newest open order for this product, at this price and sign type, if it
+    can still be paid."""
+    return (Order.select()
+            .where((Order.openid == openid) & (Order.product_id == product_id)
+                   & (Order.total_fee == total_fee) & (Order.sign_type == sign_type)
+                   & (Order.state == PREPAID)
+                   & Order.prepay_id.is_null(False) & (Order.expire_at > now + REUSE_MARGIN))
+            .order_by(Order.created_at.desc()).first())
+
+
+def check_open_limits(orders_settings, openid: str, client_ip: str,
+                      now: datetime.datetime) -> None:
+    """Raise :class:`TooManyOpenOrders` when a new order would pass a limit."""
+    open_now = (Order.state.in_(OPEN_STATES)) & (Order.expire_at > now)
+    per_payer = orders_settings.max_open_per_payer
+    if per_payer and Order.select().where(open_now & (Order.openid == openid)).limit(
+            per_payer).count() >= per_payer:
+        logger.warning("order refused: payer already has %d open orders "
+                       "(orders.max_open_per_payer)", per_payer)
+        raise TooManyOpenOrders("payer")
+    per_ip = orders_settings.max_open_per_ip
+    if per_ip and Order.select().where(open_now & (Order.spbill_create_ip == client_ip)).limit(
+            per_ip).count() >= per_ip:
+        logger.warning("order refused: %s already has %d open orders (orders.max_open_per_ip)",
+                       client_ip, per_ip)
+        raise TooManyOpenOrders("address")
