@@ -244,7 +244,7 @@ def jsapi_params(ctx, order, *, timestamp: Optional[int] = None,
     the settings say today.
     """
     params = {
-        "appId": order.appid or ctx.settings.wechat.appid,
+        "appId": getattr(order, "appid", "") or ctx.settings.wechat.appid,
         "timeStamp": str(int(time.time()) if timestamp is None else int(timestamp)),
         "nonceStr": nonce or nonce_str(),
         "package": "prepay_id=" + order.prepay_id,
