@@ -21,7 +21,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 APPID, MCH_ID = "wxd930ea5d5a258f4f", "10000100"
 # Not the shipped test values: the server starts with the simulator disabled.
 APP_SECRET, API_KEY = "bench-app-secret", "bench" * 6 + "12"
-COOKIE_SECRET = "bench-cookie-secret-0123456789"
+COOKIE_SECRET = "bench-cookie-secret-0123456789abcdef"
 OPENID = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"  # the simulator's first test user
 PRODUCT_ID, TOTAL_FEE = "coach-101", 1
 

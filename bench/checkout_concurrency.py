@@ -41,9 +41,12 @@ def bench_settings(port: int, tmp: str, sim_url: str = "", plugins=None):
     if sim_url:  # a standalone simulator in its own process
         wechat.update(pay_api_base=sim_url, oauth_api_base=sim_url,
                       oauth_authorize_url=sim_url + "/connect/oauth2/authorize")
+    else:  # the mounted simulator runs only with the shipped test credentials (SPEC §3)
+        wechat.update(app_secret="tornpay-simulator-app-secret",
+                      api_key="192006250b4c09247ec02edce69f6a2d")
     return settings_from_dict({
         "server": {"address": "127.0.0.1", "port": port, "public_url": f"http://127.0.0.1:{port}",
-                   "cookie_secret": "bench-cookie-secret-0123456789"},
+                   "cookie_secret": "bench-cookie-secret-0123456789abcdef"},
         "wechat": wechat,
         "database": {"url": f"sqlite:///{tmp}/bench.db"},
         # One payer makes every checkout, and each must be a new order: no limits, no reuse.

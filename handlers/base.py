@@ -6,6 +6,7 @@ import os
 
 import tornado.web
 
+from tornpay import webheaders
 from tornpay.protocol.xmlcodec import encode_xml
 
 logger = logging.getLogger(__name__)
@@ -51,6 +52,10 @@ class BaseHandler(tornado.web.RequestHandler):
         health = getattr(self.ctx, "db_health", None)
         if health is not None and not health.ok:
             raise PageError(503, DB_DOWN_MESSAGE, title=DB_DOWN_TITLE)
+
+    def set_default_headers(self):
+        # Also when embedded, where the estate's Application has no tornpay transform.
+        webheaders.apply_to(self)
 
     @property
     def settings_(self):
@@ -112,6 +117,9 @@ class XMLHandler(tornado.web.RequestHandler):
 
     def initialize(self, ctx):
         self.ctx = ctx
+
+    def set_default_headers(self):
+        webheaders.apply_to(self)
 
     def check_xsrf_cookie(self):
         # WeChat's servers cannot carry an XSRF token; authenticity comes from

@@ -31,7 +31,7 @@ class OwnedOrderMixin:
         return order
 
     def success_url(self, order: Order) -> str:
-        return self.ctx.settings.success_url.format(out_trade_no=order.out_trade_no)
+        return self.ctx.settings.result_url(order.out_trade_no)
 
 
 class PayHandler(OwnedOrderMixin, BaseHandler):

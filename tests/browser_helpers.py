@@ -52,7 +52,7 @@ def write_settings(directory, port: int, simulator=None) -> str:
                    "public_url": f"http://127.0.0.1:{port}", "prefix": "/wxpay",
                    "cookie_secret": "browser-test-cookie-secret-0123456789",
                    "shop_page": True, "log_level": "WARNING"},
-        "wechat": {"appid": "wxd930ea5d5a258f4f", "app_secret": "browser-test-app-secret",
+        "wechat": {"appid": "wxd930ea5d5a258f4f", "app_secret": "tornpay-simulator-app-secret",
                    "mch_id": "10000100", "api_key": "192006250b4c09247ec02edce69f6a2d",
                    "timeout": 5, "cert_file": TEST_CERT, "key_file": TEST_KEY},
         "database": {"url": f"sqlite:///{directory}/tornpay.db"},

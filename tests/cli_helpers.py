@@ -26,7 +26,7 @@ TESTS = os.path.join(ROOT, "tests")
 ALICE = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"
 COOKIE_SECRET = "cli-test-cookie-secret-0123456789"
 API_KEY = "192006250b4c09247ec02edce69f6a2d"
-APP_SECRET = "cli-test-app-secret-never-printed"
+APP_SECRET = "tornpay-simulator-app-secret"  # shipped: the simulator refuses real ones
 CLI_TIMEOUT = 30
 
 

@@ -19,6 +19,7 @@ from tornpay.settings import settings_from_dict
 from tornpay.simulator.clientcert import TEST_CERT, TEST_KEY
 
 TEST_API_KEY = "192006250b4c09247ec02edce69f6a2d"
+SHIPPED_APP_SECRET = "tornpay-simulator-app-secret"
 pytest_plugins = ["secret_scan"]  # fails the session if a log record shows a secret
 
 
@@ -34,7 +35,7 @@ def base_settings_dict(tmp_path, port):
         },
         "wechat": {
             "appid": "wxd930ea5d5a258f4f",
-            "app_secret": "test-app-secret-do-not-log",
+            "app_secret": SHIPPED_APP_SECRET,  # the simulator refuses real ones (SPEC §3)
             "mch_id": "10000100",
             "api_key": TEST_API_KEY,
             "sign_type": "MD5",

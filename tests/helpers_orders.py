@@ -14,7 +14,8 @@ FAST_DELIVERIES = {"timeout_seconds": 0.5, "first_retry_seconds": 0.0,
 
 
 def make_settings(deliveries=None, orders=None, **top):
-    data = {"server": {"cookie_secret": "c" * 16}, "wechat": dict(WECHAT),
+    data = {"server": {"cookie_secret": "orders-test-cookie-secret-0123456789"},
+            "wechat": dict(WECHAT),
             "deliveries": dict(FAST_DELIVERIES, **(deliveries or {})),
             "orders": dict(orders or {}), "plugins": []}
     data.update(top)

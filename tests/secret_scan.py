@@ -7,8 +7,8 @@ import pytest
 # Every secret the suite's settings use (conftest, cli_helpers); none may reach a log line.
 SECRETS = {
     "api key": "192006250b4c09247ec02edce69f6a2d",
-    "app secret": "test-app-secret-do-not-log",
-    "cli app secret": "cli-test-app-secret-never-printed",
+    # The simulator only runs with the shipped test credentials (SPEC §3).
+    "app secret": "tornpay-simulator-app-secret",
     "cookie secret": "test-cookie-secret-0123456789abcdef",
     "cli cookie secret": "cli-test-cookie-secret-0123456789",
 }

@@ -277,7 +277,7 @@ def test_prefix_is_one_source_of_truth(tmp_path):
     settings = tornpay.embed.resolve_settings(data, prefix="/shop/pay", env={})
     assert settings.server.prefix == "/shop/pay"
     # The default success_url follows the mount point.
-    assert settings.success_url == "/shop/pay/orders/{out_trade_no}/result"
+    assert settings.result_url("T1") == "/shop/pay/orders/T1/result"
 
     # A file works as well as a dict; Settings objects are moved, not mutated.
     import yaml

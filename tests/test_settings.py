@@ -11,7 +11,7 @@ from tornpay.settings import (SCHEMA, TOP_LEVEL, SettingsError, load_settings,
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CREDS = {
-    "server": {"cookie_secret": "x" * 20},
+    "server": {"cookie_secret": "settings-test-cookie-secret-0123456789"},
     "wechat": {"appid": "wx1", "app_secret": "s3cr3t-app", "mch_id": "1",
                "api_key": "k" * 32},
 }
@@ -57,7 +57,7 @@ def test_env_override_is_typed():
 
 
 @pytest.mark.parametrize("data,env,needle", [
-    ({"server": {"cookie_secret": "x" * 20}}, {}, "wechat.appid is required"),
+    ({"server": dict(CREDS["server"])}, {}, "wechat.appid is required"),
     (with_creds(server={"port": "eighty"}), {}, "server.port"),
     (with_creds(server={"port": 70000}), {}, "server.port"),
     (with_creds(server={"colour": "red"}), {}, "unknown setting server.colour"),

@@ -9,6 +9,8 @@ import sys
 from typing import Iterable, Optional
 
 import tornado.web
+
+from tornpay import webheaders
 from tornpay.context import Context
 from tornpay.httpserver import make_http_server
 from tornpay.settings import Settings, SettingsError, load_settings
@@ -76,6 +78,7 @@ def make_app(settings: Settings, *, plugins: Iterable = (), hooks=None, http_cli
         cookie_secret=settings.server.cookie_secret,
         debug=settings.server.debug,
         log_function=log_request,
+        **webheaders.app_settings(settings),
     )
     if start:
         ctx.start()

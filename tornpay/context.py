@@ -36,11 +36,22 @@ def make_http_client(settings: Settings):
 
 
 def check_startable(settings: Settings) -> None:
-    """Refuse to talk to the real WeChat with the shipped test credentials."""
+    """Refuse the shipped credentials with real WeChat, and real ones with the simulator."""
     if not settings.simulator.enabled and settings.uses_shipped_credentials():
         raise SettingsError(
             "setting wechat.api_key/app_secret or server.cookie_secret: still the shipped test "
             "values while simulator.enabled is false; set your own credentials")
+    real = settings.real_credentials()
+    # SPEC §3: the simulator lets anyone mark an order paid; it never runs beside real money.
+    if settings.simulator.enabled and real and not settings.simulator.allow_real_credentials:
+        raise SettingsError(
+            "setting simulator.enabled: the WeChat simulator is on with real credentials "
+            f"(not the shipped test values: {', '.join(real)}); anyone could mark orders paid, "
+            "so set simulator.enabled: false for real WeChat")
+    if settings.server.debug and real:
+        raise SettingsError(
+            f"setting server.debug: true with real WeChat credentials ({', '.join(real)}) "
+            "would show tracebacks to anyone; set server.debug: false")
 
 
 class Context:
@@ -53,7 +64,8 @@ class Context:
         # On the loggers themselves, so an embedding estate's handlers get scrubbed records too.
         install_scrub_filter(settings.secret_values())
         install_repeat_filters()
-        self.owner_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        # Fits lease_owner (64 characters) whatever the host name.
+        self.owner_id = f"{socket.gethostname()[:24]}:{os.getpid()}:{id(self):x}"
         self.db = database or storage.open_database(settings.database.url)
         storage.bind(self.db)
         self.hooks = hooks or HookManager()
@@ -84,6 +96,10 @@ class Context:
         from tornpay.orders.reconciler import Reconciler
 
         self.dispatcher = Dispatcher(self.hooks, settings, self.owner_id)
+        from tornpay.orders.registry import Registry
+
+        self.registry = Registry(self.hooks, settings, self.owner_id,
+                                 on_reaped=self.dispatcher.kick)
         self.reconciler = Reconciler(self.pay_client, self.hooks, settings, self.owner_id,
                                      on_change=self.dispatcher.kick)
         from tornpay.orders.refund_followup import RefundFollowUp
@@ -122,6 +138,7 @@ class Context:
         if self.started:
             return
         self.started = True
+        self.registry.start()  # first: our plugins known, dead processes' leases released
         self.dispatcher.start()
         self.reconciler.start()
         self.refund_followup.start()
@@ -139,6 +156,7 @@ class Context:
             await self.bills.stop()
             await self.dispatcher.stop()
             await self.db_health.stop()
+            await self.registry.stop()
             if self.simulator is not None and hasattr(self.simulator, "stop"):
                 result = self.simulator.stop()
                 if hasattr(result, "__await__"):

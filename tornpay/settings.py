@@ -8,7 +8,7 @@ import yaml
 
 # The schema lives in its own module; re-exported here, where callers look for it.
 from tornpay.settings_schema import (REQUIRED, SCHEMA, SHIPPED_TEST_VALUES,  # noqa: F401
-                                     TOP_LEVEL, Setting)
+                                     SHIPPED_WECHAT_CREDENTIALS, TOP_LEVEL, Setting)
 
 
 class SettingsError(Exception):
@@ -74,6 +74,15 @@ class Settings(types.SimpleNamespace):
 
     def uses_shipped_credentials(self) -> bool:
         return any(getattr(getattr(self, s), k) == v for (s, k), v in SHIPPED_TEST_VALUES.items())
+
+    def real_credentials(self) -> list:
+        """Names of the WeChat credentials that are not the shipped test values."""
+        return [f"wechat.{k}" for k, v in SHIPPED_WECHAT_CREDENTIALS.items()
+                if getattr(self.wechat, k) != v]
+
+    def result_url(self, out_trade_no: str) -> str:
+        """``success_url`` for one order (``{prefix}`` is ``server.prefix``)."""
+        return self.success_url.format(prefix=self.server.prefix, out_trade_no=out_trade_no)
 
     def local_base_url(self) -> str:
         """Where this process listens, for server-to-server calls to the mounted simulator."""

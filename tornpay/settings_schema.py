@@ -52,6 +52,37 @@ def _port(v):
     return None if 0 <= v <= 65535 else "must be 0..65535"
 
 
+def _non_empty(v):
+    return None if v.strip() else "must not be empty"
+
+
+# Why 32 and 8: 32 random hex characters carry 128 bits; a value with fewer
+# than 8 different characters ("x" * 32, "changeme" * 4) is a placeholder
+# someone forgot, not a secret (secrets.token_hex(16) has about 14).
+COOKIE_SECRET_MIN_CHARS, COOKIE_SECRET_MIN_DISTINCT = 32, 8
+
+
+def _strong_secret(v):
+    if len(v) < COOKIE_SECRET_MIN_CHARS:
+        return f"must be at least {COOKIE_SECRET_MIN_CHARS} characters"
+    if len(set(v)) < COOKIE_SECRET_MIN_DISTINCT:
+        return (f"must use at least {COOKIE_SECRET_MIN_DISTINCT} different characters (a "
+                f"random value, e.g. python -c 'import secrets; print(secrets.token_hex(32))')")
+    return None
+
+
+def _success_url(v):
+    import string
+
+    try:
+        fields = {f for _, f, _, _ in string.Formatter().parse(v) if f is not None}
+    except ValueError as exc:
+        return f"is not a valid template ({exc})"
+    unknown = fields - {"prefix", "out_trade_no"}
+    return f"may only use {{prefix}} and {{out_trade_no}}, not {{{sorted(unknown)[0]}}}" \
+        if unknown else None
+
+
 SCHEMA: Mapping[str, Mapping[str, Setting]] = {
     "server": {
         "address": Setting("127.0.0.1", str, "interface to listen on"),
@@ -61,8 +92,7 @@ SCHEMA: Mapping[str, Mapping[str, Setting]] = {
                               check=_url),
         "prefix": Setting("/wxpay", str, "URL prefix of every tornpay route", check=_path_prefix),
         "cookie_secret": Setting(REQUIRED, str, "signs the OAuth state and the openid cookie",
-                                 secret=True, check=lambda v: None if len(v) >= 16
-                                 else "must be at least 16 characters"),
+                                 secret=True, check=_strong_secret),
         "xheaders": Setting(True, bool, "trust X-Real-IP / X-Forwarded-For from nginx"),
         "shop_page": Setting(True, bool, "serve the demo shop page at /"),
         "debug": Setting(False, bool,
@@ -87,9 +117,10 @@ SCHEMA: Mapping[str, Mapping[str, Setting]] = {
                                    "once (lowered to fit the open-files limit)", check=_min(1)),
     },
     "wechat": {
-        "appid": Setting(REQUIRED, str, "Official Account appid"),
-        "app_secret": Setting(REQUIRED, str, "Official Account AppSecret (OAuth)", secret=True),
-        "mch_id": Setting(REQUIRED, str, "merchant id"),
+        "appid": Setting(REQUIRED, str, "Official Account appid", check=_non_empty),
+        "app_secret": Setting(REQUIRED, str, "Official Account AppSecret (OAuth)", secret=True,
+                              check=_non_empty),
+        "mch_id": Setting(REQUIRED, str, "merchant id", check=_non_empty),
         "api_key": Setting(REQUIRED, str, "API v2 key used to sign (32 characters)", secret=True,
                            check=lambda v: None if len(v) == 32 else "must be 32 characters"),
         "sign_type": Setting("MD5", str, "signature type of new orders",
@@ -146,9 +177,15 @@ SCHEMA: Mapping[str, Mapping[str, Setting]] = {
         "max_attempts": Setting(20, int, "then the delivery is parked as failed", check=_min(1)),
         "poll_interval_seconds": Setting(1.0, float, "how often the dispatcher looks for due work",
                                          check=_min(0.01)),
+        "heartbeat_seconds": Setting(5.0, float, "how often a serving process records that it "
+                                     "is alive (12 missed beats: dead)", check=_min(0.01)),
+        "forget_plugin_after_hours": Setting(168.0, float, "a plugin no process has loaded for "
+                                             "this long gets no more deliveries; its pending "
+                                             "ones are parked as failed", check=_min(0.01)),
     },
     "simulator": {
-        "enabled": Setting(True, bool, "mount the embedded WeChat simulator under /_sim"),
+        "enabled": Setting(False, bool, "mount the embedded WeChat simulator under /_sim "
+                           "(the shipped settings.yaml turns it on)"),
         "pay_directories": Setting([], list, "registered JSAPI directories; empty = pay page dir"),
         "notify_time_scale": Setting(1.0, float, "multiplies WeChat's notify retry schedule",
                                      check=_min(0)),
@@ -161,6 +198,9 @@ SCHEMA: Mapping[str, Mapping[str, Setting]] = {
                                  check=_bare_hosts),
         "public_url": Setting("", str, "simulator's public base URL; empty = public_url + /_sim",
                               check=lambda v: _url(v) if v else None),
+        "allow_real_credentials": Setting(
+            False, bool, "TESTS ONLY, NEVER IN PRODUCTION: start the simulator although the "
+            "WeChat credentials are not the shipped test values (anyone can mark orders paid)"),
     },
     "catalog": {
         "products": Setting({}, dict, "products of the bundled catalog plugin"),
@@ -182,8 +222,9 @@ SCHEMA: Mapping[str, Mapping[str, Setting]] = {
 TOP_LEVEL: Mapping[str, Setting] = {
     "plugins": Setting(["tornpay.plugins.catalog", "tornpay.plugins.booking"], list,
                        "plugin modules (dotted names), loaded in order"),
-    "success_url": Setting("/wxpay/orders/{out_trade_no}/result", str,
-                           "where the pay page goes once the order is PAID"),
+    "success_url": Setting("{prefix}/orders/{out_trade_no}/result", str,
+                           "where the pay page goes once the order is PAID ({prefix} is "
+                           "server.prefix)", check=_success_url),
     "entry_point_plugins": Setting(["*"], list,
                                    "installed entry-point plugins to load: ['*'] all, [] none, "
                                    "or their names"),
@@ -194,4 +235,11 @@ SHIPPED_TEST_VALUES = {
     ("wechat", "api_key"): "192006250b4c09247ec02edce69f6a2d",
     ("wechat", "app_secret"): "tornpay-simulator-app-secret",
     ("server", "cookie_secret"): "tornpay-demo-cookie-secret-change-me",
+}
+# The WeChat credentials shipped in settings.yaml: with the simulator on, every one
+# of them must still be this (SPEC §3: the simulator and real money never meet).
+SHIPPED_WECHAT_CREDENTIALS = {
+    "api_key": SHIPPED_TEST_VALUES[("wechat", "api_key")],
+    "app_secret": SHIPPED_TEST_VALUES[("wechat", "app_secret")],
+    "mch_id": "10000100",
 }

@@ -50,10 +50,11 @@ class AdminContext(DatabaseContext):
     """
 
     def __init__(self, settings: Any, hooks: Any = None):
-        from tornpay.context import make_http_client
+        from tornpay.context import check_startable, make_http_client
         from tornpay.hooks import HookManager
         from tornpay.protocol.client import PayClient
 
+        check_startable(settings)  # the same settings the server would refuse
         super().__init__(settings, create_tables=False)  # below, with the plugins' tables
         self.hooks = hooks or HookManager(settings)
         if hooks is None:

@@ -14,6 +14,7 @@ from typing import Any, Dict, List, NamedTuple, Optional, Set
 from tornpay.orders import attempts as history
 from tornpay.orders import outbox_sql as sql
 from tornpay.orders.events import OrderView, RefundView
+from tornpay.orders.registry import loaded_plugins
 from tornpay.storage.db import database_proxy as db
 from tornpay.storage.db import is_postgres
 from tornpay.storage.models import FAILED, PENDING, Delivery, Event, Order, utcnow
@@ -30,8 +31,12 @@ def default_owner_id() -> str:
 
 
 def claim_due_deliveries(owner_id: str, lease_seconds: float, limit: int = BATCH,
-                         exclude: Optional[Set[str]] = None) -> List[str]:
+                         exclude: Optional[Set[str]] = None,
+                         plugins: Optional[List[str]] = None) -> List[str]:
     """Lease up to ``limit`` due pending deliveries for ``owner_id``; return their ids.
+
+    ``plugins``: only deliveries to these plugins (the ones this process has
+    loaded); None means any.
 
     PostgreSQL: one short transaction selects the rows ``FOR UPDATE SKIP
     LOCKED`` (a row another process is claiming right now is skipped, not
@@ -47,13 +52,21 @@ def claim_due_deliveries(owner_id: str, lease_seconds: float, limit: int = BATCH
     # ``exclude`` (our own calls still running) is filtered here rather than in
     # the SQL, so the statement stays one compiled text whatever its size.
     args = {"now": now, "limit": limit + len(exclude)}
-    if is_postgres(db.obj):
+    pg = is_postgres(db.obj)
+    if plugins is None:
+        claim = sql.CLAIM_PG if pg else sql.CLAIM
+    elif not plugins:
+        return []
+    else:
+        claim = (sql.CLAIM_PG_FOR if pg else sql.CLAIM_FOR)[len(plugins)]
+        args.update((f"p{i}", name) for i, name in enumerate(plugins))
+    if pg:
         with db.atomic():
-            ids = [r[0] for r in sql.CLAIM_PG.all(**args) if r[0] not in exclude][:limit]
+            ids = [r[0] for r in claim.all(**args) if r[0] not in exclude][:limit]
             if ids:
                 sql.LEASE_PG.execute(ids=ids, owner=owner_id, until=until)
         return ids
-    candidates = [r[0] for r in sql.CLAIM.all(**args) if r[0] not in exclude][:limit]
+    candidates = [r[0] for r in claim.all(**args) if r[0] not in exclude][:limit]
     claimed = []
     if candidates:
         with db.atomic():
@@ -146,7 +159,8 @@ class Dispatcher:
 
     def _claim_and_spawn(self) -> List[asyncio.Task]:
         ids = claim_due_deliveries(self.owner_id, self.lease_seconds,
-                                   exclude=set(self._inflight))
+                                   exclude=set(self._inflight),
+                                   plugins=loaded_plugins(self.hooks))
         tasks = []
         for delivery_id in ids:
             task = asyncio.ensure_future(self._deliver(delivery_id))

@@ -35,6 +35,9 @@ _LOOKUP = Statement("notify_lookup", lambda: Order.select(
     Order.out_trade_no == param(Order.out_trade_no)))
 _CURRENT = Statement("notify_current", lambda: Order.select(
     Order.state, Order.transaction_id).where(Order.out_trade_no == param(Order.out_trade_no)))
+_HOLDER = Statement("notify_tx_holder", lambda: Order.select(Order.out_trade_no).where(
+    (Order.transaction_id == param(Order.transaction_id))
+    & (Order.out_trade_no != param(Order.out_trade_no))))
 _INSERT_NOTIFICATION = Statement("insert_notification", lambda: Notification.insert(
     kind="pay", out_trade_no=param(Notification.out_trade_no),
     received_at=param(Notification.received_at), remote_ip=param(Notification.remote_ip),
@@ -53,12 +56,14 @@ class NotifyResult(tuple):
 class Refusal(Exception):
     """A notify that fails a check: nothing changes, WeChat gets FAIL with ``reply``."""
 
-    def __init__(self, reason: str, reply: str = "", out_trade_no: Optional[str] = None):
+    def __init__(self, reason: str, reply: str = "", out_trade_no: Optional[str] = None,
+                 alerted: bool = False):
         super().__init__(reason)
         self.reason = reason
         self.reply = reply or reason
         self.out_trade_no = out_trade_no
         self.signed = False  # set once the notify's signature checked out
+        self.alerted = alerted
 
 
 def process_pay_notify(ctx, body: bytes, remote_ip: str) -> NotifyResult:
@@ -78,12 +83,7 @@ def process_pay_notify(ctx, body: bytes, remote_ip: str) -> NotifyResult:
             out_trade_no = fields.get("out_trade_no")
             order = _check(ctx, fields)
         except Refusal as refusal:
-            # Logged and stored at a bounded rate, attacker text quoted (orders/refusals.py).
-            ctx.refusals.refused("pay", remote_ip, refusal.reply, refusal.reason,
-                                 claimed=refusal.out_trade_no or out_trade_no,
-                                 verified=refusal.out_trade_no if refusal.signed else None,
-                                 record=_record)
-            return NotifyResult(False, refusal.reply, REFUSED)
+            return _refused(ctx, refusal, remote_ip, out_trade_no)
         if fields.get("result_code") != "SUCCESS":
             # Ordinary JSAPI payments are only notified on success; anything else
             # is logged and acknowledged so WeChat stops, and pays nothing.
@@ -92,7 +92,10 @@ def process_pay_notify(ctx, body: bytes, remote_ip: str) -> NotifyResult:
                            remote_ip, why)
             _record(order.out_trade_no, remote_ip, IGNORED, why)
             return NotifyResult(True, "OK", IGNORED)
-        won = _apply(ctx, order, fields, remote_ip)
+        try:
+            won = _apply(ctx, order, fields, remote_ip)
+        except Refusal as refusal:
+            return _refused(ctx, refusal, remote_ip, out_trade_no)
     except peewee.PeeweeException:
         logger.exception("notify for order %s: database error; answering FAIL so WeChat retries",
                          untrusted(out_trade_no))
@@ -101,6 +104,19 @@ def process_pay_notify(ctx, body: bytes, remote_ip: str) -> NotifyResult:
     if won:
         ctx.dispatcher.kick()
     return NotifyResult(True, "OK", ACCEPTED if won else DUPLICATE)
+
+
+def _refused(ctx, refusal: Refusal, remote_ip: str, out_trade_no: Optional[str]) -> NotifyResult:
+    if refusal.alerted:
+        # Its ALERT line is logged already: one line per incident, and always stored.
+        _record(refusal.out_trade_no, remote_ip, REFUSED, refusal.reason)
+    else:
+        # Logged and stored at a bounded rate, attacker text quoted (orders/refusals.py).
+        ctx.refusals.refused("pay", remote_ip, refusal.reply, refusal.reason,
+                             claimed=refusal.out_trade_no or out_trade_no,
+                             verified=refusal.out_trade_no if refusal.signed else None,
+                             record=_record)
+    return NotifyResult(False, refusal.reply, REFUSED)
 
 
 def _decode(body: bytes) -> dict:
@@ -166,6 +182,26 @@ def _check_amount(order: OrderRef, fields: dict) -> None:
 
 def _apply(ctx, order: OrderRef, fields: dict, remote_ip: str) -> bool:
     """PAID once, with its Notification row in the same transaction; True if this call won."""
+    try:
+        return _apply_once(ctx, order, fields, remote_ip)
+    except peewee.IntegrityError:
+        # Rolled back already. transaction_id is unique: a signed notify naming
+        # another order's transaction is no database hiccup, and retrying can
+        # never succeed, so refuse it (WeChat may still repeat it; each repeat
+        # is refused the same way, without a traceback).
+        holder = _HOLDER.one(transaction_id=fields["transaction_id"],
+                             out_trade_no=order.out_trade_no)
+        if holder is None:
+            raise
+        logger.error("ALERT order %s: signed notify carries transaction_id %s, which already "
+                     "paid order %s; refused, nothing changed", order.out_trade_no,
+                     fields["transaction_id"], holder[0])
+        raise Refusal(f"transaction_id {fields['transaction_id']} belongs to order {holder[0]}",
+                      "transaction_id already used by another order", order.out_trade_no,
+                      alerted=True) from None
+
+
+def _apply_once(ctx, order: OrderRef, fields: dict, remote_ip: str) -> bool:
     cash_fee = fields.get("cash_fee")
     # One transaction, no savepoint: the PAID update, the outbox rows and the
     # Notification row commit together or not at all.

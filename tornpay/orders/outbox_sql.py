@@ -2,14 +2,14 @@
 
 from peewee import JOIN, SQL, NodeList, fn
 
-from tornpay.storage.fastsql import Statement, param
+from tornpay.storage.fastsql import Family, Statement, param
 from tornpay.storage.models import DONE, FAILED, PENDING, Delivery, Event, Order
 
 # These ran per paid order, and peewee building their SQL was most of the
 # dispatcher's cost (bench/README.md).
 
 
-def claim_query(sqlite: bool = False):
+def claim_query(sqlite: bool = False, plugins: int = 0):
     free = (Delivery.lease_until.is_null()
             | (Delivery.lease_until < param(Delivery.lease_until, "now")))
     # A plugin sees one order's events in the order they happened (a cancel of
@@ -27,6 +27,10 @@ def claim_query(sqlite: bool = False):
                       & (Earlier.created_at < Delivery.created_at)))
     due = ((Delivery.state == PENDING)
            & (Delivery.next_attempt_at <= param(Delivery.next_attempt_at, "now")) & free)
+    if plugins:
+        # Only the plugins this process has loaded (orders/registry.py): another
+        # process's plugins are delivered there.
+        due &= Delivery.plugin.in_([param(f"p{i}") for i in range(plugins)])
     return (Delivery.select(Delivery.id)
             .join(ThisEvent, on=(Delivery.event == ThisEvent.id))
             .where(due & ~fn.EXISTS(blocked))
@@ -45,6 +49,10 @@ CLAIM = Statement("claim", lambda: claim_query(sqlite=True))
 # changed since our snapshot.
 CLAIM_PG = Statement("claim_pg",
                      lambda: claim_query().for_update(of=Delivery, skip_locked=True))
+# The same, for a process with n plugins (keyed by n; parameters p0..p{n-1}).
+CLAIM_FOR = Family("claim_for", lambda n: claim_query(sqlite=True, plugins=n))
+CLAIM_PG_FOR = Family("claim_pg_for", lambda n: claim_query(plugins=n).for_update(
+    of=Delivery, skip_locked=True))
 LEASE_PG = Statement("lease_pg", lambda: Delivery.update(lease_values()).where(
     Delivery.id == fn.ANY(param("ids"))))  # one array parameter, whatever the count
 LEASE = Statement("lease", lambda: Delivery.update(lease_values()).where(

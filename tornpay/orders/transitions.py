@@ -15,6 +15,7 @@ import logging
 import uuid
 from typing import Any, Callable, Iterable, Mapping, Optional, Tuple, Union
 
+from tornpay.orders.registry import with_known_plugins
 from tornpay.protocol.wechat_time import beijing_to_utc
 from tornpay.storage import fastsql
 from tornpay.storage.db import database_proxy as db
@@ -34,12 +35,15 @@ Hooks = Union[Any, Callable[[str], Iterable[str]]]
 
 def _plugin_names(hooks: Hooks, hook: str) -> list:
     names = hooks.plugin_names if hasattr(hooks, "plugin_names") else hooks
-    return list(names(hook))
+    # SPEC §6 fan-out: also every plugin another serving process has loaded.
+    return with_known_plugins(hook, list(names(hook)))
 
 
 def write_event(out_trade_no: str, hook: str, payload: Mapping[str, Any], hooks: Hooks,
                 now: Optional[datetime.datetime] = None) -> str:
     """Write one outbox Event and a Delivery per plugin implementing ``hook``; return its id.
+
+    The plugins are ours and those of every serving process (orders/registry.py).
 
     Call it inside the ``db.atomic()`` block of the state change it reports
     (e.g. ``on_refund`` with ``{"refund": RefundView.as_payload()}``).

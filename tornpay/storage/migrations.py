@@ -41,6 +41,16 @@ MIGRATIONS.append((2, "order close_at_wechat_after (payer cancelled before close
                    _add_close_at_wechat_after))
 
 
+def _add_registry_tables(migrator: SchemaMigrator, db: peewee.Database) -> None:
+    from tornpay.storage.models import KnownPlugin, ProcessRow
+
+    db.create_tables([ProcessRow, KnownPlugin], safe=True)
+
+
+MIGRATIONS.append((3, "process and plugin registry (tornpay_process, tornpay_plugin) for "
+                      "fan-out to every process's plugins", _add_registry_tables))
+
+
 # The index itself is declared on the model: storage.db builds missing indexes
 # after the steps have run, on fresh and upgraded databases alike.
 MIGRATIONS.append((4, "order index (spbill_create_ip, state) for the per-address open-order "

@@ -1,4 +1,4 @@
-"""tornpay's tables: orders, notifies, the hook outbox (events, deliveries, attempts), refunds."""
+"""tornpay's tables: orders, notifies, outbox (events, deliveries, attempts), refunds, processes."""
 
 import datetime
 
@@ -153,6 +153,33 @@ class Refund(BaseModel):
         table_name = "tornpay_refund"
 
 
+class ProcessRow(BaseModel):
+    """A serving tornpay process (server or estate): where it runs and when it last beat."""
+
+    owner_id = peewee.CharField(max_length=64, primary_key=True)  # the lease owner it uses
+    machine = peewee.CharField(max_length=128)  # host + boot + pid namespace: pids comparable
+    pid = peewee.IntegerField()
+    started_at = peewee.DateTimeField(default=utcnow)
+    heartbeat_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "tornpay_process"
+
+
+class KnownPlugin(BaseModel):
+    """A plugin some serving process has loaded: the outbox writes it a Delivery per event."""
+
+    name = peewee.CharField(max_length=128, primary_key=True)
+    on_paid = peewee.BooleanField(default=False)
+    on_cancel = peewee.BooleanField(default=False)
+    on_refund = peewee.BooleanField(default=False)
+    seen_by = peewee.CharField(max_length=64)  # owner_id of the process that last loaded it
+    seen_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "tornpay_plugin"
+
+
 class DeliveryAttempt(BaseModel):
     """One call of a delivery's hook: when, how it ended, and the error (kept across retries)."""
 
@@ -169,7 +196,8 @@ class DeliveryAttempt(BaseModel):
         table_name = "tornpay_delivery_attempt"
 
 
-ALL_MODELS = (Order, Notification, Event, Delivery, Refund, DeliveryAttempt)
+ALL_MODELS = (Order, Notification, Event, Delivery, Refund, DeliveryAttempt, ProcessRow,
+              KnownPlugin)
 
 # The console's and the daily bill's tables live in their own module.
 from tornpay.storage.opsmodels import OPS_MODELS  # noqa: E402  (needs BaseModel above)

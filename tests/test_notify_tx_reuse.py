@@ -1,0 +1,62 @@
+"""A signed notify reusing another order's transaction_id: refused once, clearly, no traceback."""
+
+import logging
+
+import pytest
+
+from tests.flow_helpers import (ALICE, Browser, location, notify_fields, order_row,
+                                order_snapshot, out_trade_no_of, signed_notify)
+from tornpay.protocol.xmlcodec import decode_xml
+from tornpay.storage.models import Event, Notification
+
+KEY = "192006250b4c09247ec02edce69f6a2d"
+TX = "4200002315202406013425869417"
+
+
+async def new_order(http_client, tp_settings):
+    browser = Browser(http_client, tp_settings.server.public_url)
+    browser.set_openid(tp_settings, ALICE)
+    reply = await browser.get("/wxpay/checkout/coach-205")
+    assert reply.code == 303, reply.body
+    return order_row(out_trade_no_of(location(reply)))
+
+
+async def post(http_client, base_url, body):
+    reply = await http_client.fetch(base_url + "/wxpay/notify", method="POST", body=body,
+                                    headers={"Content-Type": "text/xml"}, raise_error=False)
+    assert reply.code == 200, reply.body
+    return decode_xml(reply.body)
+
+
+@pytest.mark.gen_test
+async def test_transaction_id_of_another_order_is_refused_with_one_alert(
+        http_client, base_url, tp_settings, caplog):
+    first = await new_order(http_client, tp_settings)
+    second = await new_order(http_client, tp_settings)
+    ok = await post(http_client, base_url, signed_notify(notify_fields(first, transaction_id=TX),
+                                                         KEY))
+    assert ok["return_code"] == "SUCCESS"
+    before = (order_snapshot(first.out_trade_no), order_snapshot(second.out_trade_no))
+    events = Event.select().count()
+
+    caplog.clear()
+    caplog.set_level(logging.DEBUG)
+    for _ in range(3):  # WeChat repeats it: each repeat is refused the same way
+        reply = await post(http_client, base_url,
+                           signed_notify(notify_fields(second, transaction_id=TX), KEY))
+        assert reply["return_code"] == "FAIL"
+        assert reply["return_msg"] == "transaction_id already used by another order"
+    assert (order_snapshot(first.out_trade_no), order_snapshot(second.out_trade_no)) == before
+    assert Event.select().count() == events
+    refused = Notification.select().where((Notification.out_trade_no == second.out_trade_no)
+                                          & (Notification.outcome == "refused"))
+    assert refused.count() == 3 and first.out_trade_no in refused.first().reason
+
+    mine = [r for r in caplog.records if r.name.startswith("tornpay")]
+    assert not [r for r in mine if r.exc_info], "no traceback"
+    alerts = [r for r in mine if "ALERT" in r.getMessage()]
+    assert len(alerts) == 3 and all(r.levelno == logging.ERROR for r in alerts)
+    assert all(second.out_trade_no in r.getMessage() and TX in r.getMessage() for r in alerts)
+    # One line per notify: the ALERT, not an ALERT plus a "temporary failure" or a warning.
+    per_notify = [r for r in mine if r.levelno >= logging.WARNING]
+    assert per_notify == alerts
