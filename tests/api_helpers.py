@@ -5,7 +5,7 @@ import json
 from flow_helpers import Browser
 
 MINI_APPID = "wx4f4bc4dec97d474b"
-MINI_SECRET = "test-miniprogram-secret-do-not-log"
+MINI_SECRET = "tornpay-simulator-miniprogram-secret"  # the simulator refuses real ones
 MINI_OVERRIDES = {"wechat": {"miniprogram_appid": MINI_APPID,
                              "miniprogram_secret": MINI_SECRET}}
 

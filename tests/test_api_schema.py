@@ -42,3 +42,17 @@ async def test_an_order_without_appid_is_notified_with_the_official_accounts(
     response = await http_client.fetch(base_url + "/wxpay/notify", method="POST", body=body)
     assert b"SUCCESS" in response.body
     assert Order.get_by_id(order.out_trade_no).state == "PAID"
+
+
+def test_simulator_refuses_a_real_miniprogram_secret(tmp_path):
+    import tornpay
+    from api_helpers import MINI_OVERRIDES
+    from conftest import base_settings_dict, merge
+    from tornpay.settings import SettingsError
+
+    data = merge(base_settings_dict(tmp_path, 8899), MINI_OVERRIDES)
+    del data["server"]["prefix"]
+    tornpay.routes(data, prefix="/pay", env={}).ctx.db.close()  # the shipped test value: fine
+    data["wechat"]["miniprogram_secret"] = "a-real-mini-program-secret-0123"
+    with pytest.raises(SettingsError, match=r"^setting simulator\.enabled.*miniprogram_secret"):
+        tornpay.routes(data, prefix="/pay", env={})

@@ -242,4 +242,6 @@ SHIPPED_WECHAT_CREDENTIALS = {
     "api_key": SHIPPED_TEST_VALUES[("wechat", "api_key")],
     "app_secret": SHIPPED_TEST_VALUES[("wechat", "app_secret")],
     "mch_id": "10000100",
+    # Empty (no Mini Program) or this test value: the simulator's Mini Program secret.
+    "miniprogram_secret": "tornpay-simulator-miniprogram-secret",
 }
