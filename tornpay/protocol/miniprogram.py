@@ -5,23 +5,11 @@ from urllib.parse import urlencode
 
 from .client import wechat_urls
 from .errors import ProtocolError
-from .oauth import fetch_sns_json, install_secret_redaction
+from .oauth import SnsClient, fetch_sns_json
 
 
-class MiniProgramClient:
+class MiniProgramClient(SnsClient):
     """One Mini Program's ``jscode2session`` on an injected (Curl)AsyncHTTPClient."""
-
-    def __init__(self, appid: str, app_secret: str, api_base: str, http_client,
-                 timeout: float = 10):
-        self.appid = appid
-        self._app_secret = app_secret
-        self.api_base = api_base.rstrip("/")
-        self.http_client = http_client
-        self.timeout = timeout
-        install_secret_redaction()
-
-    def __repr__(self) -> str:  # never show the secret
-        return f"MiniProgramClient(appid={self.appid!r}, api_base={self.api_base!r})"
 
     @classmethod
     def from_settings(cls, settings, http_client) -> Optional["MiniProgramClient"]:

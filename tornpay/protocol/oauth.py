@@ -37,7 +37,23 @@ def install_secret_redaction() -> None:
             logger.addFilter(RedactSecretFilter())
 
 
-class OAuthClient:
+class SnsClient:
+    """An appid and its AppSecret on WeChat's JSON ``sns`` API (OAuth, Mini Program login)."""
+
+    def __init__(self, appid: str, app_secret: str, api_base: str, http_client,
+                 timeout: float = 10):
+        self.appid = appid
+        self._app_secret = app_secret
+        self.api_base = api_base.rstrip("/")
+        self.http_client = http_client
+        self.timeout = timeout
+        install_secret_redaction()
+
+    def __repr__(self) -> str:  # never show the secret
+        return f"{type(self).__name__}(appid={self.appid!r}, api_base={self.api_base!r})"
+
+
+class OAuthClient(SnsClient):
     """Builds authorize links and exchanges codes, on an injected (Curl)AsyncHTTPClient."""
 
     def __init__(
@@ -49,16 +65,8 @@ class OAuthClient:
         http_client,
         timeout: float = 10,
     ):
-        self.appid = appid
-        self._app_secret = app_secret
+        super().__init__(appid, app_secret, api_base, http_client, timeout)
         self.authorize_base = authorize_url
-        self.api_base = api_base.rstrip("/")
-        self.http_client = http_client
-        self.timeout = timeout
-        install_secret_redaction()
-
-    def __repr__(self) -> str:  # never show the secret
-        return f"OAuthClient(appid={self.appid!r}, api_base={self.api_base!r})"
 
     @classmethod
     def from_settings(cls, settings, http_client):

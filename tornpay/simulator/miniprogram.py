@@ -29,24 +29,12 @@ class Jscode2SessionHandler(SnsApiHandler):
     """GET /sns/jscode2session: js_code -> openid and session_key (errors with HTTP 200)."""
 
     def get(self) -> None:
-        arg = self.get_query_argument
-        appid, code = arg("appid", ""), arg("js_code", "")
-        secret = self.state.config.accounts.get(appid)
-        if secret is None:
-            return self._err(40013)
-        if arg("secret", "") != secret:
-            return self._err(40125)
-        if arg("grant_type", "") != "authorization_code":
-            return self._err(40002)
-        if not code:
-            return self._err(41008)
-        try:
-            entry = self.state.use_code(code, appid)
-        except SimulatorError as exc:
-            return self._err(int(exc.err_code))
+        entry = self.consume_code("js_code")
+        if entry is None:
+            return
         if entry.scope != SCOPE:  # a web OAuth code is no wx.login code
             return self._err(40029)
-        log.info("simulator: jscode2session for appid %s", appid)
+        log.info("simulator: jscode2session for appid %s", entry.appid)
         # A fresh session key every time, as WeChat's; tornpay must drop it unread.
         self._json({"openid": entry.openid, "session_key": "SIMSESSION" + self.state.nonce()})
 
