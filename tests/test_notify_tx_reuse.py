@@ -13,10 +13,10 @@ KEY = "192006250b4c09247ec02edce69f6a2d"
 TX = "4200002315202406013425869417"
 
 
-async def new_order(http_client, tp_settings):
+async def new_order(http_client, tp_settings, product="coach-205"):
     browser = Browser(http_client, tp_settings.server.public_url)
     browser.set_openid(tp_settings, ALICE)
-    reply = await browser.get("/wxpay/checkout/coach-205")
+    reply = await browser.get(f"/wxpay/checkout/{product}")
     assert reply.code == 303, reply.body
     return order_row(out_trade_no_of(location(reply)))
 
@@ -32,7 +32,8 @@ async def post(http_client, base_url, body):
 async def test_transaction_id_of_another_order_is_refused_with_one_alert(
         http_client, base_url, tp_settings, caplog):
     first = await new_order(http_client, tp_settings)
-    second = await new_order(http_client, tp_settings)
+    # Another product: the same payer's open order for one product is reused.
+    second = await new_order(http_client, tp_settings, "coach-101")
     ok = await post(http_client, base_url, signed_notify(notify_fields(first, transaction_id=TX),
                                                          KEY))
     assert ok["return_code"] == "SUCCESS"
