@@ -60,3 +60,21 @@ def test_every_reference_resolves():
         for part in ref.split("/"):
             node = node[part]
         assert node, ref
+
+
+def test_the_package_is_typed():
+    import configparser
+
+    import tornpay
+
+    root = pathlib.Path(tornpay.__file__).resolve().parent
+    assert (root / "py.typed").is_file()
+    cfg = configparser.ConfigParser()
+    cfg.read(DOCS.parent / "setup.cfg")
+    assert "py.typed" in cfg["options.package_data"]["tornpay"]
+    assert "include tornpay/py.typed" in (DOCS.parent / "MANIFEST.in").read_text()
+    from tornpay.pyapi import OrderAPI
+
+    for name in ("create_order", "get_order", "query", "close", "cancel", "refund"):
+        method = getattr(OrderAPI, name)
+        assert inspect.iscoroutinefunction(method) and "return" in method.__annotations__
