@@ -179,3 +179,21 @@ async def test_an_estate_price_is_never_a_reused_order(http_server, estate):
             await tp.create_order(product_id="basket", payer=ALICE, body="Basket",
                                   total_fee=700)
     assert Order.select().count() == 5
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_json_api_in_an_estate_with_xsrf_cookies(http_client, base_url, estate):
+    from flow_helpers import openid_cookie
+
+    cookie = openid_cookie(estate.tp.settings, ALICE)
+    response = await http_client.fetch(
+        base_url + "/pay/api/orders", method="POST", raise_error=False,
+        body=json.dumps({"product_id": "coach-101"}),
+        headers={"Cookie": f"tornpay_openid={cookie}"})
+    assert response.code == 403
+    assert json.loads(response.body)["error"]["code"] == "xsrf_failed"
+    response = await http_client.fetch(
+        base_url + "/pay/api/orders", method="POST", raise_error=False,
+        body=json.dumps({"product_id": "coach-101"}),
+        headers={"Cookie": f"tornpay_openid={cookie}; _xsrf=00112233", "X-XSRFToken": "00112233"})
+    assert response.code == 201 and json.loads(response.body)["state"] == "PREPAID"
