@@ -165,16 +165,25 @@ class OrdersHandler(ApiHandler):
                 self.ctx.settings.server.cookie_secret, PAYER_TOKEN, openid).decode("ascii")
         else:
             openid, how = self.payer(posting=True)
-            trade_type = data.get("trade_type") or (place.MINIPROGRAM if how == "token"
-                                                    else place.JSAPI)
-        if not isinstance(trade_type, str):
-            raise ApiError(400, "invalid_request", "trade_type must be a string")
+            trade_type = self._trade_type(how, data.get("trade_type"))
         order = await place.place_order(self.ctx, payer=openid, trade_type=trade_type,
                                         product_id=product_id, client_ip=self.client_ip())
         answer = self.order_data(order, with_params=True)
         if token:
             answer["payer_token"] = token
         self.send(answer, 201)
+
+    def _trade_type(self, how: str, asked) -> str:
+        """A payer token is a Mini Program's openid; the openid cookie an Official Account's."""
+        if asked is not None and not isinstance(asked, str):
+            raise ApiError(400, "invalid_request", "trade_type must be a string")
+        natural = place.MINIPROGRAM if how == "token" else place.JSAPI
+        trade_type = asked or natural
+        place.check_trade_type(self.ctx.settings, trade_type)
+        if trade_type != natural:
+            raise ApiError(400, "invalid_request", f"this payer cannot pay {trade_type} "
+                           f"orders (a payer {how} pays {natural})")
+        return trade_type
 
     async def _miniprogram_payer(self, code, data: dict) -> Tuple[str, str]:
         trade_type = data.get("trade_type") or place.MINIPROGRAM

@@ -217,3 +217,22 @@ async def test_query_close_and_refund_use_the_orders_appid(http_client, base_url
     paths = [path for path, _ in sent]
     assert {"/pay/orderquery", "/secapi/pay/refund", "/pay/closeorder"} <= set(paths)
     assert {appid for _, appid in sent} == {MINI_APPID}
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_payer_pays_only_its_own_kind_of_order(http_client, base_url, tp_settings):
+    mini = MiniProgram(http_client, base_url)
+    _, first = await mini.call("POST", "/orders", {"product_id": "coach-101",
+                                                   "code": await mini.login()})
+    mini.token = first["payer_token"]
+    # A Mini Program's openid is no Official Account openid: no JSAPI order with it.
+    status, refused = await mini.call("POST", "/orders", {"product_id": "coach-205",
+                                                          "trade_type": "JSAPI"})
+    assert (status, error_code(refused)) == (400, "invalid_request")
+    browser = ApiBrowser(http_client, base_url)
+    browser.set_openid(tp_settings, ALICE)
+    await browser.session()
+    status, refused = await browser.api("POST", "/orders", {"product_id": "coach-205",
+                                                            "trade_type": "MINIPROGRAM"})
+    assert (status, error_code(refused)) == (400, "invalid_request")
+    assert Order.select().count() == 1
