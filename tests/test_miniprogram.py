@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import logging
 
 import pytest
 from wechatpy.pay.utils import calculate_signature, calculate_signature_hmac
@@ -84,6 +85,8 @@ async def until(predicate, timeout=10.0):
     for sign_type in ("MD5", "HMAC-SHA256")])
 @pytest.mark.gen_test(timeout=30)
 async def test_miniprogram_pays_end_to_end(http_client, base_url, ctx, paid_plugin, caplog):
+    for name in ("tornpay", "tornado"):  # curl's and tornpay's DEBUG lines too
+        caplog.set_level(logging.DEBUG, logger=name)
     mini = MiniProgram(http_client, base_url)
     code = await mini.login()
     status, answer = await mini.call("POST", "/orders", {"product_id": "coach-205", "code": code})
@@ -123,8 +126,10 @@ async def test_miniprogram_pays_end_to_end(http_client, base_url, ctx, paid_plug
     await until(lambda: _async(paid_plugin.paid == [row.out_trade_no]))
     assert Event.select().where(Event.out_trade_no == row.out_trade_no,
                                 Event.hook == "on_paid").count() == 1
-    # The session key never reaches a log line.
+    # The session key and the secret never reach a log line, nor the response.
     assert "SIMSESSION" not in caplog.text and MINI_SECRET not in caplog.text
+    assert "session" not in json.dumps(answer).replace("payer_token", "")
+    assert "jscode2session" in caplog.text  # the exchange was logged, without them
 
 
 async def _async(value):
