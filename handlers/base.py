@@ -7,6 +7,7 @@ import os
 import tornado.web
 
 from tornpay import webheaders
+from tornpay.i18n import HTML_LANG, choose, get_locale
 from tornpay.protocol.xmlcodec import encode_xml
 
 logger = logging.getLogger(__name__)
@@ -30,15 +31,18 @@ OPENID_COOKIE = "tornpay_openid"
 DB_DOWN_TITLE = "暂时无法服务 / Temporarily unavailable"
 DB_DOWN_MESSAGE = ("系统暂时无法保存数据，请稍后再试。 / We cannot save anything right now. "
                    "Please try again in a few minutes.")
+# The signed cookie owning NATIVE and MWEB orders, which have no openid (SPEC §9).
+PAYER_COOKIE = "tornpay_payer"
 
 
 class PageError(tornado.web.HTTPError):
     """An error shown to a person: status plus a message safe to display."""
 
-    def __init__(self, status_code: int, message: str, title: str = ""):
+    def __init__(self, status_code: int, message: str, title: str = "", **params):
         super().__init__(status_code, reason=None)
-        self.message = message
+        self.message = message  # English; translated (then %-filled with params) when shown
         self.title = title or http.client.responses.get(status_code, "Error")
+        self.params = params
 
 
 class BaseHandler(tornado.web.RequestHandler):
@@ -64,12 +68,18 @@ class BaseHandler(tornado.web.RequestHandler):
     def get_template_path(self):
         return _template_dir()
 
+    def get_user_locale(self):
+        # Accept-Language first (WeChat's browser sends zh-CN), then server.default_locale.
+        return get_locale(choose(self.request.headers.get("Accept-Language", ""),
+                                 self.ctx.settings.server.default_locale))
+
     def get_template_namespace(self):
         ns = super().get_template_namespace()
         ns.update(
             simulator=self.ctx.simulator is not None,
             prefix=self.ctx.prefix,
             tp_static=self.tp_static_url,
+            html_lang=HTML_LANG[self.locale.code],
         )
         return ns
 
@@ -101,11 +111,15 @@ class BaseHandler(tornado.web.RequestHandler):
         # Synchronous on purpose (a failed template must not recurse into async code).
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(exc, PageError):
-            title, message = exc.title, exc.message
+            title, message, params = exc.title, exc.message, exc.params
         else:
             title = http.client.responses.get(status_code, "Error")
             message = "Something went wrong. Please try again." if status_code >= 500 else title
+            params = {}
         try:
+            title = self.locale.translate(title)
+            message = self.locale.translate(message) % params if params else \
+                self.locale.translate(message)
             self.render("error.html", status_code=status_code, title=title, message=message)
         except Exception:  # never let the error page itself fail with a traceback
             logger.exception("error page failed")

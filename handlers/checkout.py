@@ -1,4 +1,4 @@
-"""GET /checkout/{product_id} and GET /oauth/callback: who pays (OAuth openid), then the order."""
+"""GET /checkout/{product_id} and GET /oauth/callback: which trade type, who pays, then the order."""
 
 import binascii
 import hashlib
@@ -6,7 +6,9 @@ import hmac
 import logging
 import time
 
-from tornpay.handlers.base import OPENID_COOKIE, BaseHandler, PageError
+from tornpay.handlers.base import OPENID_COOKIE, PAYER_COOKIE, BaseHandler, PageError
+from tornpay.handlers.paypages import mweb_redirect, result_page_url
+from tornpay.orders import tradetypes
 from tornpay.orders.limits import TooManyOpenOrders
 from tornpay.orders.service import CheckoutError, create_order, resolve
 from tornpay.hooks import PluginError
@@ -55,20 +57,40 @@ def _mac(secret: str, ts: str, nonce: str, product_id: str) -> str:
 class OrderCreatingHandler(BaseHandler):
     """Create the order for a known payer and send the browser to the pay page."""
 
-    async def create_and_redirect(self, product_id: str, openid: str) -> None:
+    async def create_and_redirect(self, product_id: str, openid: str,
+                                  trade_type: str = tradetypes.JSAPI) -> None:
+        payer = self.payer_id() if trade_type != tradetypes.JSAPI else ""
         try:
-            order = await create_order(self.ctx, product_id, openid, self.client_ip())
+            order = await create_order(self.ctx, product_id, openid, self.client_ip(),
+                                       trade_type=trade_type, payer=payer)
         except TooManyOpenOrders as exc:
             raise PageError(exc.status, exc.message, title=exc.title) from None
         except CheckoutError as exc:
             raise PageError(exc.status, exc.message,
                             title="Product not found" if exc.status == 404 else
-                            "Payment could not start") from None
+                            "Payment could not start", **exc.params) from None
         except PluginError:
             logger.exception("checkout of %s: product lookup failed", product_id)
             raise PageError(500, "This product cannot be sold right now.") from None
+        if getattr(order, "mweb_url", None):
+            # Straight on to WeChat's H5 cashier, which sends the payer back to
+            # the result page (the return itself proves nothing, SPEC §9).
+            self.redirect(mweb_redirect(order.mweb_url, result_page_url(self.ctx, order)),
+                          status=303)
+            return
         # 303: the browser must GET the pay page, never repeat this request.
         self.redirect(f"{self.ctx.prefix}/pay/{order.out_trade_no}", status=303)
+
+    def payer_id(self) -> str:
+        """This browser's payer id from its signed cookie, made and set on first use."""
+        payer = self.get_tp_cookie(PAYER_COOKIE)
+        if not payer or len(payer) != PAYER_ID_LEN or not payer.isalnum():
+            payer = nonce_str(PAYER_ID_LEN)
+        self.set_tp_cookie(PAYER_COOKIE, payer)  # refreshed: 30 days from the last checkout
+        return payer
+
+
+PAYER_ID_LEN = 32
 
 
 class CheckoutHandler(OrderCreatingHandler):
@@ -84,7 +106,8 @@ class CheckoutHandler(OrderCreatingHandler):
         if started_elsewhere(self.request):
             product = await self._product(product_id)
             self.render("confirm.html", product_id=product_id, body=product["body"],
-                        yuan="%d.%02d" % divmod(product["total_fee"], 100))
+                        yuan="%d.%02d" % divmod(product["total_fee"], 100),
+                        trade_type=self.get_query_argument("trade_type", "")[:16])
             return
         await self._start(product_id)
 
@@ -98,12 +121,18 @@ class CheckoutHandler(OrderCreatingHandler):
         try:
             return await resolve(self.ctx, product_id, "")  # 404 before anything else
         except CheckoutError as exc:
-            raise PageError(exc.status, exc.message, title="Product not found") from None
+            raise PageError(exc.status, exc.message, title="Product not found",
+                            **exc.params) from None
         except PluginError:
             logger.exception("checkout of %s: product lookup failed", product_id)
             raise PageError(500, "This product cannot be sold right now.") from None
 
     async def _start(self, product_id: str) -> None:
+        trade_type = self.trade_type()
+        if trade_type != tradetypes.JSAPI:
+            # NATIVE and MWEB never need the payer's openid: no OAuth.
+            await self.create_and_redirect(product_id, "", trade_type)
+            return
         # Any price or fee in the query string is ignored: the hook prices it.
         openid = self.get_tp_cookie(OPENID_COOKIE)
         if openid:
@@ -122,6 +151,18 @@ class CheckoutHandler(OrderCreatingHandler):
         # 303 so that after the confirmation POST the browser GETs WeChat's page.
         self.redirect(self.ctx.oauth_client.authorize_url(redirect_uri, state),
                       status=303 if self.request.method == "POST" else 302)
+
+    def trade_type(self) -> str:
+        """SPEC §9: from the browser, or ``?trade_type=`` for a type the merchant enabled."""
+        override = self.get_query_argument("trade_type", "")[:16]
+        try:
+            return tradetypes.choose(self.request.headers.get("User-Agent", ""), override,
+                                     self.ctx.settings.orders.trade_types)
+        except tradetypes.TradeTypeRefused:
+            raise PageError(400, "This shop does not accept this way of paying (%(type)s). "
+                            "Open the shop link without trade_type to pay another way.",
+                            title="Payment method not available",
+                            type=override or "-") from None
 
 
 # Sec-Fetch-Site values of a navigation this site did not start. "none" (typed,
@@ -158,8 +199,9 @@ class OAuthCallbackHandler(OrderCreatingHandler):
             # Exactly once, never retried: a code is single-use (40163 otherwise).
             data = await self.ctx.oauth_client.exchange_code(code)
         except OAuthError as exc:
-            raise PageError(400, f"WeChat sign-in failed (error {exc.errcode}). Please open the "
-                            "shop link again.", title="WeChat sign-in failed") from None
+            raise PageError(400, "WeChat sign-in failed (error %(code)s). Please open the "
+                            "shop link again.", title="WeChat sign-in failed",
+                            code=exc.errcode) from None
         except WeChatError as exc:
             logger.warning("oauth exchange failed: %s", exc)
             raise PageError(502, "WeChat sign-in is not answering right now. Please open the "

@@ -1,16 +1,20 @@
 """GET /orders/{out_trade_no} (JSON for the pay page's polling), its /result page, POST /cancel."""
 
+import collections
 import logging
 
 from tornpay.handlers.base import BaseHandler, PageError
 from tornpay.handlers.pay import OUT_TRADE_NO, PAID_STATES, OwnedOrderMixin
 from tornpay.orders.cancel import cancel_order
-from tornpay.orders.service import order_json
-from tornpay.storage.models import CLOSED, PAYERROR
+from tornpay.orders.service import check_once, order_json
+from tornpay.storage.models import CLOSED, PAYERROR, PREPAID, Order
 
 logger = logging.getLogger(__name__)
 
 BOOKING_PLUGIN = "tornpay.plugins.booking"
+# MWEB orders already asked about once on the payer's return (bounded: oldest dropped).
+_ASKED_ON_RETURN: "collections.OrderedDict[str, None]" = collections.OrderedDict()
+_ASKED_MAX = 10000
 
 
 class OrderJSONHandler(OwnedOrderMixin, BaseHandler):
@@ -29,9 +33,11 @@ class OrderJSONHandler(OwnedOrderMixin, BaseHandler):
 class OrderResultHandler(OwnedOrderMixin, BaseHandler):
     """Paid, pending or cancelled, in words; refreshes itself while pending."""
 
-    def get(self, out_trade_no: str) -> None:
+    async def get(self, out_trade_no: str) -> None:
         self.set_header("Cache-Control", "no-store")
         order = self.owned_order(out_trade_no)
+        if order.trade_type == "MWEB" and order.state == PREPAID:
+            order = await self._ask_wechat_once(order)
         if order.state in PAID_STATES:
             status = "paid"
         elif order.state in (CLOSED, PAYERROR):
@@ -42,6 +48,16 @@ class OrderResultHandler(OwnedOrderMixin, BaseHandler):
                     yuan="%d.%02d" % divmod(order.total_fee, 100),
                     booking=self._booking(order), pay_url=f"{self.ctx.prefix}/pay/"
                     f"{order.out_trade_no}")
+
+    async def _ask_wechat_once(self, order):
+        """Back from WeChat's H5 cashier with no notify yet: orderquery once, never per poll."""
+        if order.out_trade_no in _ASKED_ON_RETURN:
+            return order
+        _ASKED_ON_RETURN[order.out_trade_no] = None
+        while len(_ASKED_ON_RETURN) > _ASKED_MAX:
+            _ASKED_ON_RETURN.popitem(last=False)
+        await check_once(self.ctx, order.out_trade_no)
+        return Order.get_by_id(order.out_trade_no)
 
     def _booking(self, order):
         plugin = self.ctx.hooks.get_plugin(BOOKING_PLUGIN)

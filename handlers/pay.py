@@ -1,8 +1,10 @@
-"""GET /pay/{out_trade_no}: the JSAPI pay page, in the one registered directory {prefix}/pay/."""
+"""GET /pay/{out_trade_no}: the pay page (JSAPI, NATIVE QR, MWEB relaunch) in {prefix}/pay/."""
 
 import logging
 
-from tornpay.handlers.base import OPENID_COOKIE, BaseHandler, PageError
+from tornpay.handlers.base import OPENID_COOKIE, PAYER_COOKIE, BaseHandler, PageError
+from tornpay.handlers import paypages
+from tornpay.i18n import fen_to_yuan
 from tornpay.orders.service import (CheckoutError, jsapi_params, prepay_is_stale,
                                     refresh_prepay_id)
 from tornpay.protocol.ids import is_valid_out_trade_no
@@ -12,6 +14,14 @@ logger = logging.getLogger(__name__)
 
 OUT_TRADE_NO = r"([A-Za-z0-9_-]{1,32})"
 PAID_STATES = (PAID, "PARTIAL_REFUNDED", "REFUNDED")
+# What pay.js may say, handed to it translated in a JSON island.
+PAY_JS_TEXTS = (
+    "Paid. Thank you!", "This order was closed; nothing was charged.",
+    "WeChat has not confirmed the payment yet. Check again in a moment on the result page.",
+    "Please open this page in WeChat to pay.", "Waiting for WeChat Pay\u2026",
+    "Confirming your payment\u2026", "Payment cancelled.", "Pay again", "Payment failed: ",
+    "Try again",
+)
 
 
 class OwnedOrderMixin:
@@ -21,13 +31,17 @@ class OwnedOrderMixin:
         if not is_valid_out_trade_no(out_trade_no):
             raise PageError(404, "There is no such order.", title="Order not found")
         order = Order.get_or_none(Order.out_trade_no == out_trade_no)
-        openid = self.get_tp_cookie(OPENID_COOKIE)
         if order is None:
             raise PageError(404, "There is no such order.", title="Order not found")
-        if not openid or openid != order.openid:
+        if order.trade_type == "JSAPI":
+            who, owner = self.get_tp_cookie(OPENID_COOKIE), order.openid
+        else:  # NATIVE and MWEB: the browser that checked out (SPEC §9)
+            who, owner = self.get_tp_cookie(PAYER_COOKIE), order.payer
+        if not who or who != owner:
             # Same answer whether or not the cookie is there: nothing about the order leaks.
-            raise PageError(403, "This order belongs to another WeChat user.",
-                            title="Not your order")
+            raise PageError(403, "This order belongs to another WeChat user."
+                            if order.trade_type == "JSAPI" else
+                            "This order was started in another browser.", title="Not your order")
         return order
 
     def success_url(self, order: Order) -> str:
@@ -49,6 +63,12 @@ class PayHandler(OwnedOrderMixin, BaseHandler):
         if order.state != PREPAID or not order.prepay_id:  # CREATED: unified order failed
             raise PageError(409, "This order has no WeChat payment yet. Please start again "
                             "from the shop.", title="Payment not ready")
+        if order.trade_type == "NATIVE":
+            paypages.render_native(self, order)
+            return
+        if order.trade_type == "MWEB":
+            await paypages.relaunch_mweb(self, order)
+            return
         if prepay_is_stale(order):
             # A payer back after two hours: same order, fresh WeChat session.
             try:
@@ -69,9 +89,10 @@ class PayHandler(OwnedOrderMixin, BaseHandler):
             # simulator.public_url: a shared standalone simulator (staging, several processes).
             bridge = public_base_url(settings) + "/jsbridge.js"
         self.render("pay.html", order=order, params=jsapi_params(self.ctx, order),
-                    yuan="%d.%02d" % divmod(order.total_fee, 100), bridge_url=bridge,
+                    yuan=fen_to_yuan(order.total_fee), bridge_url=bridge,
                     poll_url=f"{self.ctx.prefix}/orders/{order.out_trade_no}",
-                    success_url=self.success_url(order))
+                    success_url=self.success_url(order),
+                    texts={text: self.locale.translate(text) for text in PAY_JS_TEXTS})
 
 
 default_handlers = [

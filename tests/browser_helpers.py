@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from proc_helpers import free_port  # noqa: F401  (re-exported for the browser tests)
+from proc_helpers import free_port, suite_database_url  # noqa: F401  (free_port re-exported)
 from tornpay.simulator.clientcert import TEST_CERT, TEST_KEY
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -29,7 +29,21 @@ CHROMIUM_ARGS = [
 ]
 MOBILE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 800}
+# SPEC §9 picks the trade type from the user agent: these three browsers get JSAPI, MWEB, NATIVE.
+PHONE_UA = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+            "Chrome/120.0.0.0 Mobile Safari/537.36")
+WECHAT_UA = PHONE_UA + " XWEB/1160065 MMWEBSDK/20231202 MicroMessenger/8.0.47.2560 WeChat/arm64"
+DESKTOP_UA = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+              "Chrome/120.0.0.0 Safari/537.36")
 WAIT_MS = 15_000  # any one thing the page must do; generous for a slow CI machine
+
+
+def browser_marks(pytest):
+    """The marks of a browser test module: browser, slow, skipped without Chromium."""
+    return [pytest.mark.browser, pytest.mark.slow,
+            pytest.mark.skipif(chromium_path() is None,
+                               reason="no Chromium binary (set TORNPAY_CHROMIUM or apt-get "
+                                      "install chromium chromium-driver; .ci/run does)")]
 
 
 def chromium_path():
@@ -55,7 +69,7 @@ def write_settings(directory, port: int, simulator=None) -> str:
         "wechat": {"appid": "wxd930ea5d5a258f4f", "app_secret": "tornpay-simulator-app-secret",
                    "mch_id": "10000100", "api_key": "192006250b4c09247ec02edce69f6a2d",
                    "timeout": 5, "cert_file": TEST_CERT, "key_file": TEST_KEY},
-        "database": {"url": f"sqlite:///{directory}/tornpay.db"},
+        "database": {"url": database_url(directory)},
         "orders": {"reconcile_after_seconds": 3600},
         "deliveries": {"first_retry_seconds": 0.1, "max_retry_seconds": 0.5,
                        "poll_interval_seconds": 0.1},
@@ -70,6 +84,13 @@ def write_settings(directory, port: int, simulator=None) -> str:
     with open(path, "w") as f:
         yaml.safe_dump(data, f)
     return path
+
+
+def database_url(directory) -> str:
+    """SQLite beside the settings; PostgreSQL (a schema of its own) in .ci/run's re-run."""
+    if os.environ.get("TORNPAY_TEST_DB") == "postgres":
+        return suite_database_url(directory)
+    return f"sqlite:///{directory}/tornpay.db"
 
 
 class Server:

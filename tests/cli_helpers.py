@@ -142,7 +142,9 @@ def new_order(base: str, product_id: str = "coach-205") -> str:
     """Check out as a signed-in payer; return the new PREPAID order's number."""
     cookie = tornado.web.create_signed_value(COOKIE_SECRET, "tornpay_openid", ALICE).decode()
     status, headers, body = request("GET", f"{base}/wxpay/checkout/{product_id}",
-                                    headers={"Cookie": f"tornpay_openid={cookie}"})
+                                    headers={"Cookie": f"tornpay_openid={cookie}",
+                                             # WeChat's browser: a JSAPI order (SPEC §9)
+                                             "User-Agent": "Mozilla/5.0 MicroMessenger/8.0.47"})
     assert status == 303, body
     return headers["Location"].rstrip("/").rsplit("/", 1)[-1]
 

@@ -32,6 +32,9 @@ def base_settings_dict(tmp_path, port):
             "prefix": "/wxpay",
             "cookie_secret": "test-cookie-secret-0123456789abcdef",
             "xheaders": True,
+            # The tests that predate SPEC §9 read English pages; tests/test_languages.py
+            # checks the shipped default (zh_CN) and both languages.
+            "default_locale": "en_US",
         },
         "wechat": {
             "appid": "wxd930ea5d5a258f4f",
@@ -45,7 +48,10 @@ def base_settings_dict(tmp_path, port):
             "key_file": TEST_KEY,
         },
         "database": {"url": suite_database_url(tmp_path)},
-        "orders": {"reconcile_after_seconds": 3600, "reconcile_interval_seconds": 0.2},
+        # The tests that predate SPEC §9 play WeChat's browser whatever their user agent
+        # (JSAPI only); the NATIVE/MWEB tests enable all three (tests/anybrowser_helpers.py).
+        "orders": {"reconcile_after_seconds": 3600, "reconcile_interval_seconds": 0.2,
+                   "trade_types": ["JSAPI"]},
         "deliveries": {"first_retry_seconds": 0.05, "max_retry_seconds": 0.2,
                        "timeout_seconds": 2, "poll_interval_seconds": 0.05},
         "simulator": {"enabled": True, "notify_time_scale": 0.001},

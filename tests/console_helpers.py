@@ -27,7 +27,8 @@ class Recorder:
 
 @pytest.fixture
 def tp_overrides():
-    return {"admin": {"enabled": True}}
+    # The shipped default language (the suite's base settings read English pages).
+    return {"admin": {"enabled": True}, "server": {"default_locale": "zh_CN"}}
 
 
 @pytest.fixture

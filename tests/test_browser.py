@@ -5,8 +5,8 @@ import re
 
 import pytest
 
-from browser_helpers import ALICE, DESKTOP, MOBILE, WAIT_MS, LoopbackGuard, Server, Shots, \
-    chromium_path, launch
+from browser_helpers import ALICE, DESKTOP, MOBILE, WAIT_MS, WECHAT_UA, LoopbackGuard, Server, \
+    Shots, chromium_path, launch
 
 pytestmark = [
     pytest.mark.browser,
@@ -46,7 +46,7 @@ class Visit:
     def __init__(self, browser, name, viewport):
         self.context = browser.new_context(viewport=viewport, device_scale_factor=1,
                                            is_mobile=viewport is MOBILE, has_touch=True,
-                                           locale="en-US")
+                                           locale="en-US", user_agent=WECHAT_UA)
         self.context.set_default_timeout(WAIT_MS)
         self.guard = LoopbackGuard(self.context)
         self.page = self.context.new_page()

@@ -4,8 +4,8 @@ import re
 
 import pytest
 
-from browser_helpers import (ALICE, MOBILE, WAIT_MS, LoopbackGuard, Server, chromium_path,
-                             launch)
+from browser_helpers import (ALICE, MOBILE, WAIT_MS, WECHAT_UA, LoopbackGuard, Server,
+                             chromium_path, launch)
 
 
 @pytest.mark.browser
@@ -18,7 +18,8 @@ def test_cancel_button_in_chromium(tmp_path):
     try:
         with sync_api.sync_playwright() as playwright:
             chromium = launch(playwright)
-            context = chromium.new_context(viewport=MOBILE, is_mobile=True, has_touch=True)
+            context = chromium.new_context(viewport=MOBILE, is_mobile=True, has_touch=True,
+                                           user_agent=WECHAT_UA)
             context.set_default_timeout(WAIT_MS)
             guard = LoopbackGuard(context)
             page = context.new_page()

@@ -62,8 +62,8 @@ def test_orders_list_and_show(server):
     directory, base = server
     out_trade_no = paid_order(directory, base)
     listing = ok(run_cli(directory, "orders", "list"))
-    assert listing.splitlines()[0].split()[:3] == ["OUT_TRADE_NO", "STATE", "FEE"]
-    assert any(line.split()[:3] == [out_trade_no, "PAID", "9900"]
+    assert listing.splitlines()[0].split()[:4] == ["OUT_TRADE_NO", "STATE", "TYPE", "FEE"]
+    assert any(line.split()[:4] == [out_trade_no, "PAID", "JSAPI", "9900"]
                for line in listing.splitlines())
     assert out_trade_no not in ok(run_cli(directory, "orders", "list", "--state", "CLOSED"))
     assert out_trade_no not in ok(run_cli(directory, "orders", "list", "--since", "2000-01-01",
@@ -72,6 +72,7 @@ def test_orders_list_and_show(server):
                                       "--limit", "500"))
     shown = ok(run_cli(directory, "orders", "show", out_trade_no))
     assert "state:" in shown and "PAID" in shown
+    assert any(line.split() == ["trade_type:", "JSAPI"] for line in shown.splitlines())
     assert "notifies (1):" in shown and "accepted" in shown
     assert "refunds (0):" in shown
     refused(run_cli(directory, "orders", "show", "NO_SUCH_ORDER"), 3)

@@ -316,7 +316,10 @@ def test_documented_example_estate_runs(tmp_path):
 
             opener = urllib.request.build_opener(NoRedirect)
             with pytest.raises(urllib.error.HTTPError) as redirect:
-                opener.open(base + "/pay/checkout/coach-101", timeout=5)
+                # WeChat's browser: JSAPI, so the OAuth redirect (SPEC §9).
+                opener.open(urllib.request.Request(
+                    base + "/pay/checkout/coach-101",
+                    headers={"User-Agent": "Mozilla/5.0 MicroMessenger/8.0.47"}), timeout=5)
             location = redirect.value.headers["Location"]
             redirect.value.close()
             assert redirect.value.code == 302

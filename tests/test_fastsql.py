@@ -205,6 +205,7 @@ def test_compiled_new_order_insert_stores_what_order_create_does(db):
                   fee_type="CNY", sign_type="HMAC-SHA256", state="CREATED",
                   spbill_create_ip="1.2.3.4", unified_request="<xml/>", created_at=now,
                   updated_at=now, expire_at=now + datetime.timedelta(hours=1),
+                  trade_type="NATIVE", payer="o",
                   appid="wx4f4bc4dec97d474b")
     Order.create(out_trade_no="VIA_PEEWEE", **values)
     service._INSERT_ORDER.execute(out_trade_no="VIA_FASTSQL", refunded_fee=0,

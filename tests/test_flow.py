@@ -97,7 +97,8 @@ async def test_full_flow_pays_the_order(browser, ctx, tp_settings):
     data = await wait_for(paid)
     assert data["out_trade_no"] == no and data["total_fee"] == 1 and data["transaction_id"]
     assert set(data) == {"out_trade_no", "product_id", "total_fee", "state", "transaction_id",
-                         "created_at", "paid_at"}
+                         "created_at", "paid_at", "trade_type"}
+    assert data["trade_type"] == "JSAPI"
     assert Notification.get(Notification.out_trade_no == no).outcome == "accepted"
 
     # The pay page of a paid order goes to success_url; the result page says paid.

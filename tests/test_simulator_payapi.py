@@ -85,7 +85,9 @@ async def test_unifiedorder_success_signed_with_request_sign_type(sim, sign_type
     ({"out_trade_no": "x" * 33}, "INVALID_REQUEST"),
     ({"out_trade_no": "TP1\n"}, "INVALID_REQUEST"),  # a trailing newline is not a valid id
     ({"trade_type": "CASH"}, "INVALID_REQUEST"),
-    ({"trade_type": "NATIVE"}, "NOAUTH"),
+    ({"trade_type": "APP"}, "NOAUTH"),
+    ({"trade_type": "NATIVE"}, "LACK_PARAMS"),  # NATIVE needs product_id
+    ({"trade_type": "MWEB"}, "INVALID_REQUEST"),  # MWEB needs a JSON scene_info
     ({"notify_url": "http://m.example/notify?x=1"}, "INVALID_REQUEST"),
     ({"fee_type": "USD"}, "INVALID_REQUEST"),
     ({"time_expire": "2024-06-01"}, "INVALID_REQUEST"),

@@ -57,7 +57,9 @@ def start_simulator(directory, settings, port, env):
 async def pay_through(port, sim_port, openid):
     """Checkout on one process, sign in and pay at the shared simulator, end PAID."""
     browser = Browser(AsyncHTTPClient(), f"http://127.0.0.1:{port}")
-    start = await browser.get("/wxpay/checkout/coach-205")
+    # WeChat's in-app browser (SPEC §9: JSAPI, so OAuth first).
+    start = await browser.get("/wxpay/checkout/coach-205",
+                              headers={"User-Agent": "Mozilla/5.0 MicroMessenger/8.0.47"})
     authorize = location(start)
     assert start.code == 302 and authorize.startswith(f"http://127.0.0.1:{sim_port}/"), authorize
     picker = await browser.get(authorize)

@@ -36,6 +36,11 @@ def _path_prefix(v):
     return "must be empty or start with '/' and not end with '/'"
 
 
+def _trade_types(v):
+    ok = v and all(t in ("JSAPI", "NATIVE", "MWEB") for t in v)
+    return None if ok else "must be a non-empty list of JSAPI, NATIVE, MWEB"
+
+
 def _bare_hosts(v):
     ok = all(isinstance(d, str) and d and not any(c in d for c in "/:@ ") for d in v)
     return None if ok else "must be bare host names (no scheme, port or path)"
@@ -168,6 +173,12 @@ SCHEMA: Mapping[str, Mapping[str, Setting]] = {
                                                  "one by one", check=_min(0)),
         "reuse_open_order": Setting(True, bool, "a payer's still-open order for the same "
                                     "product is offered again instead of a new one"),
+        "trade_types": Setting(["JSAPI", "NATIVE", "MWEB"], list,
+                               "trade types this merchant may use (SPEC §9)",
+                               check=_trade_types),
+        "h5_wap_url": Setting("", str, "MWEB scene_info.h5_info.wap_url; empty = public_url"),
+        "h5_wap_name": Setting("", str,
+                               "MWEB scene_info.h5_info.wap_name; empty = public_url's host"),
     },
     "deliveries": {
         "timeout_seconds": Setting(30.0, float, "one hook call", check=_min(0.01)),
@@ -201,6 +212,8 @@ SCHEMA: Mapping[str, Mapping[str, Setting]] = {
         "allow_real_credentials": Setting(
             False, bool, "TESTS ONLY, NEVER IN PRODUCTION: start the simulator although the "
             "WeChat credentials are not the shipped test values (anyone can mark orders paid)"),
+        "h5_domains": Setting([], list, "registered H5 (MWEB) domains; empty = public_url's host",
+                             check=_bare_hosts),
     },
     "catalog": {
         "products": Setting({}, dict, "products of the bundled catalog plugin"),

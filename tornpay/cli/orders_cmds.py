@@ -43,9 +43,9 @@ def orders_list(state, since, until, limit, settings_path) -> None:
 
     found = run_admin(settings_path, lambda ctx: list_orders(
         state.upper() if state else None, since, until, limit), wechat=False)
-    table(["OUT_TRADE_NO", "STATE", "FEE", "REFUNDED", "PRODUCT", "CREATED", "PAID"],
-          [(o.out_trade_no, o.state, o.total_fee, o.refunded_fee, o.product_id, o.created_at,
-            o.paid_at) for o in found])
+    table(["OUT_TRADE_NO", "STATE", "TYPE", "FEE", "REFUNDED", "PRODUCT", "CREATED", "PAID"],
+          [(o.out_trade_no, o.state, o.trade_type, o.total_fee, o.refunded_fee, o.product_id,
+            o.created_at, o.paid_at) for o in found])
 
 
 @orders.command("show")

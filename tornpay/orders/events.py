@@ -20,6 +20,7 @@ class OrderView:
     paid_at: Optional[datetime.datetime]  # naive UTC
     # Stable id of one durable delivery (same on every retry), None otherwise.
     delivery_id: Optional[str] = None
+    trade_type: str = "JSAPI"  # JSAPI, NATIVE or MWEB (SPEC §9)
 
     @classmethod
     def from_row(cls, order: Any, delivery_id: Optional[str] = None) -> "OrderView":
@@ -35,6 +36,7 @@ class OrderView:
             created_at=order.created_at,
             paid_at=order.paid_at,
             delivery_id=delivery_id,
+            trade_type=getattr(order, "trade_type", None) or "JSAPI",
         )
 
 

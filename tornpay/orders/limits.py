@@ -9,6 +9,7 @@ import datetime
 import logging
 from typing import Optional
 
+from tornpay.orders.tradetypes import CODE_URL_LIFETIME_SECONDS
 from tornpay.storage.models import CREATED, PREPAID, Order
 
 logger = logging.getLogger(__name__)
@@ -16,6 +17,7 @@ logger = logging.getLogger(__name__)
 OPEN_STATES = (CREATED, PREPAID)
 # An open order is offered again only while the payer still has time to pay it.
 REUSE_MARGIN = datetime.timedelta(minutes=2)
+CODE_URL_LIFETIME = datetime.timedelta(seconds=CODE_URL_LIFETIME_SECONDS)
 
 
 class TooManyOpenOrders(Exception):
@@ -32,12 +34,22 @@ class TooManyOpenOrders(Exception):
         self.which = which
 
 
+def _owned_by(payer: str):
+    # A JSAPI payer is an openid; a NATIVE/MWEB payer the payer cookie's id (SPEC §9),
+    # kept in Order.payer (which also holds the openid of JSAPI orders since migration 7).
+    return (Order.openid == payer) | (Order.payer == payer)
+
+
 def reusable_order(openid: str, product_id: str, total_fee: int, sign_type: str,
-                   now: datetime.datetime) -> Optional[Order]:
-    """The payer's newest open order for this product, at this price and sign type, if it
-    can still be paid."""
+                   now: datetime.datetime, trade_type: str = "JSAPI") -> Optional[Order]:
+    """The payer's newest open order for this product, at this price, sign type and trade
+    type (one out_trade_no, one trade type), if it can still be paid."""
+    alive = Order.prepay_at.is_null(False)
+    if trade_type == "NATIVE":  # and only while its QR code still has time to be scanned
+        alive &= Order.prepay_at > now - CODE_URL_LIFETIME + REUSE_MARGIN
     return (Order.select()
-            .where((Order.openid == openid) & (Order.product_id == product_id)
+            .where(_owned_by(openid) & (Order.trade_type == trade_type) & alive
+                   & (Order.product_id == product_id)
                    & (Order.total_fee == total_fee) & (Order.sign_type == sign_type)
                    & (Order.state == PREPAID)
                    & Order.prepay_id.is_null(False) & (Order.expire_at > now + REUSE_MARGIN))
@@ -49,7 +61,7 @@ def check_open_limits(orders_settings, openid: str, client_ip: str,
     """Raise :class:`TooManyOpenOrders` when a new order would pass a limit."""
     open_now = (Order.state.in_(OPEN_STATES)) & (Order.expire_at > now)
     per_payer = orders_settings.max_open_per_payer
-    if per_payer and Order.select().where(open_now & (Order.openid == openid)).limit(
+    if per_payer and Order.select().where(open_now & _owned_by(openid)).limit(
             per_payer).count() >= per_payer:
         logger.warning("order refused: payer already has %d open orders "
                        "(orders.max_open_per_payer)", per_payer)

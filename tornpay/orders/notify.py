@@ -210,7 +210,7 @@ def _apply_once(ctx, order: OrderRef, fields: dict, remote_ip: str) -> bool:
             order.out_trade_no, transaction_id=fields["transaction_id"],
             time_end=fields.get("time_end"), bank_type=fields.get("bank_type"),
             cash_fee=int(cash_fee) if cash_fee and cash_fee.isdigit() else None,
-            source="notify", hooks=ctx.hooks)
+            source="notify", hooks=ctx.hooks, openid=fields.get("openid"))
         if paid is not None:
             _record(order.out_trade_no, remote_ip, ACCEPTED, "")
         else:

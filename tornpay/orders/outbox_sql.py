@@ -62,7 +62,7 @@ LEASE = Statement("lease", lambda: Delivery.update(lease_values()).where(
 # A delivery with its event and the order's plugin-visible columns, in one query.
 ORDER_COLUMNS = (Order.out_trade_no, Order.product_id, Order.openid, Order.total_fee,
                  Order.state, Order.transaction_id, Order.attach, Order.created_at,
-                 Order.paid_at)
+                 Order.paid_at, Order.trade_type)
 LOAD_COLUMNS = (Delivery.state, Delivery.plugin, Delivery.attempts, Event.id, Event.hook,
                 Event.payload, Event.out_trade_no) + ORDER_COLUMNS
 LOAD = Statement("load_delivery", lambda: (

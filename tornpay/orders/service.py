@@ -6,7 +6,7 @@ import logging
 import time
 from typing import Optional
 
-from tornpay.orders import limits, transitions
+from tornpay.orders import limits, tradetypes, transitions
 from tornpay.orders.events import OrderView
 from tornpay.protocol.errors import BusinessError, WeChatError
 from tornpay.protocol.ids import make_out_trade_no, nonce_str
@@ -28,18 +28,21 @@ RETRY_BACKOFF_SECONDS = 0.2
 class CheckoutError(Exception):
     """A checkout that cannot go on; ``message`` is safe to show to the payer."""
 
-    def __init__(self, message: str, status: int = 502, out_trade_no: Optional[str] = None):
-        super().__init__(message)
-        self.message = message
+    def __init__(self, message: str, status: int = 502, out_trade_no: Optional[str] = None,
+                 **params):
+        super().__init__(message % params if params else message)
+        self.message = message  # English, with %(name)s for params (pages translate it)
         self.status = status
         self.out_trade_no = out_trade_no
+        self.params = params
 
 
 class UnknownProduct(CheckoutError):
     """No plugin knows the product id."""
 
     def __init__(self, product_id: str):
-        super().__init__(f"There is no product {product_id!r} for sale here.", status=404)
+        super().__init__("There is no product %(product)s for sale here.", status=404,
+                         product=repr(product_id))
 
 
 # Every NOT NULL column of a new order: peewee's per-call INSERT building was
@@ -48,7 +51,8 @@ _NEW_ORDER_COLUMNS = (
     Order.out_trade_no, Order.product_id, Order.openid, Order.body, Order.attach,
     Order.total_fee, Order.fee_type, Order.sign_type, Order.state, Order.spbill_create_ip,
     Order.unified_request, Order.refunded_fee, Order.reserved_refund_fee, Order.check_attempts,
-    Order.created_at, Order.updated_at, Order.expire_at, Order.appid,
+    Order.created_at, Order.updated_at, Order.expire_at, Order.trade_type, Order.payer,
+    Order.appid,
 )
 _INSERT_ORDER = fastsql.Statement("insert_order", lambda: Order.insert(
     {column: param(column) for column in _NEW_ORDER_COLUMNS}))
@@ -68,10 +72,11 @@ async def resolve(ctx, product_id: str, openid: str) -> dict:
 
 
 def _unified_fields(ctx, out_trade_no: str, product: dict, openid: str, client_ip: str,
-                    now: datetime.datetime) -> dict:
+                    now: datetime.datetime, trade_type: str = tradetypes.JSAPI,
+                    product_id: str = "") -> dict:
     settings = ctx.settings
     expire = now + datetime.timedelta(minutes=settings.orders.expire_minutes)
-    return {
+    fields = {
         "body": product["body"],
         "attach": product.get("attach") or None,
         "out_trade_no": out_trade_no,
@@ -81,9 +86,9 @@ def _unified_fields(ctx, out_trade_no: str, product: dict, openid: str, client_i
         "time_start": beijing_stamp(now),
         "time_expire": beijing_stamp(expire),
         "notify_url": notify_url(settings),
-        "trade_type": "JSAPI",
-        "openid": openid,
     }
+    fields.update(tradetypes.extra_fields(settings, trade_type, product_id, openid))
+    return fields
 
 
 def notify_url(settings) -> str:
@@ -91,9 +96,13 @@ def notify_url(settings) -> str:
 
 
 async def create_order(ctx, product_id: str, openid: str, client_ip: str, *,
+                       trade_type: str = tradetypes.JSAPI, payer: str = "",
                        product: Optional[dict] = None, appid: str = "") -> Order:
     """Create an order for ``product_id`` paid by ``openid`` and get its prepay_id.
 
+    NATIVE and MWEB orders (SPEC §9) have no openid: ``payer`` (the signed
+    payer cookie's id) owns them; a JSAPI order's payer is its openid. The
+    returned row of an MWEB order carries the reply's ``mweb_url`` attribute.
     ``product`` (``body``, ``total_fee``, ``attach``) is a price an estate's own
     code computed (the Python API; never a browser's word), else
     ``resolve_product`` prices it. ``appid`` is a Mini Program's, else the
@@ -110,19 +119,21 @@ async def create_order(ctx, product_id: str, openid: str, client_ip: str, *,
     appid = appid or ctx.settings.wechat.appid
     now = datetime.datetime.now(datetime.timezone.utc)
     # No await from here to the INSERT: in one process the limits cannot be raced.
+    owner = payer or openid
     # Only a hook-priced order is offered again: an estate's own price is its own order.
-    existing = (limits.reusable_order(openid, product_id, product["total_fee"],
-                                      ctx.settings.wechat.sign_type, now.replace(tzinfo=None))
+    existing = (limits.reusable_order(owner, product_id, product["total_fee"],
+                                      ctx.settings.wechat.sign_type, now.replace(tzinfo=None),
+                                      trade_type)
                 if ctx.settings.orders.reuse_open_order and hook_priced else None)
     if existing is not None and (existing.appid or ctx.settings.wechat.appid) == appid:
         logger.info("order %s: still open for this payer and product; reused",
                     existing.out_trade_no)
         return existing
-    limits.check_open_limits(ctx.settings.orders, openid, client_ip, now.replace(tzinfo=None))
+    limits.check_open_limits(ctx.settings.orders, owner, client_ip, now.replace(tzinfo=None))
     sign_type = ctx.settings.wechat.sign_type
     out_trade_no = make_out_trade_no()
-    fields = dict(_unified_fields(ctx, out_trade_no, product, openid, client_ip, now),
-                  appid=appid)
+    fields = dict(_unified_fields(ctx, out_trade_no, product, openid, client_ip, now,
+                                  trade_type, product_id), appid=appid)
     body, _signed = ctx.pay_client.build_request(UNIFIED_ORDER_PATH, fields, sign_type)
     request_text = body.decode("utf-8")
     created = now.replace(tzinfo=None)
@@ -133,30 +144,44 @@ async def create_order(ctx, product_id: str, openid: str, client_ip: str, *,
         spbill_create_ip=client_ip, unified_request=request_text, refunded_fee=0,
         reserved_refund_fee=0, check_attempts=0, created_at=created, updated_at=created,
         expire_at=created + datetime.timedelta(minutes=ctx.settings.orders.expire_minutes),
-        appid=appid,
+        trade_type=trade_type, payer=owner, appid=appid,
     )
     with db.atomic():
         _INSERT_ORDER.execute(**values)
-    logger.info("order %s: created for product %s (%d fen, %s)", out_trade_no, product_id,
-                product["total_fee"], sign_type)
+    logger.info("order %s: created for product %s (%d fen, %s, %s)", out_trade_no, product_id,
+                product["total_fee"], sign_type, trade_type)
     reply = await _send_unified_order(ctx, out_trade_no, body)
     prepay_id = reply.get("prepay_id")
-    if not prepay_id:
-        transitions.record_error(out_trade_no, "unified order reply without prepay_id")
+    pay_url = _pay_url(trade_type, reply)
+    if not prepay_id or pay_url == "":
+        transitions.record_error(out_trade_no, "unified order reply without prepay_id "
+                                 "(or code_url / mweb_url)")
         raise CheckoutError("WeChat Pay did not return a payment session. Please try again.",
                             out_trade_no=out_trade_no)
-    if transitions.mark_prepaid(out_trade_no, prepay_id, request_text):
+    code_url = pay_url if trade_type == tradetypes.NATIVE else None
+    if transitions.mark_prepaid(out_trade_no, prepay_id, request_text, code_url=code_url):
         # The row is exactly what was inserted plus the PREPAID move: build it
         # here rather than read it back (a full-row SELECT cost a third of a
         # checkout's CPU, bench/README.md).
-        order = Order(**dict(values, state=PREPAID, prepay_id=prepay_id, prepay_at=utcnow()))
+        order = Order(**dict(values, state=PREPAID, prepay_id=prepay_id, prepay_at=utcnow(),
+                             code_url=code_url))
     else:
         # Already paid or closed meanwhile (a notify can beat the reply): the
         # pay page shows whatever state the order is in now.
         logger.info("order %s: prepay id arrived after the order moved on", out_trade_no)
         order = Order.get_by_id(out_trade_no)
+    order.mweb_url = pay_url if trade_type == tradetypes.MWEB else None
     await ctx.hooks.notify_order_created(OrderView.from_row(order))
     return order
+
+
+def _pay_url(trade_type: str, reply: dict) -> Optional[str]:
+    """NATIVE's code_url or MWEB's mweb_url ("" when the reply lacks it), None for JSAPI."""
+    if trade_type == tradetypes.NATIVE:
+        return reply.get("code_url") or ""
+    if trade_type == tradetypes.MWEB:
+        return reply.get("mweb_url") or ""
+    return None
 
 
 async def _send_unified_order(ctx, out_trade_no: str, body: bytes) -> dict:
@@ -179,12 +204,12 @@ async def _send_unified_order(ctx, out_trade_no: str, body: bytes) -> dict:
     logger.error("order %s: %s", out_trade_no, why)
     transitions.record_error(out_trade_no, why)
     if error.retryable:
-        message = (f"WeChat Pay is not answering right now ({code}). "
+        message = ("WeChat Pay is not answering right now (%(code)s). "
                    "Please try again in a minute.")
     else:
-        message = f"WeChat Pay refused to create the payment ({code})."
+        message = "WeChat Pay refused to create the payment (%(code)s)."
     # Chained: the Python and JSON APIs report WeChat's own err_code from it.
-    raise CheckoutError(message, out_trade_no=out_trade_no) from error
+    raise CheckoutError(message, out_trade_no=out_trade_no, code=code) from error
 
 
 # WeChat's prepay_id lives 2 hours (reference §4.2); refresh it a little before.
@@ -208,6 +233,18 @@ async def refresh_prepay_id(ctx, order) -> Order:
     refuses (paid or closed meanwhile) the order is checked with orderquery at
     once, so the caller sees its real state; :class:`CheckoutError` says why.
     """
+    await _reenter(ctx, order, "prepay_id")
+    logger.info("order %s: prepay id refreshed", order.out_trade_no)
+    return Order.get_by_id(order.out_trade_no)
+
+
+async def fresh_mweb_url(ctx, order) -> str:
+    """A new ``mweb_url`` (they live 5 minutes) for an MWEB order, by the same re-entry."""
+    return (await _reenter(ctx, order, "mweb_url"))["mweb_url"]
+
+
+async def _reenter(ctx, order, wanted: str) -> dict:
+    """Re-send the stored request; the reply must carry ``wanted`` and a storable prepay_id."""
     try:
         reply = await _send_unified_order(ctx, order.out_trade_no,
                                           order.unified_request.encode("utf-8"))
@@ -215,12 +252,16 @@ async def refresh_prepay_id(ctx, order) -> Order:
         await _check_now(ctx, order.out_trade_no)
         raise
     prepay_id = reply.get("prepay_id")
-    if not prepay_id or not transitions.mark_prepaid(order.out_trade_no, prepay_id,
-                                                     order.unified_request):
+    if not prepay_id or not reply.get(wanted) or not transitions.mark_prepaid(
+            order.out_trade_no, prepay_id, order.unified_request):
         raise CheckoutError("This payment session has expired. Please start again from the shop.",
                             status=410, out_trade_no=order.out_trade_no)
-    logger.info("order %s: prepay id refreshed", order.out_trade_no)
-    return Order.get_by_id(order.out_trade_no)
+    return reply
+
+
+async def check_once(ctx, out_trade_no: str) -> None:
+    """Ask WeChat (orderquery) about one order now; the answer is applied as a notify's."""
+    await _check_now(ctx, out_trade_no)
 
 
 async def _check_now(ctx, out_trade_no: str) -> None:
@@ -261,6 +302,7 @@ def order_json(order) -> dict:
         "product_id": order.product_id,
         "total_fee": order.total_fee,
         "state": order.state,
+        "trade_type": order.trade_type,
         "transaction_id": order.transaction_id,
         "created_at": _iso(order.created_at),
         "paid_at": _iso(order.paid_at),

@@ -81,6 +81,9 @@ _INSERT_DELIVERIES = fastsql.Family("insert_deliveries", lambda n: Delivery.inse
 _UPDATES = fastsql.Family("update_order", lambda key: Order.update(
     {getattr(Order, column): param(getattr(Order, column)) for column in key[0]}).where(
     (Order.out_trade_no == param(Order.out_trade_no, "_key")) & Order.state.in_(list(key[1]))))
+_SET_PAYER_OPENID = fastsql.Statement("set_payer_openid", lambda: Order.update(
+    openid=param(Order.openid)).where(
+    (Order.out_trade_no == param(Order.out_trade_no)) & (Order.openid == "")))
 _CLOSE_REASON = fastsql.Statement("close_reason", lambda: Order.select(Order.close_reason).where(
     Order.out_trade_no == param(Order.out_trade_no)))
 
@@ -92,11 +95,17 @@ def _update(out_trade_no: str, states: Iterable[str], **values: Any) -> bool:
     return stmt.rowcount(_key=out_trade_no, **values) == 1
 
 
-def mark_prepaid(out_trade_no: str, prepay_id: str, unified_request: str) -> bool:
-    """CREATED -> PREPAID after a unified order; on PREPAID just refresh the prepay_id."""
+def mark_prepaid(out_trade_no: str, prepay_id: str, unified_request: str,
+                 code_url: Optional[str] = None) -> bool:
+    """CREATED -> PREPAID after a unified order; on PREPAID just refresh the prepay_id.
+
+    A NATIVE order also stores its ``code_url`` (the QR code's text).
+    """
+    extra = {"code_url": code_url} if code_url else {}
     with db.atomic():
         won = _update(out_trade_no, (CREATED, PREPAID), state=PREPAID, prepay_id=prepay_id,
-                      prepay_at=utcnow(), unified_request=unified_request, last_error=None)
+                      prepay_at=utcnow(), unified_request=unified_request, last_error=None,
+                      **extra)
     if not won:
         logger.warning("order %s: prepay id not stored (order missing or no longer payable)",
                        out_trade_no)
@@ -117,7 +126,7 @@ def _paid_at(time_end: Optional[str], now: datetime.datetime) -> datetime.dateti
 
 def mark_paid(out_trade_no: str, *, transaction_id: str, time_end: Optional[str],
               bank_type: Optional[str], cash_fee: Optional[int], source: str,
-              hooks: Hooks) -> bool:
+              hooks: Hooks, openid: Optional[str] = None) -> bool:
     """-> PAID from CREATED, PREPAID, CLOSED or PAYERROR, with an ``on_paid`` event.
 
     The caller has verified the payment (signature, appid, mch_id, amount).
@@ -126,7 +135,7 @@ def mark_paid(out_trade_no: str, *, transaction_id: str, time_end: Optional[str]
     with db.atomic():
         paid = pay_in_transaction(out_trade_no, transaction_id=transaction_id, time_end=time_end,
                                   bank_type=bank_type, cash_fee=cash_fee, hooks=hooks,
-                                  source=source)
+                                  source=source, openid=openid)
     if paid is not None:
         log_paid(out_trade_no, source, *paid)
     return paid is not None
@@ -134,7 +143,8 @@ def mark_paid(out_trade_no: str, *, transaction_id: str, time_end: Optional[str]
 
 def pay_in_transaction(out_trade_no: str, *, transaction_id: str, time_end: Optional[str],
                        bank_type: Optional[str], cash_fee: Optional[int], hooks: Hooks,
-                       source: str = "notify") -> Optional[Tuple[str, Optional[str]]]:
+                       source: str = "notify",
+                       openid: Optional[str] = None) -> Optional[Tuple[str, Optional[str]]]:
     """``mark_paid``'s work, for a caller already inside ``db.atomic()``.
 
     Returns None if the order was not payable (another caller won), else
@@ -148,6 +158,9 @@ def pay_in_transaction(out_trade_no: str, *, transaction_id: str, time_end: Opti
                   paid_at=_paid_at(time_end, now), last_error=None, updated_at=now)
     if not won:
         return None
+    if openid:
+        # NATIVE and MWEB orders learn their payer only now (SPEC §9): keep it.
+        _SET_PAYER_OPENID.execute(out_trade_no=out_trade_no, openid=openid)
     event_id = write_event(out_trade_no, "on_paid", {"source": source}, hooks, now=now)
     # close_reason survives the payment, so it tells us we had closed it.
     row = _CLOSE_REASON.one(out_trade_no=out_trade_no)
@@ -208,7 +221,8 @@ def apply_trade_state(out_trade_no: str, query_fields: Mapping[str, Any], hooks:
             return "AMOUNT_MISMATCH"
         mark_paid(out_trade_no, transaction_id=query_fields.get("transaction_id"),
                   time_end=query_fields.get("time_end"), bank_type=query_fields.get("bank_type"),
-                  cash_fee=query_fields.get("cash_fee"), source="orderquery", hooks=hooks)
+                  cash_fee=query_fields.get("cash_fee"), source="orderquery", hooks=hooks,
+                  openid=query_fields.get("openid"))
     elif trade_state in ("CLOSED", "REVOKED"):
         mark_closed(out_trade_no, "closed", hooks=hooks)
     elif trade_state == "PAYERROR":

@@ -12,8 +12,10 @@ from tornpay.simulator.cashier import CashierHandler, JsBridgeHandler
 from tornpay.simulator.config import SimulatorConfig
 from tornpay.simulator.control import ControlHandler
 from tornpay.simulator.dashboard import DashboardHandler
+from tornpay.simulator.h5native import CHECKMWEB_PATH
 from tornpay.simulator.miniprogram import miniprogram_routes
 from tornpay.simulator.oauth import AccessTokenHandler, AuthorizeHandler
+from tornpay.simulator.phonepages import CheckMwebHandler, ScanHandler
 from tornpay.simulator.payapi import (
     CloseOrderHandler, GetSignKeyHandler, OrderQueryHandler, UnifiedOrderHandler,
 )
@@ -52,6 +54,8 @@ def simulator_routes(state: SimulatorState, prefix: str = "/_sim") -> List[URLSp
         URLSpec(p + "/jsbridge.js", JsBridgeHandler, dict(kw, base=p)),
         URLSpec(p + r"/cashier/(check|pay)", CashierHandler, dict(kw)),
         URLSpec(p + r"/control/(.+)", ControlHandler, dict(kw)),
+        URLSpec(p + "/scan", ScanHandler, dict(kw)),  # NATIVE: the test phone scans
+        URLSpec(p + CHECKMWEB_PATH, CheckMwebHandler, dict(kw)),  # MWEB's cashier
         URLSpec(p + "/", DashboardHandler, dict(kw), name="tornpay-simulator-dashboard"),
     ]
     routes += miniprogram_routes(p, state)

@@ -65,6 +65,7 @@ class SimulatorConfig:
     # The simulator's own public base URL (bridge script, cashier); "" = where the script
     # was loaded from. Never the request's Host header.
     public_url: str = ""
+    h5_domains: List[str] = field(default_factory=list)  # MWEB Referer hosts; empty: own host
 
     @classmethod
     def single(cls, appid: str, app_secret: str, mch_id: str, api_key: str,
@@ -93,6 +94,10 @@ class SimulatorConfig:
         kwargs.setdefault("oauth_domains", list(getattr(sim, "oauth_domains", None) or [])
                           or [urlsplit(server.public_url).hostname or ""])
         kwargs.setdefault("public_url", public_base_url(settings))
+        h5 = list(getattr(settings.simulator, "h5_domains", None) or [])
+        if not h5:  # the merchant's pages live on public_url's host (SPEC §9)
+            h5 = [urlsplit(settings.server.public_url).hostname or ""]
+        kwargs.setdefault("h5_domains", h5)
         config = cls.single(
             wechat.appid, wechat.app_secret, wechat.mch_id, wechat.api_key,
             pay_directories=dirs, **kwargs,

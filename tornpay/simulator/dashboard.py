@@ -3,6 +3,8 @@
 import tornado.web
 from tornado.escape import xhtml_escape as esc
 
+from tornpay.i18n import HTML_LANG
+from tornpay.simulator.phonepages import page_locale
 from tornpay.simulator.records import dashed_time
 from tornpay.simulator.state import SimulatorState
 
@@ -44,7 +46,7 @@ class DashboardHandler(tornado.web.RequestHandler):
     def get(self) -> None:
         s = self.state
         orders = "".join(
-            f"<tr><td>{esc(o.out_trade_no)}</td><td>{esc(o.trade_state)}</td>"
+            f"<tr><td>{esc(o.out_trade_no)}</td><td>{esc(o.trade_state)} {esc(o.trade_type)}</td>"
             f"<td>{o.total_fee}</td><td>{esc(o.body)}</td><td>{esc(o.openid)}</td>"
             f"<td>{esc(o.transaction_id)}</td><td>{esc(o.notify_status)}{_warning(o)}</td>"
             f"<td>{_attempts(o.notifies)}</td></tr>"
@@ -56,20 +58,24 @@ class DashboardHandler(tornado.web.RequestHandler):
             f"<td>{_attempts(r.notifies)}</td></tr>"
             for r in s.refunds.values()
         )
+        locale = page_locale(self.request)
+        _ = locale.translate
+        clock = _("Simulator clock: %(time)s (Beijing)") % {"time": esc(dashed_time(s.now()))}
         self.set_header("Content-Type", "text/html; charset=utf-8")
         self.finish(
-            "<!doctype html><html><head><meta charset='utf-8'>"
+            f"<!doctype html><html lang='{HTML_LANG[locale.code]}'><head><meta charset='utf-8'>"
             "<meta name='viewport' content='width=device-width, initial-scale=1'>"
             "<title>tornpay SIMULATOR</title>"
             f"<style>{STYLE}</style></head><body>"
-            "<div class='banner' id='tornpay-simulator-banner'>SIMULATOR — not WeChat, no real "
-            "money</div>"
-            f"<p style='margin:8px'>Simulator clock: {esc(dashed_time(s.now()))} (Beijing)</p>"
-            "<h2 style='margin:8px'>Orders</h2><div class='scroll'><table>"
+            "<div class='banner' id='tornpay-simulator-banner'>SIMULATOR — "
+            f"{_('not WeChat, no real money')}</div>"
+            f"<p style='margin:8px'>{clock} &middot; <a href='scan' id='tornpay-sim-scan-link'>"
+            f"{_('Scan a WeChat Pay QR code')}</a></p>"
+            f"<h2 style='margin:8px'>{_('Orders')}</h2><div class='scroll'><table>"
             "<tr><th>out_trade_no</th><th>state</th>"
             "<th>fen</th><th>body</th><th>openid</th><th>transaction_id</th><th>notify</th>"
             f"<th>attempts (reply)</th></tr>{orders}</table></div>"
-            "<h2 style='margin:8px'>Refunds</h2><div class='scroll'><table>"
+            f"<h2 style='margin:8px'>{_('Refund records')}</h2><div class='scroll'><table>"
             "<tr><th>out_refund_no</th>"
             "<th>out_trade_no</th><th>fen</th><th>status</th><th>notify</th>"
             f"<th>attempts (reply)</th></tr>{refunds}</table></div></body></html>"

@@ -6,8 +6,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import tornado.web
 from tornado.escape import xhtml_escape
 
+from tornpay.i18n import HTML_LANG
 from tornpay.simulator.consent import PAGE_STYLE, consent_page
 from tornpay.simulator.oauthtokens import TOKEN_TTL, AccessToken
+from tornpay.simulator.phonepages import page_locale
 from tornpay.simulator.state import SimulatorState
 from tornpay.simulator.userinfo import SnsApiHandler
 
@@ -95,15 +97,19 @@ class AuthorizeHandler(tornado.web.RequestHandler):
                 f'href="{xhtml_escape(href)}">{xhtml_escape(user.name)}</a> '
                 f'<small>{xhtml_escape(user.openid)}</small></li>'
             )
+        locale = page_locale(self.request)
+        _ = locale.translate
         self.set_header("Content-Type", "text/html; charset=utf-8")
         self.finish(
-            "<!doctype html><html><head><meta charset='utf-8'>"
+            f"<!doctype html><html lang='{HTML_LANG[locale.code]}'><head><meta charset='utf-8'>"
             "<meta name='viewport' content='width=device-width, initial-scale=1'>"
             "<link rel='icon' href='data:,'>"
             f"<title>微信授权 (SIMULATOR)</title><style>{AUTHORIZE_STYLE}</style>"
-            "</head><body><div class='banner'>SIMULATOR &middot; WeChat sign-in</div><main>"
-            f"<h1>Sign in with WeChat</h1><p>App <code>{xhtml_escape(appid)}</code> asks for "
-            f"<code>{xhtml_escape(scope)}</code>. Choose a test user:</p>"
+            f"</head><body><div class='banner'>SIMULATOR &middot; {_('WeChat sign-in')}</div>"
+            f"<main><h1>{_('Sign in with WeChat')}</h1><p>"
+            + _("App %(appid)s asks for %(scope)s. Choose a test user:") % {
+                "appid": f"<code>{xhtml_escape(appid)}</code>",
+                "scope": f"<code>{xhtml_escape(scope)}</code>"} + "</p>"
             f"<ul>{''.join(items)}</ul></main></body></html>"
         )
 

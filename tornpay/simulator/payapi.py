@@ -4,6 +4,7 @@ import logging
 import re
 from typing import Dict
 
+from tornpay.simulator import h5native
 from tornpay.simulator.notifyfields import coupon_fields
 from tornpay.simulator.notifyurl import notify_url_refusal, notify_url_warning
 from tornpay.simulator.records import Order, parse_compact_time
@@ -63,8 +64,10 @@ class UnifiedOrderHandler(PayApiHandler):
             raise SimulatorError("INVALID_REQUEST", "trade_type参数格式错误")
         if p["trade_type"] == "JSAPI" and not p.get("openid"):
             raise ProtocolFail("JSAPI支付必须传openid")
-        if p["trade_type"] != "JSAPI":
-            raise SimulatorError("NOAUTH", "商户无此接口权限（模拟器仅支持JSAPI）")
+        if p["trade_type"] in ("NATIVE", "MWEB"):
+            h5native.check_request(p)
+        elif p["trade_type"] != "JSAPI":
+            raise SimulatorError("NOAUTH", "商户无此接口权限（模拟器不支持APP支付）")
         self._check_fields(p)
         state = self.state
         order = state.order(call.mch_id, p["out_trade_no"])
@@ -86,9 +89,18 @@ class UnifiedOrderHandler(PayApiHandler):
             if first is not None:
                 await first
         payload = {"prepay_id": order.prepay_id, "trade_type": order.trade_type}
+        payload.update(h5native.reply_fields(state, order, p, self._public_base()))
         if p.get("device_info"):
             payload = dict({"device_info": p["device_info"]}, **payload)
         return payload
+
+    def _public_base(self) -> str:
+        """Where the payer's browser reaches the simulator (checkmweb links are built on it)."""
+        configured = self.state.config.public_url.rstrip("/")
+        if configured:
+            return configured
+        base = self.request.path.rsplit("/pay/unifiedorder", 1)[0].replace("/sandboxnew", "")
+        return f"{self.request.protocol}://{self.request.host}{base}"
 
     def _check_fields(self, p: Dict[str, str]) -> None:
         if len(p["body"].encode("utf-8")) > 128:
@@ -100,7 +112,8 @@ class UnifiedOrderHandler(PayApiHandler):
         refusal = notify_url_refusal(p["notify_url"])
         if refusal:
             raise SimulatorError("INVALID_REQUEST", refusal)
-        if self.state.config.strict_openid and not self.state.config.user(p["openid"]):
+        if self.state.config.strict_openid and p.get("openid") and \
+                not self.state.config.user(p["openid"]):
             raise ProtocolFail("appid和openid不匹配")
 
     def _create(self, call: Call, compared: Dict[str, str], total_fee: int) -> Order:
@@ -116,7 +129,7 @@ class UnifiedOrderHandler(PayApiHandler):
         order = Order(
             mch_id=call.mch_id, appid=call.appid, out_trade_no=p["out_trade_no"],
             request=compared, sign_type=call.sign_type, created_at=state.now(),
-            total_fee=total_fee, openid=p["openid"], notify_url=p["notify_url"], body=p["body"],
+            total_fee=total_fee, openid=p.get("openid", ""), notify_url=p["notify_url"], body=p["body"],
             attach=p.get("attach", ""), device_info=p.get("device_info", ""),
             trade_type=p["trade_type"], time_expire=expire,
         )

@@ -5,6 +5,10 @@
   var blob = document.getElementById("tornpay-jsapi");
   if (!root || !blob) { return; }
   var params = JSON.parse(blob.textContent);
+  var textsEl = document.getElementById("tornpay-texts");
+  var texts = textsEl ? JSON.parse(textsEl.textContent) : {};
+  // The page's language: the server puts the translated texts in a JSON island.
+  function T(english) { return texts[english] || english; }
   var statusEl = document.getElementById("tornpay-status");
   var button = document.getElementById("tornpay-pay-button");
   var pollUrl = root.getAttribute("data-poll-url");
@@ -29,29 +33,21 @@
   // "ok" from the bridge is only a hint (WeChat says it is not reliable):
   // the order counts as paid when the server says so.
   function poll(n) {
-    var xhr = new XMLHttpRequest();
-    xhr.open("GET", pollUrl, true);
-    xhr.setRequestHeader("Accept", "application/json");
-    xhr.onload = function () {
-      var order = null;
-      try { order = JSON.parse(xhr.responseText); } catch (e) { order = null; }
-      var state = order && order.state;
-      if (state === "PAID" || state === "PARTIAL_REFUNDED" || state === "REFUNDED") {
-        show("Paid. Thank you!", "paid");
+    window.tornpayOrderState(pollUrl, function (state) {
+      if (state === "paid") {
+        show(T("Paid. Thank you!"), "paid");
         window.location.href = successUrl;
-      } else if (state === "CLOSED" || state === "PAYERROR") {
-        show("This order was closed; nothing was charged.", "cancelled");
+      } else if (state === "closed") {
+        show(T("This order was closed; nothing was charged."), "cancelled");
       } else {
         again(n);
       }
-    };
-    xhr.onerror = function () { again(n); };
-    xhr.send();
+    });
   }
 
   function again(n) {
     if (n + 1 >= POLL_LIMIT) {
-      show("WeChat has not confirmed the payment yet. Check again in a moment on the result page.");
+      show(T("WeChat has not confirmed the payment yet. Check again in a moment on the result page."));
       window.location.href = successUrl;
       return;
     }
@@ -61,24 +57,24 @@
   function pay() {
     if (busy) { return; }
     if (typeof window.WeixinJSBridge === "undefined") {
-      show("Please open this page in WeChat to pay.", "failed");
+      show(T("Please open this page in WeChat to pay."), "failed");
       return;
     }
     busy = true;
     button.disabled = true;
-    show("Waiting for WeChat Pay\u2026");
+    show(T("Waiting for WeChat Pay\u2026"));
     window.WeixinJSBridge.invoke("getBrandWCPayRequest", params, function (res) {
       var msg = (res && res.err_msg) || "";
       if (msg === "get_brand_wcpay_request:ok") {
-        show("Confirming your payment\u2026");
+        show(T("Confirming your payment\u2026"));
         poll(0);
       } else if (msg === "get_brand_wcpay_request:cancel") {
-        show("Payment cancelled.", "cancelled");
-        offer("Pay again");
+        show(T("Payment cancelled."), "cancelled");
+        offer(T("Pay again"));
       } else {
-        show("Payment failed: " + ((res && (res.err_desc || res.errMsg)) || msg || "unknown error"),
+        show(T("Payment failed: ") + ((res && (res.err_desc || res.errMsg)) || msg || "unknown error"),
              "failed");
-        offer("Try again");
+        offer(T("Try again"));
       }
     });
   }
@@ -95,7 +91,7 @@
     document.addEventListener("WeixinJSBridgeReady", onBridgeReady, false);
     setTimeout(function () {
       if (!bridgeReady) {
-        show("Please open this page in WeChat to pay.", "failed");
+        show(T("Please open this page in WeChat to pay."), "failed");
       }
     }, BRIDGE_WAIT_MS);
   } else {

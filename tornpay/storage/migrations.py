@@ -74,6 +74,23 @@ MIGRATIONS.append((6, "order trade_type; operators, sign-in failures, audit, dai
                    _console_and_bills))
 
 
+def _add_payer_and_code_url(migrator: SchemaMigrator, db: peewee.Database) -> None:
+    from playhouse.migrate import migrate
+
+    # trade_type itself came with step 6. Idempotent, like step 6.
+    have = {c.name for c in db.get_columns("tornpay_order")}
+    wanted = (("payer", peewee.CharField(max_length=128, default="")),
+              ("code_url", peewee.CharField(max_length=256, null=True)))
+    migrate(*[migrator.add_column("tornpay_order", name, field)
+              for name, field in wanted if name not in have])
+    if "payer" not in have:  # every order so far was JSAPI, owned by its openid
+        db.execute_sql("UPDATE tornpay_order SET payer = openid")
+
+
+MIGRATIONS.append((7, "order payer and code_url (NATIVE and MWEB orders, SPEC §9)",
+                   _add_payer_and_code_url))
+
+
 def _add_order_appid(migrator: SchemaMigrator, db: peewee.Database) -> None:
     from playhouse.migrate import migrate
 

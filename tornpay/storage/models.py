@@ -74,6 +74,11 @@ class Order(BaseModel):
     # the reconciler closes it there from this time on, then clears it.
     # (Indexed: storage.db builds indexes after the migration steps have run.)
     close_at_wechat_after = peewee.DateTimeField(null=True, index=True)
+    # SPEC §9 (migration 7; trade_type came with migration 6): who owns the
+    # order (the openid for JSAPI, the signed payer cookie's id for NATIVE and
+    # MWEB) and the NATIVE QR code's text, valid 2 hours from prepay_at.
+    payer = peewee.CharField(max_length=128, default="", index=True)
+    code_url = peewee.CharField(max_length=256, null=True)
     # The appid the order was made with (migration 10): the Official Account's,
     # or the Mini Program's; its notify must carry the same one. "" on rows
     # older than the column means the Official Account's.

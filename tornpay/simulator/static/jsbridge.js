@@ -32,6 +32,8 @@
     return node;
   }
 
+  // The sheet speaks the page's language (its <html lang>), like WeChat's follows the phone.
+  var ZH = /^zh/i.test((document.documentElement && document.documentElement.lang) || "");
   var BUTTON = "display:block;width:100%;margin-top:8px;padding:12px;font-size:17px;border:0;border-radius:6px;";
 
   function showSheet(order, onPay, onCancel) {
@@ -40,14 +42,14 @@
       "justify-content:center;font-family:sans-serif"});
     var box = el("div", {style: "background:#fff;width:100%;max-width:420px;padding:16px;" +
       "border-radius:12px 12px 0 0;text-align:center;box-sizing:border-box"});
-    box.appendChild(el("div", {style: "color:#c00;font-weight:bold"}, "SIMULATOR \u00b7 WeChat Pay"));
+    box.appendChild(el("div", {style: "color:#c00;font-weight:bold"}, "SIMULATOR \u00b7 " + (ZH ? "\u5fae\u4fe1\u652f\u4ed8" : "WeChat Pay")));
     box.appendChild(el("div", {id: "tornpay-sim-body", style: "margin-top:8px"}, order.body));
     box.appendChild(el("div", {id: "tornpay-sim-amount", style: "font-size:32px;margin:12px 0"},
       "\u00a5" + (order.total_fee / 100).toFixed(2)));
     var pay = el("button", {id: "tornpay-sim-pay", type: "button",
-      style: BUTTON + "background:#07c160;color:#fff"}, "Pay");
+      style: BUTTON + "background:#07c160;color:#fff"}, ZH ? "\u652f\u4ed8" : "Pay");
     var cancel = el("button", {id: "tornpay-sim-cancel", type: "button",
-      style: BUTTON + "background:#eee;color:#333"}, "Cancel");
+      style: BUTTON + "background:#eee;color:#333"}, ZH ? "\u53d6\u6d88" : "Cancel");
     box.appendChild(pay);
     box.appendChild(cancel);
     overlay.appendChild(box);
