@@ -7,6 +7,7 @@ payer cookie, and then every POST needs the XSRF header. No price is ever read
 from a request: ``resolve_product`` prices every order.
 """
 
+import hmac
 import json
 import logging
 from typing import Optional, Tuple
@@ -14,9 +15,10 @@ from typing import Optional, Tuple
 import tornado.web
 
 from tornpay import errors
-from tornpay.handlers.base import OPENID_COOKIE, BaseHandler
+from tornpay.handlers.base import OPENID_COOKIE, PAYER_COOKIE, BaseHandler
+from tornpay.handlers.checkout import OrderCreatingHandler
 from tornpay.handlers.pay import OUT_TRADE_NO
-from tornpay.orders import cancel, place
+from tornpay.orders import cancel, place, tradetypes
 from tornpay.orders.service import order_json
 from tornpay.protocol.errors import WeChatError
 from tornpay.protocol.ids import is_valid_out_trade_no
@@ -82,23 +84,35 @@ class ApiHandler(BaseHandler):
             raise ApiError(400, "invalid_request", "body must be a JSON object")
         return data
 
-    def payer(self, *, posting: bool) -> Tuple[str, str]:
-        """``(openid, how)``: from the bearer payer token, else the cookie (XSRF on POST)."""
+    def token_payer(self) -> Optional[str]:
+        """A Mini Program's openid from ``Authorization: Bearer <payer_token>``, if sent."""
         token = self._bearer()
-        if token is not None:
-            openid = tornado.web.decode_signed_value(
-                self.ctx.settings.server.cookie_secret, PAYER_TOKEN, token,
-                max_age_days=TOKEN_MAX_AGE_DAYS)
-            if not openid:
-                raise ApiError(401, "not_signed_in", "payer token invalid or expired")
-            return openid.decode("utf-8"), "token"
-        openid = self.get_tp_cookie(OPENID_COOKIE)
+        if token is None:
+            return None
+        openid = tornado.web.decode_signed_value(
+            self.ctx.settings.server.cookie_secret, PAYER_TOKEN, token,
+            max_age_days=TOKEN_MAX_AGE_DAYS)
         if not openid:
-            raise ApiError(401, "not_signed_in", "no payer: sign in through WeChat first, or "
-                           "send a Mini Program code")
+            raise ApiError(401, "not_signed_in", "payer token invalid or expired")
+        return openid.decode("utf-8")
+
+    def cookie_payer(self, trade_type: str, *, posting: bool, create: bool = False) -> str:
+        """The payer of a browser: the openid cookie (JSAPI) or the payer cookie (NATIVE, MWEB).
+
+        A cookie travels by itself, so every POST that relies on one needs the XSRF header.
+        """
         if posting:
             self.check_xsrf()
-        return openid, "cookie"
+        if trade_type == place.JSAPI:
+            who = self.get_tp_cookie(OPENID_COOKIE)
+        elif create:
+            who = OrderCreatingHandler.payer_id(self)  # made and set on first use
+        else:
+            who = self.get_tp_cookie(PAYER_COOKIE)
+        if not who:
+            raise ApiError(401, "not_signed_in", "no payer: sign in through WeChat first, or "
+                           "send a Mini Program code")
+        return who
 
     def check_xsrf(self) -> None:
         try:
@@ -117,12 +131,20 @@ class ApiHandler(BaseHandler):
         return value.strip()
 
     def owned(self, out_trade_no: str, *, posting: bool) -> Order:
-        openid, _ = self.payer(posting=posting)
         order = Order.get_or_none(Order.out_trade_no == out_trade_no) \
             if is_valid_out_trade_no(out_trade_no) else None
+        token_openid = self.token_payer()
         if order is None:
+            if token_openid is None:
+                self.cookie_payer(place.JSAPI, posting=posting)  # XSRF first, as for any order
             raise errors.OrderNotFound("there is no such order", out_trade_no)
-        if order.openid != openid:
+        if token_openid is not None:
+            who, owner = token_openid, order.openid
+        elif order.trade_type == place.JSAPI:
+            who, owner = self.cookie_payer(place.JSAPI, posting=posting), order.openid
+        else:  # NATIVE and MWEB: the browser that started them (SPEC §9)
+            who, owner = self.cookie_payer(order.trade_type, posting=posting), order.payer
+        if not hmac.compare_digest(who, owner or "\0"):
             # Same answer for every other payer: nothing about the order leaks.
             raise ApiError(403, "not_owner", "this order belongs to another payer")
         return order
@@ -164,8 +186,10 @@ class OrdersHandler(ApiHandler):
             token = tornado.web.create_signed_value(
                 self.ctx.settings.server.cookie_secret, PAYER_TOKEN, openid).decode("ascii")
         else:
-            openid, how = self.payer(posting=True)
-            trade_type = self._trade_type(how, data.get("trade_type"))
+            openid = self.token_payer()
+            trade_type = self._trade_type(openid is not None, data.get("trade_type"))
+            if openid is None:
+                openid = self.cookie_payer(trade_type, posting=True, create=True)
         order = await place.place_order(self.ctx, payer=openid, trade_type=trade_type,
                                         product_id=product_id, client_ip=self.client_ip())
         answer = self.order_data(order, with_params=True)
@@ -173,16 +197,23 @@ class OrdersHandler(ApiHandler):
             answer["payer_token"] = token
         self.send(answer, 201)
 
-    def _trade_type(self, how: str, asked) -> str:
-        """A payer token is a Mini Program's openid; the openid cookie an Official Account's."""
+    def _trade_type(self, by_token: bool, asked) -> str:
+        """A payer token pays MINIPROGRAM orders; a browser the types of SPEC §9 (by its UA)."""
         if asked is not None and not isinstance(asked, str):
             raise ApiError(400, "invalid_request", "trade_type must be a string")
-        natural = place.MINIPROGRAM if how == "token" else place.JSAPI
-        trade_type = asked or natural
+        enabled = place.enabled_trade_types(self.ctx.settings)
+        if by_token:
+            trade_type = asked or place.MINIPROGRAM
+        elif asked:
+            trade_type = asked
+        else:
+            trade_type = tradetypes.choose(self.request.headers.get("User-Agent", ""), None,
+                                           [t for t in enabled if t != place.MINIPROGRAM]
+                                           or [place.JSAPI])
         place.check_trade_type(self.ctx.settings, trade_type)
-        if trade_type != natural:
-            raise ApiError(400, "invalid_request", f"this payer cannot pay {trade_type} "
-                           f"orders (a payer {how} pays {natural})")
+        if (trade_type == place.MINIPROGRAM) != by_token:
+            raise ApiError(400, "invalid_request", "MINIPROGRAM orders are for a Mini Program "
+                           "(a code or its payer token), and only those")
         return trade_type
 
     async def _miniprogram_payer(self, code, data: dict) -> Tuple[str, str]:

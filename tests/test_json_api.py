@@ -1,5 +1,6 @@
-"""The JSON API for browser front ends: create, read, cancel; ownership, XSRF, stable error codes."""
+"""The JSON API for browser front ends: create, read, cancel; owners, XSRF, stable error codes."""
 
+import asyncio
 import json
 
 import pytest
@@ -126,3 +127,67 @@ async def test_open_order_limit_and_reuse(alice):
     status, refused = await create(alice, "coach-205")
     assert (status, error_code(refused)) == (429, "too_many_open_orders")
     assert Order.select().count() == 1
+
+
+ANY_BROWSER = {"plugins": ["tornpay.plugins.catalog"],
+               "orders": {"trade_types": ["JSAPI", "NATIVE", "MWEB"]}}
+PHONE_UA = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148 Safari/604.1"
+DESKTOP_UA = "Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0 Safari/537.36"
+WECHAT_UA = PHONE_UA + " MicroMessenger/8.0.44"
+
+
+@pytest.mark.parametrize("tp_overrides", [ANY_BROWSER])
+@pytest.mark.gen_test(timeout=30)
+async def test_native_order_owned_by_the_payer_cookie(http_client, base_url, tp_overrides):
+    desktop = ApiBrowser(http_client, base_url)
+    session = await desktop.session()
+    assert session["trade_types"] == ["JSAPI", "NATIVE", "MWEB"] and not session["signed_in"]
+    status, answer = await desktop.api("POST", "/orders", {"product_id": "coach-205"},
+                                       headers={"User-Agent": DESKTOP_UA})
+    assert status == 201, answer
+    assert answer["trade_type"] == "NATIVE" and answer["total_fee"] == 9900
+    assert answer["pay_params"]["code_url"].startswith("weixin://wxpay/bizpayurl?pr=")
+    assert "tornpay_payer" in desktop.cookies
+    number = answer["out_trade_no"]
+    row = Order.get_by_id(number)
+    assert (row.trade_type, row.openid, row.code_url) == ("NATIVE", "",
+                                                          answer["pay_params"]["code_url"])
+    other = ApiBrowser(http_client, base_url)
+    await other.session()
+    status, refused = await other.api("POST", "/orders", {"product_id": "coach-101",
+                                                          "trade_type": "NATIVE"})
+    assert status == 201  # another browser, another payer cookie, its own order
+    status, refused = await other.api("GET", f"/orders/{number}")
+    assert (status, error_code(refused)) == (403, "not_owner")
+    await http_client.fetch(base_url + "/_sim/control/pay", method="POST",
+                            body=json.dumps({"out_trade_no": number}))
+    for _ in range(250):
+        status, order = await desktop.api("GET", f"/orders/{number}")
+        if order["state"] == "PAID":
+            break
+        await asyncio.sleep(0.02)
+    assert (status, order["state"], order["trade_type"]) == (200, "PAID", "NATIVE")
+
+
+@pytest.mark.parametrize("tp_overrides", [ANY_BROWSER])
+@pytest.mark.gen_test(timeout=30)
+async def test_trade_type_follows_the_browser_and_mweb_gets_its_url(
+        http_client, base_url, tp_overrides, tp_settings):
+    phone = ApiBrowser(http_client, base_url)
+    await phone.session()
+    status, answer = await phone.api("POST", "/orders", {"product_id": "coach-101"},
+                                     headers={"User-Agent": PHONE_UA})
+    assert status == 201 and answer["trade_type"] == "MWEB", answer
+    assert "mweb_url" in answer["pay_params"] and answer["pay_params"]["mweb_url"]
+    assert Order.get_by_id(answer["out_trade_no"]).spbill_create_ip == "127.0.0.1"
+    # Asked again: the open order is offered again, with a fresh mweb_url.
+    status, again = await phone.api("POST", "/orders", {"product_id": "coach-101"},
+                                    headers={"User-Agent": PHONE_UA})
+    assert again["out_trade_no"] == answer["out_trade_no"] and again["pay_params"]["mweb_url"]
+    in_wechat = ApiBrowser(http_client, base_url)
+    in_wechat.set_openid(tp_settings, ALICE)
+    await in_wechat.session()
+    status, answer = await in_wechat.api("POST", "/orders", {"product_id": "coach-101"},
+                                         headers={"User-Agent": WECHAT_UA})
+    assert status == 201 and answer["trade_type"] == "JSAPI"
+    assert set(answer["pay_params"]) >= {"appId", "paySign"}

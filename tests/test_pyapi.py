@@ -1,4 +1,4 @@
-"""The Python API from an embedding estate: create (product, estate price), pay, query, refund, close."""
+"""The Python API from an embedding estate: create (product, own price), pay, query, refund, close."""
 
 import json
 import types
@@ -14,8 +14,8 @@ from tornpay.storage.models import Event, Order
 
 OVERRIDES = {
     # Closing needs an order older than WeChat's minimum age: none here, in both places.
-    "orders": {"min_close_age_seconds": 0},
     "simulator": {"close_min_age_seconds": 0},
+    "orders": {"min_close_age_seconds": 0, "trade_types": ["JSAPI", "NATIVE", "MWEB"]},
 }
 
 
@@ -197,3 +197,21 @@ async def test_json_api_in_an_estate_with_xsrf_cookies(http_client, base_url, es
         body=json.dumps({"product_id": "coach-101"}),
         headers={"Cookie": f"tornpay_openid={cookie}; _xsrf=00112233", "X-XSRFToken": "00112233"})
     assert response.code == 201 and json.loads(response.body)["state"] == "PREPAID"
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_native_and_mweb_from_an_estate(http_client, base_url, estate):
+    tp, rec = estate.tp, estate.recorder
+    native = await tp.create_order(product_id="coach-101", payer="estate-user-7",
+                                   trade_type="NATIVE", client_ip="10.0.0.7")
+    assert native.trade_type == "NATIVE" and native.openid == ""
+    assert native.pay_params["code_url"].startswith("weixin://wxpay/bizpayurl?pr=")
+    mweb = await tp.create_order(payer="estate-user-7", trade_type="MWEB", body="Basket",
+                                 total_fee=300, client_ip="10.0.0.7")
+    assert mweb.pay_params["mweb_url"] and Order.get_by_id(mweb.out_trade_no).payer == \
+        "estate-user-7"
+    await sim_pay(http_client, base_url, native.out_trade_no)
+    await wait_for(lambda: rec.of("paid", native.out_trade_no), timeout=10)
+    assert (await tp.get_order(native.out_trade_no)).state == "PAID"
+    with pytest.raises(errors.InvalidRequest):
+        await tp.create_order(product_id="coach-101", trade_type="NATIVE")  # no payer

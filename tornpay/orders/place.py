@@ -11,22 +11,21 @@ from typing import Any, List, Optional
 from tornpay import errors
 from tornpay.hooks import PluginError
 from tornpay.orders import limits
-from tornpay.orders.service import (CheckoutError, UnknownProduct, create_order, jsapi_params,
-                                    resolve)
+from tornpay.orders.tradetypes import JSAPI, MWEB, NATIVE
+from tornpay.orders.service import (CheckoutError, UnknownProduct, create_order,
+                                    fresh_mweb_url, jsapi_params, resolve)
 from tornpay.storage.models import PREPAID, Order
 
 logger = logging.getLogger(__name__)
 
-JSAPI, NATIVE, MWEB = "JSAPI", "NATIVE", "MWEB"
 # Not a WeChat trade type: a JSAPI order made with the Mini Program's appid.
 MINIPROGRAM = "MINIPROGRAM"
 API_TRADE_TYPES = (JSAPI, NATIVE, MWEB, MINIPROGRAM)
 
 
 def enabled_trade_types(settings: Any) -> List[str]:
-    """The trade types this merchant may use through the APIs."""
-    # orders.trade_types arrives with NATIVE/MWEB (SPEC §9); before it, JSAPI only.
-    enabled = [t for t in getattr(settings.orders, "trade_types", [JSAPI]) if t != MINIPROGRAM]
+    """The trade types this merchant may use through the APIs (orders.trade_types + Mini)."""
+    enabled = [t for t in settings.orders.trade_types if t != MINIPROGRAM]
     if settings.wechat.miniprogram_appid:
         enabled.append(MINIPROGRAM)
     return enabled
@@ -73,16 +72,24 @@ async def place_order(ctx: Any, *, payer: str, trade_type: str = JSAPI,
     check_trade_type(ctx.settings, trade_type)
     if attach is not None and (not isinstance(attach, str) or len(attach.encode()) > 127):
         raise errors.InvalidRequest("attach must be a string of at most 127 bytes")
-    if trade_type in (JSAPI, MINIPROGRAM) and not payer:
-        raise errors.InvalidRequest(f"a {trade_type} order needs the payer's openid")
+    if not isinstance(payer, str) or not payer or len(payer) > 128:
+        raise errors.InvalidRequest(f"a {trade_type} order needs its payer (the openid for "
+                                    "JSAPI and MINIPROGRAM, your id of the payer otherwise)")
     appid = ctx.settings.wechat.miniprogram_appid if trade_type == MINIPROGRAM else ""
+    # NATIVE and MWEB payers have no openid: ``payer`` owns the order (SPEC §9).
+    by_openid = trade_type in (JSAPI, MINIPROGRAM)
+    openid, owner = (payer, "") if by_openid else ("", payer)
     product = price
     try:
         if product is None and attach is not None:
-            product = dict(await resolve(ctx, product_id or "", payer), attach=attach)
+            product = dict(await resolve(ctx, product_id or "", openid), attach=attach)
         # product None: the core prices it with resolve_product (and may reuse an open order).
-        return await create_order(ctx, product_id or "", payer, client_ip, product=product,
-                                  appid=appid)
+        order = await create_order(ctx, product_id or "", openid, client_ip,
+                                   trade_type=JSAPI if by_openid else trade_type, payer=owner,
+                                   product=product, appid=appid)
+        if trade_type == MWEB and not getattr(order, "mweb_url", None):
+            order.mweb_url = await fresh_mweb_url(ctx, order)  # a reused order: a new URL
+        return order
     except UnknownProduct:
         raise errors.UnknownProduct(f"there is no product {product_id!r} for sale") from None
     except PluginError as exc:
@@ -113,9 +120,11 @@ def pay_params(ctx: Any, order: Order) -> Optional[dict]:
     if order.state != PREPAID or not order.prepay_id:
         return None
     if order.trade_type == NATIVE:
-        return {"code_url": getattr(order, "code_url", None)}
+        return {"code_url": order.code_url}
     if order.trade_type == MWEB:
-        return {"mweb_url": getattr(order, "mweb_url", None)}
+        # WeChat's mweb_url lives 5 minutes: only a fresh order (or relaunch) carries one.
+        mweb_url = getattr(order, "mweb_url", None)
+        return {"mweb_url": mweb_url} if mweb_url else None
     params = jsapi_params(ctx, order)
     if is_miniprogram(ctx.settings, order):
         del params["appId"]
