@@ -1,4 +1,4 @@
-"""Migration 10 gives older databases the order's appid; their orders keep the Official Account's."""
+"""Migration 10 gives older databases the order's appid; old orders keep the Official Account's."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""The Python API from an embedding estate: create (product, own price), pay, query, refund, close."""
+"""The Python API in an embedding estate: create (product, own price), pay, query, refund, close."""
 
 import json
 import types

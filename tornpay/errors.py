@@ -1,4 +1,4 @@
-"""Typed errors of the programming interfaces: one stable ``code`` each, shared by Python and JSON."""
+"""Typed errors of the programming interfaces: one stable ``code`` each, for Python and JSON."""
 
 from typing import Optional
 
