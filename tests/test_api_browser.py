@@ -6,8 +6,8 @@ import re
 import pytest
 import tornado.web
 
-from browser_helpers import ALICE, MOBILE, ROOT, WAIT_MS, LoopbackGuard, Server, chromium_path, \
-    launch
+from browser_helpers import ALICE, DESKTOP, MOBILE, ROOT, WAIT_MS, WECHAT_UA, LoopbackGuard, \
+    Server, chromium_path, launch
 
 pytestmark = [
     pytest.mark.browser,
@@ -33,8 +33,12 @@ def server(tmp_path):
     srv.stop()
 
 
-def open_example(browser, server, openid=ALICE):
-    context = browser.new_context(viewport=MOBILE, is_mobile=True, has_touch=True)
+def open_example(browser, server, openid=ALICE, desktop=False):
+    if desktop:
+        context = browser.new_context(viewport=DESKTOP)
+    else:  # WeChat's in-app browser on a phone
+        context = browser.new_context(viewport=MOBILE, is_mobile=True, has_touch=True,
+                                      user_agent=WECHAT_UA)
     context.set_default_timeout(WAIT_MS)
     guard = LoopbackGuard(context)
     with open(PAGE, encoding="utf-8") as f:
@@ -43,8 +47,10 @@ def open_example(browser, server, openid=ALICE):
     context.route(server.base + "/shop/api-example.html",
                   lambda route: route.fulfill(status=200, body=html,
                                               content_type="text/html; charset=utf-8"))
-    signed = tornado.web.create_signed_value(COOKIE_SECRET, "tornpay_openid", openid).decode()
-    context.add_cookies([{"name": "tornpay_openid", "value": signed, "url": server.base}])
+    if openid:  # signed in through WeChat's OAuth earlier
+        signed = tornado.web.create_signed_value(COOKIE_SECRET, "tornpay_openid",
+                                                 openid).decode()
+        context.add_cookies([{"name": "tornpay_openid", "value": signed, "url": server.base}])
     page = context.new_page()
     errors = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -72,6 +78,27 @@ def test_example_front_end_pays_and_cancels(server):
             page.click("#cancel")
             expect(page.locator("#status[data-state='CLOSED']")).to_be_visible()
             assert server.count_orders() == 2
+            assert not errors and not guard.refused
+            context.close()
+        finally:
+            browser.close()
+
+
+def test_example_front_end_on_a_desktop_shows_the_native_code(server):
+    with sync_api.sync_playwright() as playwright:
+        browser = launch(playwright)
+        try:
+            context, page, guard, errors = open_example(browser, server, openid=None,
+                                                        desktop=True)
+            page.click("#pay")
+            expect(page.locator("#qr")).to_contain_text("weixin://wxpay/bizpayurl?pr=")
+            code_url = page.locator("#qr").inner_text()
+            orders = server.sim("GET", "orders")["orders"]
+            assert len(orders) == 1 and code_url.startswith("weixin://")
+            order = orders[0]
+            server.sim("POST", "pay", out_trade_no=order["out_trade_no"])  # scanned and paid
+            expect(page.locator("#status[data-state='PAID']")).to_contain_text(
+                order["out_trade_no"])
             assert not errors and not guard.refused
             context.close()
         finally:
