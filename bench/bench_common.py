@@ -40,7 +40,7 @@ def write_settings(tmp: str, port: int, sim_url: str, db_name: str, plugins: Lis
         "wechat": {"appid": APPID, "app_secret": APP_SECRET, "mch_id": MCH_ID,
                    "api_key": API_KEY, "pay_api_base": sim_url, "oauth_api_base": sim_url,
                    "oauth_authorize_url": sim_url + "/connect/oauth2/authorize"},
-        "database": {"url": f"sqlite:///{tmp}/{db_name}"},
+        "database": {"url": db_name if "://" in db_name else f"sqlite:///{tmp}/{db_name}"},
         # Nothing in the bench is older than an hour: the reconciler stays idle.
         # One payer makes every checkout, and each must be a new order: no limits, no reuse.
         "orders": {"reconcile_after_seconds": 3600, "max_open_per_payer": 0, "max_open_per_ip": 0, "reuse_open_order": False},
@@ -130,6 +130,13 @@ class Proc:
                 return b"\n".join(fh.read().splitlines()[-n:]).decode("utf-8", "replace")
         except OSError:
             return ""
+
+
+def stop_all(*procs: Optional[Proc]) -> None:
+    """Stop every process that was started (None: never started)."""
+    for proc in procs:
+        if proc is not None:
+            proc.stop()
 
 
 def wait_http(url: str, proc: Proc, timeout: float = 30) -> None:

@@ -17,6 +17,17 @@ from typing import Dict, List, Set
 from bench_common import API_KEY, APPID, MCH_ID, OPENID, TOTAL_FEE, PRODUCT_ID
 
 RECORDER = "bench_recorder"
+RECORDER_DEF = "bench_recorder_def"  # the same as a plain def, as most merchants write it
+RECORDER_DEF_SOURCE = '''"""Bench plugin: record every on_paid delivery id (plain def: runs in a worker thread)."""
+import os
+
+_PATH = os.environ["BENCH_RECORD"]
+
+
+def on_paid(order):
+    with open(_PATH, "a") as fh:
+        fh.write(f"{order.delivery_id} {order.out_trade_no}\\n")
+'''
 RECORDER_SOURCE = '''"""Bench plugin: record every on_paid delivery id (async, so no worker thread)."""
 import os
 
@@ -33,8 +44,12 @@ def out_trade_no(i: int) -> str:
     return f"BN{i:010d}"
 
 
-def prepare(tmp: str, db_name: str, n_orders: int, seed: int = 9) -> Dict:
-    """Create the DB with ``n_orders`` PREPAID orders, the bodies file and the plugin module."""
+def prepare(tmp: str, db_name: str, n_orders: int, seed: int = 9,
+            db_url: str = "") -> Dict:
+    """Create the DB with ``n_orders`` PREPAID orders, the bodies file and the plugin modules.
+
+    ``db_url``: a PostgreSQL URL (a schema of its own) instead of SQLite ``tmp/db_name``.
+    """
     import datetime
 
     from tornpay.protocol.ids import nonce_str
@@ -43,7 +58,7 @@ def prepare(tmp: str, db_name: str, n_orders: int, seed: int = 9) -> Dict:
     from tornpay.storage import db as storage
     from tornpay.storage.models import PREPAID, Order, utcnow
 
-    database = storage.open_database(f"sqlite:///{tmp}/{db_name}")
+    database = storage.open_database(db_url or f"sqlite:///{tmp}/{db_name}")
     storage.bind(database)
     storage.create_tables()
     now = utcnow()
@@ -73,15 +88,18 @@ def prepare(tmp: str, db_name: str, n_orders: int, seed: int = 9) -> Dict:
     order_of = []  # order index of each body line
     for k in range(2 * n_orders):
         order_of.append(k // 2 if k % 2 == 0 else rng.randint(0, k // 2))
-    bodies_path = os.path.join(tmp, "notify-bodies.txt")
+    tag = db_name.split(".")[0]
+    bodies_path = os.path.join(tmp, f"notify-bodies-{tag}.txt")
     with open(bodies_path, "wb") as fh:
         fh.write(b"\n".join(notifies[i] for i in order_of) + b"\n")
-    with open(os.path.join(tmp, RECORDER + ".py"), "w") as fh:
-        fh.write(RECORDER_SOURCE)
-    record = os.path.join(tmp, "on_paid.txt")
+    for module, source in ((RECORDER, RECORDER_SOURCE), (RECORDER_DEF, RECORDER_DEF_SOURCE)):
+        with open(os.path.join(tmp, module + ".py"), "w") as fh:
+            fh.write(source)
+    record = os.path.join(tmp, f"on_paid-{tag}.txt")
     open(record, "w").close()
     return {"bodies": bodies_path, "order_of": order_of, "notifies": notifies,
-            "record": record, "db": os.path.join(tmp, db_name), "n_orders": n_orders}
+            "record": record, "db": db_url or os.path.join(tmp, db_name),
+            "n_orders": n_orders}
 
 
 def sent_indices(fixture: Dict, sent: List[int]) -> List[int]:
@@ -118,6 +136,16 @@ def settle(fixture: Dict, url: str, sent: List[int], window: int) -> Set[int]:
 
 
 def _query(db_path: str, sql: str):
+    if db_path.startswith("postgres"):
+        import psycopg2
+
+        conn = psycopg2.connect(db_path)
+        try:
+            cursor = conn.cursor()
+            cursor.execute(sql)
+            return cursor.fetchall()
+        finally:
+            conn.close()
     conn = sqlite3.connect(db_path, timeout=30)
     try:
         return conn.execute(sql).fetchall()

@@ -1,6 +1,7 @@
 """Base handlers: HTML pages with tornpay's own templates and cookies; the XML notify base."""
 
 import http.client
+import json
 import logging
 import os
 
@@ -9,6 +10,7 @@ import tornado.web
 from tornpay import webheaders
 from tornpay.i18n import HTML_LANG, choose, get_locale
 from tornpay.protocol.xmlcodec import encode_xml
+from tornpay.storage.executor import is_busy
 
 logger = logging.getLogger(__name__)
 
@@ -107,11 +109,22 @@ class BaseHandler(tornado.web.RequestHandler):
         """The payer's address: X-Real-IP is honoured only through HTTPServer(xheaders=True)."""
         return self.request.remote_ip or "127.0.0.1"
 
+    def log_exception(self, typ, value, tb):
+        if is_busy(value):  # expected under a held lock: one line, no traceback
+            logger.warning("%s %s: database busy (%s); answered 503", self.request.method,
+                           self.request.path, value)
+            return
+        super().log_exception(typ, value, tb)
+
     def write_error(self, status_code, **kwargs):
         # Synchronous on purpose (a failed template must not recurse into async code).
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(exc, PageError):
             title, message, params = exc.title, exc.message, exc.params
+        elif is_busy(exc):  # the database was not free in time: nothing was written
+            self.set_status(503)
+            status_code, title, params = 503, "Busy", {}
+            message = "The service is busy; please try again in a moment."
         else:
             title = http.client.responses.get(status_code, "Error")
             message = "Something went wrong. Please try again." if status_code >= 500 else title
@@ -143,6 +156,8 @@ class XMLHandler(tornado.web.RequestHandler):
     notify_kind = "pay"  # the label of this handler's notifies in /metrics
     notify_outcome = None  # set by a handler that knows more than SUCCESS/FAIL
 
+    v3 = False  # a JSON (API v3) notify: answered 204, or 4xx/5xx {"code": "FAIL", ...}
+
     def prepare(self):
         # A notify we cannot record is answered FAIL, so WeChat sends it again later.
         health = getattr(self.ctx, "db_health", None)
@@ -154,9 +169,24 @@ class XMLHandler(tornado.web.RequestHandler):
         if self.ctx.metrics is not None:
             outcome = self.notify_outcome or ("accepted" if ok else "refused")
             self.ctx.metrics.notify(outcome, kind=self.notify_kind)
+        if self.v3:
+            reply_v3(self, ok, message)
+            return
         self.set_header("Content-Type", "text/xml; charset=utf-8")
         self.finish(encode_xml({"return_code": "SUCCESS" if ok else "FAIL", "return_msg": message}))
 
     def write_error(self, status_code, **kwargs):
         self.set_status(200 if status_code < 500 else status_code)
         self.reply(False, "request refused" if status_code < 500 else "internal error, retry")
+
+
+def reply_v3(handler, ok: bool, message: str) -> None:
+    """SPEC §10: 204 on success; a refusal 400 (a temporary failure 500) so WeChat retries."""
+    if ok:
+        handler.set_status(204)
+        handler.finish()
+        return
+    temporary = "retry" in message or "internal" in message
+    handler.set_status(500 if temporary else 400)
+    handler.set_header("Content-Type", "application/json; charset=utf-8")
+    handler.finish(json.dumps({"code": "FAIL", "message": message}))

@@ -11,7 +11,7 @@ class HealthHandler(tornado.web.RequestHandler):
     def initialize(self, ctx):
         self.ctx = ctx
 
-    def get(self):
+    async def get(self):
         self.set_header("Cache-Control", "no-store")
         health = self.ctx.db_health
         if not health.ok:
@@ -19,7 +19,13 @@ class HealthHandler(tornado.web.RequestHandler):
             self.set_status(503)
             self.write({"status": "unavailable", "reason": "database not writable",
                         "detail": health.reason})
-        elif ping(self.ctx.db):
+            return
+        try:
+            # On a reader thread: a write lock held elsewhere does not stall this.
+            alive = await self.ctx.db_read(ping, self.ctx.db)
+        except Exception:  # no reader in time (DbBusy)
+            alive = False
+        if alive:
             self.write({"status": "ok"})
         else:
             self.set_status(503)

@@ -9,13 +9,14 @@ class MetricsHandler(tornado.web.RequestHandler):
     def initialize(self, ctx):
         self.ctx = ctx
 
-    def get(self):
+    async def get(self):
         metrics = self.ctx.metrics
         if metrics is None:
             raise tornado.web.HTTPError(404)
         self.set_header("Content-Type", metrics.content_type)
         self.set_header("Cache-Control", "no-store")
-        self.finish(metrics.render())
+        # Its database counts run on a reader thread, never on the loop.
+        self.finish(await self.ctx.db_read(metrics.render))
 
 
 default_handlers = []

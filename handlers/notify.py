@@ -3,7 +3,7 @@
 import logging
 
 from tornpay.handlers.xmlbody import StreamedXMLHandler
-from tornpay.orders.notify import process_pay_notify
+from tornpay.orders.notify import handle_pay_notify, is_v3_body
 
 logger = logging.getLogger(__name__)
 
@@ -11,8 +11,10 @@ logger = logging.getLogger(__name__)
 class PayNotifyHandler(StreamedXMLHandler):
     """Receive a payment notify; the reply never waits on plugins."""
 
-    def post(self):
-        result = process_pay_notify(self.ctx, self.body, self.request.remote_ip or "")
+    async def post(self):
+        self.v3 = is_v3_body(self.body)
+        result = await handle_pay_notify(self.ctx, self.body, self.request.remote_ip or "",
+                                          self.request.headers)
         self.notify_outcome = result.outcome  # accepted vs duplicate, for /metrics
         self.reply(*result)
 

@@ -5,7 +5,9 @@ from typing import Optional, Tuple
 
 import peewee
 
+from tornpay.gateway.base import NotifyRefused
 from tornpay.handlers.xmlbody import StreamedXMLHandler
+from tornpay.orders.notify import is_v3_body
 from tornpay.orders.refunds import RefundError, apply_refund_result
 from tornpay.protocol.refundcrypto import RefundDecryptError, decrypt_req_info
 from tornpay.protocol.xmlcodec import MAX_XML_BYTES, XMLError, decode_xml
@@ -54,7 +56,21 @@ def _decrypt(ctx, body: bytes) -> dict:
         raise Refused(f"req_info: {exc}", "req_info decryption failed") from None
 
 
-def _check(info: dict) -> Refund:
+def _open_v3(ctx, headers, body: bytes) -> dict:
+    """A v3 refund notify: verified, decrypted, our merchant (the neutral refund fields)."""
+    gateway = ctx.gateways.get("v3")
+    if gateway is None:
+        raise Refused("a v3 refund notify but API v3 is not configured", "API v3 not configured")
+    try:
+        info = gateway.decode_refund_notify(headers, body)
+    except NotifyRefused as exc:
+        raise Refused(exc.reason, exc.reply) from None
+    if info.get("mch_id") != ctx.settings.wechat.mch_id:
+        raise Refused(f"mch_id {info.get('mch_id')!r} is not ours", "mch_id mismatch")
+    return info
+
+
+def _check(info: dict, generation: str = "v2") -> Refund:
     """The Refund row ``info`` is about, when ids and amounts all match ours."""
     out_trade_no, out_refund_no = info.get("out_trade_no"), info.get("out_refund_no")
     refund = Refund.get_or_none(Refund.out_refund_no == (out_refund_no or ""))
@@ -62,6 +78,9 @@ def _check(info: dict) -> Refund:
         raise Refused(f"unknown refund {out_refund_no!r} of order {out_trade_no!r}",
                       "refund not found", out_trade_no)
     order = Order.get_by_id(out_trade_no)
+    if order.api_version != generation:
+        raise Refused(f"a {generation} refund notify for a {order.api_version} order",
+                      "wrong API generation", out_trade_no)
     if (str(info.get("refund_fee")) != str(refund.refund_fee)
             or str(info.get("total_fee")) != str(order.total_fee)):
         logger.error("ALERT refund %s: notify amounts refund_fee=%r total_fee=%r differ from ours "
@@ -74,12 +93,16 @@ def _check(info: dict) -> Refund:
     return refund
 
 
-def process_refund_notify(ctx, body: bytes, remote_ip: str) -> Tuple[bool, str, bool]:
-    """Check and apply one refund notify; return ``(ok, return_msg, changed)``."""
+def process_refund_notify(ctx, body: bytes, remote_ip: str,
+                          headers=None) -> Tuple[bool, str, bool]:
+    """Check and apply one refund notify (XML v2 or JSON v3); return ``(ok, msg, changed)``."""
     info: dict = {}
     try:
-        info = _decrypt(ctx, body)
-        refund = _check(info)
+        if is_v3_body(body):
+            info, generation = _open_v3(ctx, headers or {}, body), "v3"
+        else:
+            info, generation = _decrypt(ctx, body), "v2"
+        refund = _check(info, generation)
         status = info["refund_status"]
         with db.atomic():
             won = apply_refund_result(
@@ -118,9 +141,17 @@ class RefundNotifyHandler(StreamedXMLHandler):
 
     notify_kind = "refund"
 
-    def post(self):
-        ok, message, changed = process_refund_notify(self.ctx, self.body,
-                                                     self.request.remote_ip or "")
+    async def post(self):
+        self.v3 = is_v3_body(self.body)
+        try:
+            # On a database writer: a lock held elsewhere never stalls the loop.
+            ok, message, changed = await self.ctx.db_write(
+                process_refund_notify, self.ctx, self.body, self.request.remote_ip or "",
+                self.request.headers)
+        except Exception as exc:  # DbBusy or a failed commit: nothing of it was kept
+            logger.warning("refund notify: database unavailable (%s); answering FAIL so "
+                           "WeChat retries", type(exc).__name__)
+            ok, message, changed = False, "temporary failure, retry", False
         if changed:
             self.ctx.dispatcher.kick()
         self.reply(ok, message)

@@ -57,7 +57,7 @@ def chromium_path():
 
 
 
-def write_settings(directory, port: int, simulator=None) -> str:
+def write_settings(directory, port: int, simulator=None, wechat=None) -> str:
     """A settings file like the shipped one, on its own port and SQLite file, notifies fast."""
     sim = {"enabled": True, "notify_time_scale": 0.01}
     sim.update(simulator or {})
@@ -80,6 +80,7 @@ def write_settings(directory, port: int, simulator=None) -> str:
             "coach-205": {"body": "Group clinic, 2 hours", "total_fee": 9900},
         }},
     }
+    data["wechat"].update(wechat or {})  # e.g. the v3 keys and api_version
     path = os.path.join(str(directory), "settings.yaml")
     with open(path, "w") as f:
         yaml.safe_dump(data, f)
@@ -96,8 +97,9 @@ def database_url(directory) -> str:
 class Server:
     """``python server.py --settings FILE`` in a subprocess; output goes to a log file."""
 
-    def __init__(self, directory, simulator=None):
+    def __init__(self, directory, simulator=None, wechat=None):
         self.directory = str(directory)
+        self.wechat = dict(wechat or {})
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.simulator = dict(simulator or {})  # may be changed before start()
@@ -106,7 +108,7 @@ class Server:
         self.proc = None
 
     def start(self, timeout: float = 30.0) -> "Server":
-        write_settings(self.directory, self.port, self.simulator)
+        write_settings(self.directory, self.port, self.simulator, self.wechat)
         env = dict(os.environ)
         env.pop("PYTHONWARNINGS", None)
         self._log = open(self.log_path, "w")
@@ -148,6 +150,13 @@ class Server:
         conn = sqlite3.connect(os.path.join(self.directory, "tornpay.db"), timeout=5)
         try:
             return conn.execute("SELECT COUNT(*) FROM tornpay_order").fetchone()[0]
+        finally:
+            conn.close()
+
+    def order_api_versions(self) -> list:
+        conn = sqlite3.connect(os.path.join(self.directory, "tornpay.db"), timeout=5)
+        try:
+            return [r[0] for r in conn.execute("SELECT api_version FROM tornpay_order")]
         finally:
             conn.close()
 

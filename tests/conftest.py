@@ -3,6 +3,7 @@
 - ``tp_overrides``: a dict merged into the test settings (override it in a module).
 - ``tp_settings_dict``: the plain settings dict of a test (SQLite in tmp_path,
   simulator on, public_url = this test's server, fast background intervals).
+- ``api_version``: "v2" (default) or "v3": the generation new orders are made in.
 - ``tp_settings``: the checked :class:`tornpay.settings.Settings` for it.
 - ``app``: ``make_app(tp_settings)`` for pytest-tornado (``http_client``/``base_url``).
 - ``ctx``: the app's :class:`tornpay.context.Context`.
@@ -20,6 +21,16 @@ from tornpay.simulator.clientcert import TEST_CERT, TEST_KEY
 
 TEST_API_KEY = "192006250b4c09247ec02edce69f6a2d"
 SHIPPED_APP_SECRET = "tornpay-simulator-app-secret"
+# The shipped TEST-ONLY API v3 keys: every test app can finish v3 orders; ``api_version``
+# (a fixture a test can parametrize) says which generation new orders are made in.
+V3_TEST_KEYS = {
+    "apiv3_key": "tornpay-simulator-apiv3-key-0032",
+    "private_key_file": TEST_KEY,
+    "cert_serial_no": "7E57000000000000000000000000000010000100",
+    "wechatpay_public_key_file": TEST_KEY.replace("TEST-ONLY-merchant-10000100-key.pem",
+                                                  "TEST-ONLY-wechatpay-public-key.pem"),
+    "wechatpay_public_key_id": "PUB_KEY_ID_0110000100202601010000000001",
+}
 pytest_plugins = ["secret_scan"]  # fails the session if a log record shows a secret
 
 
@@ -46,6 +57,7 @@ def base_settings_dict(tmp_path, port):
             # The shipped TEST-ONLY pair: the simulator's refunds demand a client certificate.
             "cert_file": TEST_CERT,
             "key_file": TEST_KEY,
+            **V3_TEST_KEYS,
         },
         "database": {"url": suite_database_url(tmp_path)},
         # The tests that predate SPEC §9 play WeChat's browser whatever their user agent
@@ -77,8 +89,16 @@ def tp_overrides():
 
 
 @pytest.fixture
-def tp_settings_dict(tmp_path, http_port, tp_overrides):
-    return merge(base_settings_dict(tmp_path, http_port), tp_overrides)
+def api_version():
+    """The WeChat Pay API generation of new orders; parametrize it to run a test on both."""
+    return "v2"
+
+
+@pytest.fixture
+def tp_settings_dict(tmp_path, http_port, tp_overrides, api_version):
+    base = base_settings_dict(tmp_path, http_port)
+    base["wechat"]["api_version"] = api_version
+    return merge(base, tp_overrides)
 
 
 @pytest.fixture

@@ -58,13 +58,17 @@ async def control(http_client, base_url, action, **data):
 
 
 @pytest.mark.parametrize("trade_type", ["NATIVE", "MWEB"])
+@pytest.mark.parametrize("api_version", ["v2", "v3"])
 @pytest.mark.gen_test(timeout=20)
 async def test_paid_then_refunded_with_hooks_seeing_the_trade_type(ctx, http_client, base_url,
-                                                                   rec, trade_type):
+                                                                   rec, trade_type, api_version):
     order = await create_order(ctx, "coach-205", "", "203.0.113.7", trade_type=trade_type,
                                payer=PAYER)
     no = order.out_trade_no
     assert (order.trade_type, order.payer, order.openid) == (trade_type, PAYER, "")
+    assert order.api_version == api_version and order.prepay_id
+    assert (order.code_url or order.mweb_url).startswith(
+        "weixin://" if trade_type == "NATIVE" else "http")
     await control(http_client, base_url, "pay", out_trade_no=no)
     await wait_for(lambda: order_row(no).state == "PAID")
     refund = await refunds_mod.request_refund(ctx, no, 4000)
@@ -77,7 +81,9 @@ async def test_paid_then_refunded_with_hooks_seeing_the_trade_type(ctx, http_cli
 
 
 @pytest.mark.gen_test(timeout=20)
-async def test_expired_native_order_is_closed_by_the_reconciler(ctx, rec, http_client):
+@pytest.mark.parametrize("api_version", ["v2", "v3"])
+async def test_expired_native_order_is_closed_by_the_reconciler(ctx, rec, http_client,
+                                                                api_version):
     order = await create_order(ctx, "coach-101", "", "203.0.113.7", trade_type="NATIVE",
                                payer=PAYER)
     Order.update(expire_at=order.created_at, created_at=order.created_at.replace(year=2020)) \

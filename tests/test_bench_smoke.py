@@ -28,3 +28,8 @@ def test_bench_smoke(tmp_path):
     check = data["notify"]["check"]
     assert check["ok"] and check["paid"] == check["notified"] == check["deliveries"] > 0
     assert all(r["errors"] == 0 for r in data["checkouts"])
+    # The plain def plugin run, and the run with the write lock held mid-load (issue 16).
+    assert data["notify"]["def"]["check"]["ok"]
+    lock = data["lock"]
+    assert lock["check"]["ok"] and lock["check"]["paid"] == lock["check"]["notified"] > 0
+    assert lock["health"]["errors"] == 0

@@ -46,6 +46,7 @@ def kinds(report):
 
 
 @pytest.mark.gen_test
+@pytest.mark.parametrize("api_version", ["v2", "v3"])
 async def test_a_day_that_agrees(app, ctx, http_client, base_url, recorder):
     a = await paid(ctx, http_client, base_url)
     await paid(ctx, http_client, base_url, "coach-101")
@@ -62,6 +63,7 @@ async def test_a_day_that_agrees(app, ctx, http_client, base_url, recorder):
 
 
 @pytest.mark.gen_test
+@pytest.mark.parametrize("api_version", ["v2", "v3"])
 async def test_paid_at_wechat_but_notify_and_reconciler_missed_it(
         app, ctx, http_client, base_url, recorder):
     await control(http_client, base_url, "faults", name="notify_drop")
@@ -130,6 +132,7 @@ async def test_every_kind_of_difference_is_reported(app, ctx, operator, http_cli
 
 
 @pytest.mark.gen_test
+@pytest.mark.parametrize("api_version", ["v2", "v3"])
 async def test_bill_creating_is_retried_later_and_no_bill_still_checks_our_payments(
         app, ctx, http_client, base_url):
     no = await paid(ctx, http_client, base_url)

@@ -7,6 +7,7 @@ import pytest
 
 from browser_helpers import ALICE, DESKTOP, MOBILE, WAIT_MS, WECHAT_UA, LoopbackGuard, Server, \
     Shots, chromium_path, launch
+from conftest import V3_TEST_KEYS
 
 pytestmark = [
     pytest.mark.browser,
@@ -34,8 +35,8 @@ def browser():
 
 
 @pytest.fixture
-def server(tmp_path):
-    srv = Server(tmp_path)
+def server(tmp_path, api_version):
+    srv = Server(tmp_path, wechat=dict(V3_TEST_KEYS, api_version=api_version))
     yield srv
     srv.stop()
 
@@ -119,8 +120,9 @@ def expect_paid(page):
     expect(page.locator("#tornpay-booking")).to_contain_text("Your booking is confirmed.")
 
 
-@pytest.mark.parametrize("viewport", ["mobile", "desktop"])
-def test_shop_to_paid_result(visit, server, viewport):
+@pytest.mark.parametrize("viewport,api_version", [("mobile", "v2"), ("desktop", "v2"),
+                                                  ("mobile", "v3")])
+def test_shop_to_paid_result(visit, server, viewport, api_version):
     """(a) shop -> Pay with WeChat -> authorize -> pay sheet -> Pay -> result paid + booking."""
     server.start()
     v = visit(MOBILE if viewport == "mobile" else DESKTOP)
@@ -168,7 +170,9 @@ def test_shop_to_paid_result(visit, server, viewport):
     expect(page).to_have_url(server.base + "/")
 
     v.check_clean()
-    if viewport == "mobile":
+    if api_version != "v2":
+        assert server.order_api_versions() == ["v3"]  # paid through the v3 gateway
+    elif viewport == "mobile":
         v.shots.publish({"shop": "1-shop.png", "authorize": "2-authorize.png",
                          "pay-sheet": "3-pay-sheet.png", "result-paid": "4-result-paid.png"})
     else:

@@ -8,6 +8,7 @@ import pytest
 
 from browser_helpers import DESKTOP, DESKTOP_UA, MOBILE, PHONE_UA, WAIT_MS, WECHAT_UA, \
     LoopbackGuard, Server, Shots, browser_marks, launch
+from conftest import V3_TEST_KEYS
 
 pytestmark = browser_marks(pytest)
 
@@ -45,9 +46,12 @@ def chromium():
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, request):
     # One server for the six runs: each run is its own browser context (own cookies).
-    srv = Server(tmp_path_factory.mktemp("anybrowser")).start()
+    # Parametrized "v3": new orders in WeChat Pay API v3 (the shipped TEST-ONLY v3 keys).
+    version = getattr(request, "param", "v2")
+    srv = Server(tmp_path_factory.mktemp("anybrowser"),
+                 wechat=dict(V3_TEST_KEYS, api_version=version)).start()
     yield srv
     srv.stop()
 
@@ -193,3 +197,14 @@ def test_cancel_then_pay(run, server, trade_type, lang):
     assert server.sim("GET", f"orders/{number}")["order"]["trade_state"] == "SUCCESS"
     if lang == "zh_CN":
         r.shots.publish(PUBLISH[trade_type])
+
+
+@pytest.mark.parametrize("server", ["v3"], indirect=True)
+@pytest.mark.parametrize("trade_type", ["NATIVE", "MWEB"])
+def test_cancel_then_pay_on_v3(run, server, trade_type):
+    r = run(trade_type, "en_US")
+    FLOWS[trade_type](r)
+    r.expect_result("paid")
+    number = r.page.url.rsplit("/", 2)[-2]
+    order = server.sim("GET", f"orders/{number}")["order"]
+    assert (order["trade_state"], order["api"]) == ("SUCCESS", "v3")

@@ -81,6 +81,7 @@ async def result_says(browser, no, text):
 
 
 @pytest.mark.gen_test
+@pytest.mark.parametrize("api_version", ["v2", "v3"])
 async def test_young_order_closes_here_now_and_at_wechat_later(browser, ctx, tp_settings, rec):
     no, _, token = await open_order(browser, tp_settings)
     assert booking(ctx, no) == "reserved"
@@ -108,6 +109,7 @@ async def test_young_order_closes_here_now_and_at_wechat_later(browser, ctx, tp_
 
 
 @pytest.mark.gen_test
+@pytest.mark.parametrize("api_version", ["v2", "v3"])
 async def test_old_order_is_closed_at_wechat_at_once(browser, ctx, tp_settings, rec):
     no, _, token = await open_order(browser, tp_settings)
     age_order(ctx, no, MIN_AGE + 1)
@@ -188,6 +190,7 @@ async def test_stale_pay_page_paying_after_cancel_wins(browser, ctx, tp_settings
 
 
 @pytest.mark.gen_test
+@pytest.mark.parametrize("api_version", ["v2", "v3"])
 async def test_orderpaid_from_closeorder_ends_paid(browser, ctx, tp_settings, rec):
     no, _, token = await open_order(browser, tp_settings)
     age_order(ctx, no, MIN_AGE + 1)
@@ -221,6 +224,7 @@ async def test_wechat_unreachable_closes_here_and_retries_there(browser, ctx, tp
 
 
 @pytest.mark.gen_test
+@pytest.mark.parametrize("api_version", ["v2", "v3"])
 async def test_reconciler_pays_a_cancelled_order_paid_at_wechat(browser, ctx, tp_settings, rec):
     no, _, token = await open_order(browser, tp_settings)
     assert (await cancel(browser, no, token)).code == 303

@@ -9,16 +9,19 @@ import pytest
 from cli_helpers import (APP_SECRET, API_KEY, COOKIE_SECRET, db_row, free_port, new_order,
                          order_state, request, run_cli, sim, start, stop, wait_until,
                          write_settings)
+from conftest import V3_TEST_KEYS
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """``python server.py`` with the simulator mounted; stopped with SIGTERM at the end."""
+@pytest.fixture(scope="module", params=["v2", "v3"])
+def server(tmp_path_factory, request):
+    """``python server.py`` with the simulator mounted (orders made in API ``request.param``);
+    stopped with SIGTERM at the end."""
     directory = tmp_path_factory.mktemp("cli")
     port = free_port()
-    settings = write_settings(directory, port)
+    settings = write_settings(directory, port, wechat=dict(V3_TEST_KEYS,
+                                                           api_version=request.param))
     base = f"http://127.0.0.1:{port}"
     proc = start(directory, [sys.executable, os.path.join(os.path.dirname(
         os.path.dirname(os.path.abspath(__file__))), "server.py"), "--settings", settings],
@@ -26,7 +29,7 @@ def server(tmp_path_factory):
     yield directory, base
     code, err = stop(proc)
     assert code == 0, err
-    for secret in (API_KEY, APP_SECRET, COOKIE_SECRET):
+    for secret in (API_KEY, APP_SECRET, COOKIE_SECRET, V3_TEST_KEYS["apiv3_key"]):
         assert secret not in err
 
 

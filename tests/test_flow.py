@@ -49,7 +49,8 @@ async def pay_in_simulator(browser, pay_path):
 
 
 @pytest.mark.gen_test
-async def test_full_flow_pays_the_order(browser, ctx, tp_settings):
+@pytest.mark.parametrize("api_version", ["v2", "v3"])
+async def test_full_flow_pays_the_order(browser, ctx, tp_settings, api_version):
     start = await browser.get("/wxpay/checkout/coach-101")
     assert start.code == 302
     auth = urlsplit(location(start))
@@ -71,8 +72,14 @@ async def test_full_flow_pays_the_order(browser, ctx, tp_settings):
     no = out_trade_no_of(pay_path)
     order = order_row(no)
     assert (order.state, order.openid, order.total_fee) == ("PREPAID", ALICE, 1)
-    assert order.sign_type == tp_settings.wechat.sign_type and order.prepay_id
-    assert f"<out_trade_no><![CDATA[{no}]]></out_trade_no>" in order.unified_request
+    assert order.api_version == api_version and order.prepay_id
+    if api_version == "v2":
+        assert order.sign_type == tp_settings.wechat.sign_type
+        assert f"<out_trade_no><![CDATA[{no}]]></out_trade_no>" in order.unified_request
+    else:  # the exact signed JSON, path first (re-sent byte for byte on a retry)
+        assert order.sign_type == "RSA"
+        assert order.unified_request.startswith("/v3/pay/transactions/jsapi\n{")
+        assert f'"out_trade_no":"{no}"' in order.unified_request
 
     page = await browser.get(pay_path)
     text = page.body.decode()
@@ -317,8 +324,11 @@ async def test_business_refusal_not_retried(browser, ctx, tp_settings, caplog):
     ("HMAC-SHA256", "6BAB5E7F14B8805753FF10426C7D2D478ED5DFA1E652E1B0061C0B144C9FC9AC"),  # B8
 ])
 def test_jsapi_params_vectors(sign_type, expected):
-    ctx = types.SimpleNamespace(settings=types.SimpleNamespace(
-        wechat=types.SimpleNamespace(appid="wxd930ea5d5a258f4f", api_key=REF_KEY)))
+    from tornpay.gateway.router import Gateways
+    from tornpay.gateway.v2 import V2Gateway
+    settings = types.SimpleNamespace(
+        wechat=types.SimpleNamespace(appid="wxd930ea5d5a258f4f", api_key=REF_KEY))
+    ctx = types.SimpleNamespace(settings=settings, gateways=Gateways(V2Gateway(None, settings)))
     order = types.SimpleNamespace(prepay_id="wx01123045912345a1b2c3d4e5f60718290000",
                                   sign_type=sign_type)
     params = jsapi_params(ctx, order, timestamp=1717216245,

@@ -289,7 +289,8 @@ async def test_raising_hanging_blocking_plugins_neither_delay_the_reply_nor_bloc
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_notify_before_unified_order_reply_pays_once(ctx, browser):
+@pytest.mark.parametrize("api_version", ["v2", "v3"])
+async def test_notify_before_unified_order_reply_pays_once(ctx, browser, api_version):
     ctx.simulator.faults.set("notify_before_reply", count=1, endpoint="unifiedorder")
     reply = await browser.get("/wxpay/checkout/coach-205")
     assert reply.code == 303, reply.body
@@ -304,6 +305,7 @@ async def test_notify_before_unified_order_reply_pays_once(ctx, browser):
 @pytest.mark.gen_test(timeout=30)
 @pytest.mark.parametrize("tp_overrides", [{"orders": {"reconcile_after_seconds": 0.3,
                                                       "reconcile_interval_seconds": 0.1}}])
+@pytest.mark.parametrize("api_version", ["v2", "v3"])
 async def test_dropped_notify_order_is_paid_by_the_reconciler(ctx, http_client, order):
     ctx.simulator.faults.set("notify_drop")
     ctx.simulator.pay(ctx.simulator.find_order(order.out_trade_no))
@@ -316,6 +318,7 @@ async def test_dropped_notify_order_is_paid_by_the_reconciler(ctx, http_client, 
 
 
 @pytest.mark.gen_test(timeout=30)
+@pytest.mark.parametrize("api_version", ["v2", "v3"])
 async def test_duplicated_concurrent_notifies_from_the_simulator_pay_once(ctx, order):
     ctx.simulator.faults.set("notify_duplicate")
     ctx.simulator.pay(ctx.simulator.find_order(order.out_trade_no))
@@ -327,6 +330,7 @@ async def test_duplicated_concurrent_notifies_from_the_simulator_pay_once(ctx, o
 
 
 @pytest.mark.gen_test(timeout=30)
+@pytest.mark.parametrize("api_version", ["v2", "v3"])
 async def test_wrong_amount_notify_from_wechat_is_refused_and_retried_not_paid(ctx, order):
     ctx.simulator.faults.set("notify_wrong_total_fee")
     ctx.simulator.pay(ctx.simulator.find_order(order.out_trade_no))

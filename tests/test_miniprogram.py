@@ -241,3 +241,40 @@ async def test_a_payer_pays_only_its_own_kind_of_order(http_client, base_url, tp
                                                             "trade_type": "MINIPROGRAM"})
     assert (status, error_code(refused)) == (400, "invalid_request")
     assert Order.select().count() == 1
+
+
+@pytest.mark.parametrize("api_version", ["v3"])
+@pytest.mark.gen_test(timeout=30)
+async def test_miniprogram_on_api_v3_is_rsa_signed(http_client, base_url, ctx, api_version,
+                                                   paid_plugin):
+    import base64
+    import os
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    import tornpay.simulator as sim_pkg
+
+    mini = MiniProgram(http_client, base_url)
+    status, answer = await mini.call("POST", "/orders", {"product_id": "coach-205",
+                                                         "code": await mini.login()})
+    assert status == 201, answer
+    params = answer["pay_params"]
+    assert tuple(sorted(params)) == tuple(sorted(REQUEST_PAYMENT)) and params["signType"] == "RSA"
+    row = Order.get_by_id(answer["out_trade_no"])
+    assert (row.api_version, row.appid) == ("v3", MINI_APPID)
+    assert f'"appid":"{MINI_APPID}"' in row.unified_request.replace(" ", "")
+    # An independent check: SHA256withRSA over the Mini Program's appId and the four lines.
+    cert_path = os.path.join(os.path.dirname(sim_pkg.__file__), "testcerts",
+                             "TEST-ONLY-merchant-10000100-cert.pem")
+    with open(cert_path, "rb") as f:
+        public_key = x509.load_pem_x509_certificate(f.read()).public_key()
+    message = "".join(f"{part}\n" for part in (MINI_APPID, params["timeStamp"],
+                                                params["nonceStr"], params["package"]))
+    public_key.verify(base64.b64decode(params["paySign"]), message.encode(),
+                      padding.PKCS1v15(), hashes.SHA256())
+    paid = await mini.request_payment(params)
+    assert paid["ok"], paid
+    await until(lambda: _async(paid_plugin.paid == [row.out_trade_no]))
+    assert Order.get_by_id(row.out_trade_no).state == "PAID"

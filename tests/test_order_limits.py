@@ -32,7 +32,9 @@ async def _checkout(browser, product, headers=None):
 
 
 @pytest.mark.gen_test
-async def test_same_product_reuses_the_open_order(http_client, base_url, tp_settings):
+@pytest.mark.parametrize("api_version", ["v2", "v3"])
+async def test_same_product_reuses_the_open_order(http_client, base_url, tp_settings,
+                                                  api_version):
     alice = _browser(http_client, base_url, tp_settings, ALICE)
     first = await _checkout(alice, "p0")
     again = await _checkout(alice, "p0")

@@ -16,6 +16,7 @@ def tp_overrides():
 
 
 @pytest.mark.gen_test(timeout=20)
+@pytest.mark.parametrize("api_version", ["v2", "v3"])
 async def test_lost_refund_notify_is_settled_by_refundquery(app, ctx, http_client, base_url,
                                                             recorder):
     out_trade_no = await paid_order(ctx, http_client, base_url)
@@ -35,6 +36,7 @@ async def test_lost_refund_notify_is_settled_by_refundquery(app, ctx, http_clien
 
 
 @pytest.mark.gen_test(timeout=20)
+@pytest.mark.parametrize("api_version", ["v2", "v3"])
 async def test_timed_out_refund_request_is_resent_with_the_same_bytes(app, ctx, http_client,
                                                                       base_url):
     out_trade_no = await paid_order(ctx, http_client, base_url)

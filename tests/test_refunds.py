@@ -126,6 +126,7 @@ async def test_full_refund_applies_once_and_fires_on_refund_once(app, ctx, http_
 
 
 @pytest.mark.gen_test(timeout=20)
+@pytest.mark.parametrize("api_version", ["v2", "v3"])
 async def test_two_partial_refunds_then_over_refund_refused(app, ctx, http_client, base_url,
                                                             recorder):
     out_trade_no = await paid_order(ctx, http_client, base_url)
@@ -157,6 +158,7 @@ async def test_two_partial_refunds_then_over_refund_refused(app, ctx, http_clien
 
 
 @pytest.mark.gen_test(timeout=20)
+@pytest.mark.parametrize("api_version", ["v2", "v3"])
 async def test_closed_refund_releases_the_reservation(app, ctx, http_client, base_url,
                                                       recorder):
     out_trade_no = await paid_order(ctx, http_client, base_url)
@@ -168,6 +170,7 @@ async def test_closed_refund_releases_the_reservation(app, ctx, http_client, bas
 
 
 @pytest.mark.gen_test(timeout=20)
+@pytest.mark.parametrize("api_version", ["v2", "v3"])
 async def test_refund_query_applies_success(app, ctx, http_client, base_url, recorder):
     out_trade_no = await paid_order(ctx, http_client, base_url)
     refund = await refunds_mod.request_refund(ctx, out_trade_no, 100)
@@ -181,6 +184,7 @@ async def test_refund_query_applies_success(app, ctx, http_client, base_url, rec
 
 
 @pytest.mark.gen_test(timeout=20)
+@pytest.mark.parametrize("api_version", ["v2", "v3"])
 async def test_wechat_refusal_marks_failed_and_releases(app, ctx, http_client, base_url):
     out_trade_no = await paid_order(ctx, http_client, base_url)
     await control(http_client, base_url, "faults", name="notenough", count=1)
@@ -220,6 +224,7 @@ async def test_bad_req_info_and_unknown_refund_are_refused(app, ctx, http_client
 
 
 @pytest.mark.gen_test(timeout=20)
+@pytest.mark.parametrize("api_version", ["v2", "v3"])
 async def test_systemerror_keeps_requested_and_resend_repeats_the_same_bytes(
         app, ctx, http_client, base_url):
     out_trade_no = await paid_order(ctx, http_client, base_url)

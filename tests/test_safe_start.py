@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 import tornpay
-from tests.conftest import base_settings_dict, merge
+from tests.conftest import V3_TEST_KEYS, base_settings_dict, merge
 from tornpay.app import main, make_app
 from tornpay.orders.admin import AdminContext
 from tornpay.settings import SettingsError, settings_from_dict
@@ -22,6 +22,8 @@ def merchant_dict(tmp_path, **sections):
     """A merchant's settings: real credentials, https, no simulator section at all."""
     data = base_settings_dict(tmp_path, 8899)
     data["wechat"].update(REAL)
+    for key in V3_TEST_KEYS:  # the shipped TEST-ONLY v3 keys are not a merchant's
+        del data["wechat"][key]
     data["server"]["public_url"] = "https://pay.example.com"
     del data["simulator"]
     return merge(data, sections)

@@ -14,6 +14,7 @@ from tornpay.protocol.client import PayClient
 from tornpay.protocol.oauth import OAuthClient
 from tornpay.settings import Settings, SettingsError
 from tornpay.storage import db as storage
+from tornpay.storage.executor import make_executor
 from tornpay.storage.health import HealthCollector
 from tornpay.weblog import install_scrub_filter
 
@@ -76,12 +77,19 @@ class Context:
             self.hooks.register(plugin)
         self.hooks.check()
         self._prepare_database(settings)
+        # Every request's database work goes through here, off the IOLoop (SPEC §12).
+        self.dbx = make_executor(self.db, settings)
         self._own_http_client = http_client is None
         self.http_client = http_client or make_http_client(settings)
         self.metrics = Metrics(self)  # per-app registry: two apps in one process never collide
         self.metrics.registry.register(HealthCollector(self.db_health))
         self.pay_client = PayClient.from_settings(settings, self.http_client,
                                                   observer=self._observe_upstream)
+        from tornpay.gateway.router import build_gateways
+
+        # The core's way to WeChat: the gateway of each order's API generation.
+        self.gateways = build_gateways(settings, self.pay_client, self.http_client,
+                                       observer=self._observe_upstream)
         self.oauth_client = OAuthClient.from_settings(settings, self.http_client)
         self.simulator = None
         if settings.simulator.enabled:
@@ -100,8 +108,9 @@ class Context:
 
         self.registry = Registry(self.hooks, settings, self.owner_id,
                                  on_reaped=self.dispatcher.kick)
-        self.reconciler = Reconciler(self.pay_client, self.hooks, settings, self.owner_id,
+        self.reconciler = Reconciler(self.gateways, self.hooks, settings, self.owner_id,
                                      on_change=self.dispatcher.kick)
+        self.reconciler.dbx = self.dispatcher.dbx = self.registry.dbx = self.dbx
         from tornpay.orders.refund_followup import RefundFollowUp
 
         self.refund_followup = RefundFollowUp(self)
@@ -128,6 +137,14 @@ class Context:
     def _observe_upstream(self, api: str, seconds: float, outcome: str) -> None:
         if self.metrics is not None:
             self.metrics.observe_upstream(api, seconds, outcome)
+
+    async def db_write(self, fn, *args, group: bool = False, **kwargs):
+        """Run the transaction function ``fn`` on a database writer thread; await its result."""
+        return await self.dbx.write(fn, *args, group=group, **kwargs)
+
+    async def db_read(self, fn, *args, **kwargs):
+        """Run the read-only function ``fn`` on a database reader thread; await its result."""
+        return await self.dbx.read(fn, *args, **kwargs)
 
     @property
     def prefix(self) -> str:
@@ -162,6 +179,7 @@ class Context:
                 if hasattr(result, "__await__"):
                     await result
         self.hooks.close()
+        self.dbx.close()
         if self._own_http_client:
             self.http_client.close()
         if not self.db.is_closed():

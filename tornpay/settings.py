@@ -77,9 +77,11 @@ class Settings(types.SimpleNamespace):
 
     def real_credentials(self) -> list:
         """Names of the WeChat credentials that are not the shipped test values."""
+        from tornpay.gateway.v3settings import v3_not_shipped  # the v3 keys join the rule
+
         # "" is no credential: an optional one left unset (miniprogram_secret).
         return [f"wechat.{k}" for k, v in SHIPPED_WECHAT_CREDENTIALS.items()
-                if getattr(self.wechat, k) not in (v, "")]
+                if getattr(self.wechat, k) not in (v, "")] + v3_not_shipped(self)
 
     def result_url(self, out_trade_no: str) -> str:
         """``success_url`` for one order (``{prefix}`` is ``server.prefix``)."""

@@ -139,6 +139,17 @@ SCHEMA: Mapping[str, Mapping[str, Setting]] = {
         "cert_file": Setting("", str, "client certificate (PEM) for refunds"),
         "key_file": Setting("", str, "client certificate key (PEM) for refunds", secret=True),
         "timeout": Setting(10.0, float, "seconds per upstream call", check=_min(0.1)),
+        # API v3 (SPEC §10); checked together at start by tornpay.gateway.v3settings.
+        "api_version": Setting("v2", str, "WeChat Pay API generation of new orders",
+                               check=_one_of("v2", "v3")),
+        "apiv3_key": Setting("", str, "APIv3 key: decrypts v3 notifies and certificates",
+                             secret=True),
+        "private_key_file": Setting("", str, "merchant API private key (PEM) signing v3 calls"),
+        "cert_serial_no": Setting("", str, "serial of the merchant API certificate (v3)"),
+        "wechatpay_public_key_file": Setting("", str,
+                                             "WeChat Pay public key (PEM): public-key mode"),
+        "wechatpay_public_key_id": Setting("", str, "its id PUB_KEY_ID_...; both empty: "
+                                                    "platform-certificate mode"),
         "miniprogram_appid": Setting("", str, "Mini Program appid for Mini Program payments "
                                      "(jscode2session and unified order); empty = off"),
         "miniprogram_secret": Setting("", str, "Mini Program AppSecret (jscode2session)",
@@ -149,6 +160,11 @@ SCHEMA: Mapping[str, Mapping[str, Setting]] = {
                        "peewee db_url: sqlite:///FILE or postgresql://..."),
         "check_interval_seconds": Setting(5.0, float, "how often the server checks that the "
                                           "database can still be written", check=_min(0.05)),
+        "wait_timeout": Setting(3.0, float, "longest wait for the database before a notify "
+                                "answers FAIL and a page asks to try again (seconds)",
+                                check=_min(0.05)),
+        "pool_size": Setting(16, int, "PostgreSQL: writer connections (SQLite has one writer)",
+                             check=_min(1)),
     },
     "orders": {
         "expire_minutes": Setting(30, int, "time_expire sent with the unified order",

@@ -1,8 +1,8 @@
 """Where a day's bill comes from: a small interface, and v2 ``downloadbill`` behind it.
 
-A v3 source (``GET /v3/bill/tradebill`` then the unsigned ``download_url``,
-checked against ``hash_value``) implements the same ``fetch`` once the v3
-gateway exists; ``bill_source`` picks by ``wechat.api_version``.
+The v3 source (``GET /v3/bill/tradebill`` then the unsigned ``download_url``,
+checked against ``hash_value``) is ``tornpay.gateway.v3.V3TradeBill``;
+``bill_source`` asks the gateway of ``wechat.api_version``.
 """
 
 import datetime
@@ -94,9 +94,8 @@ def _error(data: bytes) -> BillUnavailable:
 
 
 def bill_source(ctx: Any) -> BillSource:
-    """The bill source for the settings' API generation."""
-    version = getattr(ctx.settings.wechat, "api_version", "v2")
-    if version != "v2":
-        raise BillUnavailable(f"bill source for wechat.api_version {version!r} is not built "
-                              "yet (v3 tradebill comes with the v3 gateway)", retry=False)
-    return V2DownloadBill(ctx.pay_client)
+    """The bill source of the settings' API generation (its gateway's)."""
+    gateways = getattr(ctx, "gateways", None)
+    if gateways is None:
+        return V2DownloadBill(ctx.pay_client)
+    return gateways.current.bill_source()

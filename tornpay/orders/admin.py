@@ -75,6 +75,14 @@ class AdminContext(DatabaseContext):
             self._pay_client = self._pay_cls.from_settings(self.settings, self._http_client)
         return self._pay_client
 
+    @property
+    def gateways(self):
+        """The WeChat gateways (v2, and v3 when configured), made on first use."""
+        if getattr(self, "_gateways", None) is None:
+            from tornpay.gateway.router import build_gateways
+            self._gateways = build_gateways(self.settings, self.pay_client, self._http_client)
+        return self._gateways
+
     def close(self) -> None:
         if self._http_client is not None:
             self._http_client.close()
@@ -120,8 +128,8 @@ def order_details(out_trade_no: str) -> dict:
 async def query_order(ctx: Any, out_trade_no: str) -> str:
     """orderquery and apply the answer like the reconciler; return trade_state."""
     order = get_order(out_trade_no)
-    reply = await ctx.pay_client.order_query(out_trade_no=out_trade_no, sign_type=order.sign_type,
-                                             appid=order.appid or None)
+    reply = await ctx.gateways.for_order(order).order_query(out_trade_no, order.sign_type,
+                                                            appid=order.appid or None)
     trade_state = transitions.apply_trade_state(out_trade_no, reply, ctx.hooks)
     _kick(ctx)
     return trade_state
@@ -143,8 +151,8 @@ async def close_order(ctx: Any, out_trade_no: str) -> str:
         raise Refused(f"order {out_trade_no} is {age:.0f}s old; WeChat refuses to close "
                       f"orders younger than {min_age:.0f}s (orders.min_close_age_seconds)")
     try:
-        await ctx.pay_client.close_order(out_trade_no, sign_type=order.sign_type,
-                                         appid=order.appid or None)
+        await ctx.gateways.for_order(order).close_order(out_trade_no, order.sign_type,
+                                                        appid=order.appid or None)
     except BusinessError as exc:
         if exc.err_code == "ORDERPAID":
             logger.warning("order %s: closeorder says ORDERPAID; querying it", out_trade_no)

@@ -7,6 +7,7 @@ from typing import Any, Optional
 from tornpay.orders import transitions
 from tornpay.protocol.errors import BusinessError, WeChatError
 from tornpay.storage.db import database_proxy as db
+from tornpay.storage.executor import run_read, run_write
 from tornpay.storage.models import CLOSED, CREATED, PREPAID, Order, utcnow
 
 logger = logging.getLogger(__name__)
@@ -30,7 +31,8 @@ async def cancel_order(ctx: Any, out_trade_no: str) -> str:
     then the old pay page could still pay it; a verified payment always wins
     (CLOSED -> PAID fires ``on_paid``).
     """
-    order = Order.get_or_none(Order.out_trade_no == out_trade_no)
+    order = await run_read(getattr(ctx, "dbx", None), Order.get_or_none,
+                           Order.out_trade_no == out_trade_no)
     if order is None or order.state not in (CREATED, PREPAID):
         return NOT_CANCELLABLE
     now = utcnow()
@@ -39,10 +41,10 @@ async def cancel_order(ctx: Any, out_trade_no: str) -> str:
     if now < allowed_at:
         logger.info("order %s: payer cancels it before WeChat allows closeorder (%s UTC)",
                     out_trade_no, allowed_at.isoformat(timespec="seconds"))
-        return _close_here(ctx, out_trade_no, pending_until=allowed_at)
+        return await _close_here(ctx, out_trade_no, pending_until=allowed_at)
     try:
-        await ctx.pay_client.close_order(out_trade_no, sign_type=order.sign_type,
-                                         appid=order.appid or None)
+        await ctx.gateways.for_order(order).close_order(out_trade_no, order.sign_type,
+                                                        appid=order.appid or None)
     except BusinessError as exc:
         if exc.err_code == "ORDERPAID":
             logger.warning("order %s: payer cancelled but closeorder says ORDERPAID; the "
@@ -53,32 +55,41 @@ async def cancel_order(ctx: Any, out_trade_no: str) -> str:
                 logger.warning("order %s: orderquery after ORDERPAID failed: %s", out_trade_no,
                                query_exc)
             _kick(ctx)
-            state = Order.get_by_id(out_trade_no).state
+            state = (await run_read(getattr(ctx, "dbx", None), Order.get_by_id,
+                                    out_trade_no)).state
             return NOT_CANCELLABLE if state in (CREATED, PREPAID, CLOSED) else PAID_INSTEAD
         if exc.err_code not in ("ORDERCLOSED", "ORDERNOTEXIST"):
-            return _close_later(ctx, out_trade_no, exc)
+            return await _close_later(ctx, out_trade_no, exc)
         # ORDERCLOSED: already closed there; ORDERNOTEXIST: WeChat never saw it.
     except WeChatError as exc:
-        return _close_later(ctx, out_trade_no, exc)
-    return _close_here(ctx, out_trade_no, pending_until=None)
+        return await _close_later(ctx, out_trade_no, exc)
+    return await _close_here(ctx, out_trade_no, pending_until=None)
 
 
-def _close_later(ctx: Any, out_trade_no: str, exc: Exception) -> str:
+async def _close_later(ctx: Any, out_trade_no: str, exc: Exception) -> str:
     # WeChat unreachable or refusing for now: the payer's cancel still holds here,
     # and the reconciler retries the close at WeChat from now on.
     logger.warning("order %s: closeorder failed (%s: %s); closing here, WeChat later",
                    out_trade_no, type(exc).__name__, exc)
-    return _close_here(ctx, out_trade_no, pending_until=utcnow())
+    return await _close_here(ctx, out_trade_no, pending_until=utcnow())
 
 
-def _close_here(ctx: Any, out_trade_no: str, pending_until: Optional[datetime.datetime]) -> str:
+def _close_in_transaction(hooks: Any, out_trade_no: str,
+                          pending_until: Optional[datetime.datetime]) -> bool:
     with db.atomic():
         # One transaction: never CLOSED here without the note that WeChat is still open.
-        won = transitions.mark_closed(out_trade_no, REASON, hooks=ctx.hooks)
+        won = transitions.mark_closed(out_trade_no, REASON, hooks=hooks)
         if won and pending_until is not None:
             (Order.update(close_at_wechat_after=pending_until, next_check_at=pending_until)
              .where((Order.out_trade_no == out_trade_no) & (Order.state == CLOSED))
              .execute())
+    return won
+
+
+async def _close_here(ctx: Any, out_trade_no: str,
+                      pending_until: Optional[datetime.datetime]) -> str:
+    won = await run_write(getattr(ctx, "dbx", None), _close_in_transaction, ctx.hooks,
+                          out_trade_no, pending_until)
     if not won:
         return NOT_CANCELLABLE  # paid or closed meanwhile
     _kick(ctx)

@@ -9,7 +9,7 @@ import os
 import socket
 import uuid
 from types import SimpleNamespace
-from typing import Any, Dict, List, NamedTuple, Optional, Set
+from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Set, Tuple
 
 from tornpay.orders import attempts as history
 from tornpay.orders import outbox_sql as sql
@@ -17,6 +17,7 @@ from tornpay.orders.events import OrderView, RefundView
 from tornpay.orders.registry import loaded_plugins
 from tornpay.storage.db import database_proxy as db
 from tornpay.storage.db import is_postgres
+from tornpay.storage.executor import run_write
 from tornpay.storage.models import FAILED, PENDING, Delivery, Event, Order, utcnow
 
 logger = logging.getLogger(__name__)
@@ -76,6 +77,13 @@ def claim_due_deliveries(owner_id: str, lease_seconds: float, limit: int = BATCH
     return claimed
 
 
+def claim_and_load(owner_id: str, lease_seconds: float, *, exclude: Set[str],
+                   plugins: Optional[Iterable[str]] = None) -> List[Tuple[str, Optional[tuple]]]:
+    """Claim due deliveries and load each one's delivery, event and order columns."""
+    ids = claim_due_deliveries(owner_id, lease_seconds, exclude=exclude, plugins=plugins)
+    return [(delivery_id, sql.LOAD.one(id=delivery_id)) for delivery_id in ids]
+
+
 class _Loaded(NamedTuple):
     """What one attempt needs from its delivery row."""
 
@@ -95,6 +103,7 @@ class Dispatcher:
         self._wake: Optional[asyncio.Event] = None
         self._loop_task: Optional[asyncio.Task] = None
         self._stopping = False
+        self.dbx = None  # the app's DbExecutor (set by Context): database work off the loop
 
     @property
     def lease_seconds(self) -> float:
@@ -128,7 +137,7 @@ class Dispatcher:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-        self._release_leases()
+        await run_write(self.dbx, self._release_leases)
 
     def _release_leases(self) -> None:
         # Unfinished rows are claimable at once by the next process, not after the lease.
@@ -139,7 +148,7 @@ class Dispatcher:
 
     async def run_once(self) -> int:
         """Claim what is due, deliver it all, and return how many deliveries were attempted."""
-        tasks = self._claim_and_spawn()
+        tasks = await self._claim_and_spawn()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         return len(tasks)
@@ -148,7 +157,7 @@ class Dispatcher:
         assert self._wake is not None
         while not self._stopping:
             try:
-                self._claim_and_spawn()
+                await self._claim_and_spawn()
             except Exception:
                 logger.exception("dispatcher: claiming deliveries failed; will retry")
             self._wake.clear()
@@ -157,13 +166,16 @@ class Dispatcher:
             except asyncio.TimeoutError:
                 pass
 
-    def _claim_and_spawn(self) -> List[asyncio.Task]:
-        ids = claim_due_deliveries(self.owner_id, self.lease_seconds,
-                                   exclude=set(self._inflight),
-                                   plugins=loaded_plugins(self.hooks))
+    async def _claim_and_spawn(self) -> List[asyncio.Task]:
+        # One writer job claims the rows and loads what each call needs.
+        loaded = await run_write(self.dbx, claim_and_load, self.owner_id, self.lease_seconds,
+                                 exclude=set(self._inflight),
+                                 plugins=loaded_plugins(self.hooks), group=True)
         tasks = []
-        for delivery_id in ids:
-            task = asyncio.ensure_future(self._deliver(delivery_id))
+        for delivery_id, row in loaded:
+            if delivery_id in self._inflight:  # claimed again while the claim was queued
+                continue
+            task = asyncio.ensure_future(self._deliver(delivery_id, row))
             self._inflight[delivery_id] = task
             task.add_done_callback(functools.partial(self._finished, delivery_id))
             tasks.append(task)
@@ -177,12 +189,11 @@ class Dispatcher:
             logger.error("delivery %s: bookkeeping failed", delivery_id,
                          exc_info=task.exception())
 
-    async def _deliver(self, delivery_id: str) -> None:
+    async def _deliver(self, delivery_id: str, row: Optional[tuple]) -> None:
         hook = plugin = "?"
         delivery = None
         started = utcnow()
         try:
-            row = sql.LOAD.one(id=delivery_id)
             if row is None or row[0] != PENDING:
                 return
             delivery = _Loaded(delivery_id, row[1], row[2])
@@ -195,16 +206,17 @@ class Dispatcher:
         except asyncio.CancelledError:
             raise  # stopping: the row stays pending and its lease is released
         except asyncio.TimeoutError:
-            self._failed(delivery, f"timeout after {self.cfg.timeout_seconds:g}s", started,
-                         history.TIMEOUT)
+            await run_write(self.dbx, self._failed, delivery,
+                            f"timeout after {self.cfg.timeout_seconds:g}s", started,
+                            history.TIMEOUT, group=True)
         except Exception as exc:
             history.log_failure(logger, delivery_id, hook, plugin, exc,
                                 delivery.attempts if delivery is not None else 0)
             if delivery is not None:
-                self._failed(delivery, f"{type(exc).__name__}: {exc}", started)
+                await run_write(self.dbx, self._failed, delivery,
+                                f"{type(exc).__name__}: {exc}", started, group=True)
         else:
-            self._done(delivery)
-            history.record(delivery.id, started, history.DONE, owner=self.owner_id)
+            await run_write(self.dbx, self._done, delivery, started, group=True)
 
     @staticmethod
     def _hook_kwargs(row: tuple, delivery_id: str) -> dict:
@@ -224,13 +236,14 @@ class Dispatcher:
             kwargs["refund"] = RefundView.from_payload(payload["refund"])
         return kwargs
 
-    def _done(self, delivery: _Loaded) -> None:
-        # One conditional UPDATE, atomic by itself (no BEGIN/COMMIT round trips).
+    def _done(self, delivery: _Loaded, started: datetime.datetime) -> None:
+        # One conditional UPDATE and the attempt's history row (group-committed).
         n = sql.MARK_DONE.rowcount(id=delivery.id, owner=self.owner_id, done_at=utcnow())
         if n != 1:
             logger.warning("delivery %s returned after its lease was lost", delivery.id)
         else:
             logger.debug("delivery %s done (%s)", delivery.id, delivery.plugin)
+        history.record(delivery.id, started, history.DONE, owner=self.owner_id)
 
     def _failed(self, delivery: _Loaded, error: str, started: datetime.datetime,
                 outcome: str = "error") -> None:

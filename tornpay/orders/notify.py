@@ -1,16 +1,19 @@
 """The payment-notify pipeline (SPEC §5): every check, one atomic PAID move, a row per POST."""
 
+import contextlib
 import logging
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Tuple
 
 import peewee
 
-from tornpay.logsafe import untrusted
+from tornpay.gateway.base import NotifyRefused
 from tornpay.orders import transitions
 from tornpay.protocol.ids import is_valid_out_trade_no
 from tornpay.protocol.sign import verify_sign
 from tornpay.protocol.xmlcodec import MAX_XML_BYTES, XMLError, decode_xml
 from tornpay.storage.db import database_proxy as db
+from tornpay.storage.db import is_postgres
+from tornpay.storage.executor import is_busy
 from tornpay.storage.fastsql import Statement, param
 from tornpay.storage.models import Notification, Order, utcnow
 
@@ -25,13 +28,14 @@ class OrderRef(NamedTuple):
     out_trade_no: str
     sign_type: str
     total_fee: int
+    api_version: str
     appid: str  # "" on orders older than the column: the Official Account's
 
 
 # Compiled once per database: peewee rebuilding these per notify cost more than
 # running them (bench/README.md).
 _LOOKUP = Statement("notify_lookup", lambda: Order.select(
-    Order.out_trade_no, Order.sign_type, Order.total_fee, Order.appid).where(
+    Order.out_trade_no, Order.sign_type, Order.total_fee, Order.api_version, Order.appid).where(
     Order.out_trade_no == param(Order.out_trade_no)))
 _CURRENT = Statement("notify_current", lambda: Order.select(
     Order.state, Order.transaction_id).where(Order.out_trade_no == param(Order.out_trade_no)))
@@ -47,10 +51,14 @@ _INSERT_NOTIFICATION = Statement("insert_notification", lambda: Notification.ins
 class NotifyResult(tuple):
     """``(ok, return_msg)`` for the XML reply, plus ``outcome`` for metrics."""
 
-    def __new__(cls, ok: bool, message: str, outcome: str):
+    def __new__(cls, ok: bool, message: str, outcome: str, paid=None):
         result = super().__new__(cls, (ok, message))
         result.outcome = outcome
+        result.paid = paid  # (out_trade_no, event_id, close_reason) when this notify paid
         return result
+
+
+TEMPORARY_FAILURE = "temporary failure, retry"
 
 
 class Refusal(Exception):
@@ -66,44 +74,76 @@ class Refusal(Exception):
         self.alerted = alerted
 
 
-def process_pay_notify(ctx, body: bytes, remote_ip: str) -> NotifyResult:
-    """Check and apply one payment notify; return ``(ok, return_msg)`` for the XML reply.
+def process_pay_notify(ctx, body: bytes, remote_ip: str, headers=None) -> NotifyResult:
+    """Check and apply one payment notify on this thread; ``(ok, return_msg)`` for the reply.
 
     The result's ``outcome`` is accepted, duplicate, ignored, refused or error.
+    The server itself goes through ``handle_pay_notify`` (off the IOLoop); this
+    is the same pipeline for callers without one. A database failure answers
+    FAIL (WeChat will retry) with nothing half-written.
+    """
+    try:
+        with db.atomic():
+            result = apply_pay_notify(ctx, body, remote_ip, headers)
+    except peewee.PeeweeException:
+        logger.exception("notify: database error; answering FAIL so WeChat retries")
+        _rollback_quietly()
+        return NotifyResult(False, TEMPORARY_FAILURE, "error")
+    return after_commit(ctx, result)
 
-    Synchronous on purpose: it only touches the database, and no ``await``
-    may run inside its transaction. Plugins are woken afterwards through the
-    outbox, so the reply never waits on them. A database failure answers FAIL
-    (WeChat will retry) with nothing half-written.
+
+async def handle_pay_notify(ctx, body: bytes, remote_ip: str, headers=None) -> NotifyResult:
+    """``process_pay_notify`` with its transaction on a database writer (group commit).
+
+    Answered only once this notify's own change has committed; a database that
+    cannot be had within ``database.wait_timeout`` answers FAIL, nothing written.
+    """
+    try:
+        result = await ctx.db_write(apply_pay_notify, ctx, body, remote_ip, headers,
+                                    group=True)
+    except Exception as exc:  # peewee, driver or DbBusy: nothing of this notify committed
+        logger.log(logging.WARNING if is_busy(exc) else logging.ERROR,
+                   "notify from %s: database unavailable (%s: %s); answering FAIL so WeChat "
+                   "retries", remote_ip, type(exc).__name__, exc, exc_info=not is_busy(exc))
+        return NotifyResult(False, TEMPORARY_FAILURE, "error")
+    return after_commit(ctx, result)
+
+
+def after_commit(ctx, result: NotifyResult) -> NotifyResult:
+    """Log a payment and wake the dispatcher, once the transaction has committed."""
+    if result.paid is not None:
+        transitions.log_paid(result.paid[0], "notify", *result.paid[1:])
+        ctx.dispatcher.kick()
+    return result
+
+
+def apply_pay_notify(ctx, body: bytes, remote_ip: str, headers=None) -> NotifyResult:
+    """Every check and the change of one notify, inside the caller's transaction.
+
+    Raises database errors (the caller's transaction is then rolled back).
     """
     out_trade_no = None
     try:
-        try:
-            fields = _decode(body)
-            out_trade_no = fields.get("out_trade_no")
-            order = _check(ctx, fields)
-        except Refusal as refusal:
-            return _refused(ctx, refusal, remote_ip, out_trade_no)
-        if fields.get("result_code") != "SUCCESS":
-            # Ordinary JSAPI payments are only notified on success; anything else
-            # is logged and acknowledged so WeChat stops, and pays nothing.
-            why = f"result_code {fields.get('result_code')} {fields.get('err_code', '')}".strip()
-            logger.warning("notify for order %s from %s not a payment: %s", order.out_trade_no,
-                           remote_ip, why)
-            _record(order.out_trade_no, remote_ip, IGNORED, why)
-            return NotifyResult(True, "OK", IGNORED)
-        try:
-            won = _apply(ctx, order, fields, remote_ip)
-        except Refusal as refusal:
-            return _refused(ctx, refusal, remote_ip, out_trade_no)
-    except peewee.PeeweeException:
-        logger.exception("notify for order %s: database error; answering FAIL so WeChat retries",
-                         untrusted(out_trade_no))
-        _rollback_quietly()
-        return NotifyResult(False, "temporary failure, retry", "error")
-    if won:
-        ctx.dispatcher.kick()
-    return NotifyResult(True, "OK", ACCEPTED if won else DUPLICATE)
+        fields, generation = _decode(ctx, body, headers or {})
+        out_trade_no = fields.get("out_trade_no")
+        order = _check(ctx, fields, generation)
+    except Refusal as refusal:
+        return _refused(ctx, refusal, remote_ip, out_trade_no)
+    if fields.get("result_code") != "SUCCESS":
+        # Ordinary JSAPI payments are only notified on success; anything else
+        # is logged and acknowledged so WeChat stops, and pays nothing.
+        why = f"result_code {fields.get('result_code')} {fields.get('err_code', '')}".strip()
+        logger.warning("notify for order %s from %s not a payment: %s", order.out_trade_no,
+                       remote_ip, why)
+        _record(order.out_trade_no, remote_ip, IGNORED, why)
+        return NotifyResult(True, "OK", IGNORED)
+    try:
+        paid = _apply(ctx, order, fields, remote_ip)
+    except Refusal as refusal:
+        return _refused(ctx, refusal, remote_ip, out_trade_no)
+    if paid is None:
+        return NotifyResult(True, "OK", DUPLICATE)
+    return NotifyResult(True, "OK", ACCEPTED, (order.out_trade_no,) + tuple(paid))
 
 
 def _refused(ctx, refusal: Refusal, remote_ip: str, out_trade_no: Optional[str]) -> NotifyResult:
@@ -119,16 +159,31 @@ def _refused(ctx, refusal: Refusal, remote_ip: str, out_trade_no: Optional[str])
     return NotifyResult(False, refusal.reply, REFUSED)
 
 
-def _decode(body: bytes) -> dict:
+def is_v3_body(body: bytes) -> bool:
+    """v2 notifies are XML, v3 ones JSON: the body tells them apart (SPEC §10)."""
+    return body.lstrip()[:1] == b"{"
+
+
+def _decode(ctx, body: bytes, headers) -> Tuple[dict, str]:
+    """The notify's fields (neutral, v2 names) and the generation that sent it."""
     if len(body) > MAX_XML_BYTES:
         raise Refusal(f"body of {len(body)} bytes is over {MAX_XML_BYTES}", "body too large")
+    if is_v3_body(body):
+        gateway = ctx.gateways.get("v3")
+        if gateway is None:
+            raise Refusal("a v3 notify but API v3 is not configured", "API v3 not configured")
+        try:
+            # Verified over the exact bytes received, then decrypted (v3 reference §5, §6).
+            return gateway.decode_pay_notify(headers, body), "v3"
+        except NotifyRefused as exc:
+            raise Refusal(exc.reason, exc.reply) from None
     try:
-        return decode_xml(body)
+        return decode_xml(body), "v2"
     except XMLError as exc:
         raise Refusal(f"unacceptable XML: {exc}", "invalid XML") from None
 
 
-def _check(ctx, fields: dict) -> OrderRef:
+def _check(ctx, fields: dict, generation: str = "v2") -> OrderRef:
     """Every check of SPEC §5 except result_code; return the order it pays."""
     wechat = ctx.settings.wechat
     if fields.get("return_code") != "SUCCESS":
@@ -141,6 +196,22 @@ def _check(ctx, fields: dict) -> OrderRef:
     if row is None:
         raise Refusal("unknown out_trade_no", "order not found", out_trade_no)
     order = OrderRef(*row)
+    if order.api_version != generation:
+        # Each order finishes in the generation it began in (SPEC §10).
+        raise Refusal(f"a {generation} notify for a {order.api_version} order",
+                      "wrong API generation", out_trade_no)
+    if generation == "v2":
+        _check_v2_signature(wechat, order, fields)
+    try:
+        _check_parties(wechat, order, fields)
+    except Refusal as refusal:
+        refusal.signed = True  # signed by WeChat: its out_trade_no may name the log line
+        raise
+    return order
+
+
+def _check_v2_signature(wechat, order: OrderRef, fields: dict) -> None:
+    out_trade_no = order.out_trade_no
     # The order decides the algorithm (an HMAC order's notify usually has no
     # sign_type, reference P2); a notify claiming another one is not ours.
     declared = fields.get("sign_type")
@@ -149,20 +220,19 @@ def _check(ctx, fields: dict) -> OrderRef:
                       "signature failed", out_trade_no)
     if not verify_sign(fields, wechat.api_key, order.sign_type):
         raise Refusal("bad signature", "signature failed", out_trade_no)
-    try:
-        # A Mini Program order's notify carries the Mini Program's appid: the order's own.
-        if fields.get("appid") != (order.appid or wechat.appid):
-            raise Refusal(f"appid {fields.get('appid')!r} is not ours", "appid mismatch",
-                          out_trade_no)
-        if fields.get("mch_id") != wechat.mch_id:
-            raise Refusal(f"mch_id {fields.get('mch_id')!r} is not ours", "mch_id mismatch",
-                          out_trade_no)
-        if fields.get("result_code") == "SUCCESS":
-            _check_amount(order, fields)
-    except Refusal as refusal:
-        refusal.signed = True  # signed by our key: its out_trade_no may name the log line
-        raise
-    return order
+
+
+def _check_parties(wechat, order: OrderRef, fields: dict) -> None:
+    out_trade_no = order.out_trade_no
+    # A Mini Program order's notify carries the Mini Program's appid: the order's own.
+    if fields.get("appid") != (order.appid or wechat.appid):
+        raise Refusal(f"appid {fields.get('appid')!r} is not ours", "appid mismatch",
+                      out_trade_no)
+    if fields.get("mch_id") != wechat.mch_id:
+        raise Refusal(f"mch_id {fields.get('mch_id')!r} is not ours", "mch_id mismatch",
+                      out_trade_no)
+    if fields.get("result_code") == "SUCCESS":
+        _check_amount(order, fields)
 
 
 def _check_amount(order: OrderRef, fields: dict) -> None:
@@ -180,15 +250,19 @@ def _check_amount(order: OrderRef, fields: dict) -> None:
         raise Refusal("no transaction_id", "missing transaction_id", order.out_trade_no)
 
 
-def _apply(ctx, order: OrderRef, fields: dict, remote_ip: str) -> bool:
-    """PAID once, with its Notification row in the same transaction; True if this call won."""
+def _apply(ctx, order: OrderRef, fields: dict, remote_ip: str):
+    """PAID once, with its Notification row; ``(event_id, close_reason)`` if this call won."""
     try:
-        return _apply_once(ctx, order, fields, remote_ip)
+        # SQLite undoes a failed statement by itself (the order UPDATE, the first
+        # statement, is the one the unique transaction_id can fail); PostgreSQL
+        # aborts the whole transaction, so there the attempt has a savepoint.
+        with db.atomic() if is_postgres(db.obj) else contextlib.nullcontext():
+            return _apply_once(ctx, order, fields, remote_ip)
     except peewee.IntegrityError:
-        # Rolled back already. transaction_id is unique: a signed notify naming
-        # another order's transaction is no database hiccup, and retrying can
-        # never succeed, so refuse it (WeChat may still repeat it; each repeat
-        # is refused the same way, without a traceback).
+        # transaction_id is unique: a signed notify naming another order's
+        # transaction is no database hiccup, and retrying can never succeed, so
+        # refuse it (WeChat may still repeat it; each repeat is refused the same
+        # way, without a traceback).
         holder = _HOLDER.one(transaction_id=fields["transaction_id"],
                              out_trade_no=order.out_trade_no)
         if holder is None:
@@ -201,34 +275,30 @@ def _apply(ctx, order: OrderRef, fields: dict, remote_ip: str) -> bool:
                       alerted=True) from None
 
 
-def _apply_once(ctx, order: OrderRef, fields: dict, remote_ip: str) -> bool:
+def _apply_once(ctx, order: OrderRef, fields: dict, remote_ip: str):
     cash_fee = fields.get("cash_fee")
-    # One transaction, no savepoint: the PAID update, the outbox rows and the
-    # Notification row commit together or not at all.
-    with db.atomic():
-        paid = transitions.pay_in_transaction(
-            order.out_trade_no, transaction_id=fields["transaction_id"],
-            time_end=fields.get("time_end"), bank_type=fields.get("bank_type"),
-            cash_fee=int(cash_fee) if cash_fee and cash_fee.isdigit() else None,
-            source="notify", hooks=ctx.hooks, openid=fields.get("openid"))
-        if paid is not None:
-            _record(order.out_trade_no, remote_ip, ACCEPTED, "")
-        else:
-            state, transaction_id = _CURRENT.one(out_trade_no=order.out_trade_no)
-            reason = f"order already {state}"
-            if transaction_id != fields["transaction_id"]:
-                # Signed by WeChat, so a real second payment: someone must refund it.
-                logger.error("ALERT order %s: notify with transaction_id %s but the order was "
-                             "paid by %s", order.out_trade_no, fields["transaction_id"],
-                             transaction_id)
-                reason += f"; other transaction_id {fields['transaction_id']}"
-            _record(order.out_trade_no, remote_ip, DUPLICATE, reason)
+    # Inside the caller's transaction, no savepoint: the PAID update, the outbox
+    # rows and the Notification row commit together or not at all.
+    paid = transitions.pay_in_transaction(
+        order.out_trade_no, transaction_id=fields["transaction_id"],
+        time_end=fields.get("time_end"), bank_type=fields.get("bank_type"),
+        cash_fee=int(cash_fee) if cash_fee and cash_fee.isdigit() else None,
+        source="notify", hooks=ctx.hooks, openid=fields.get("openid"))
     if paid is not None:
-        transitions.log_paid(order.out_trade_no, "notify", *paid)
-    else:
-        # WeChat repeats every notify until answered: routine, not news.
-        logger.debug("notify for order %s: duplicate, nothing changed", order.out_trade_no)
-    return paid is not None
+        _record(order.out_trade_no, remote_ip, ACCEPTED, "")
+        return paid
+    state, transaction_id = _CURRENT.one(out_trade_no=order.out_trade_no)
+    reason = f"order already {state}"
+    if transaction_id != fields["transaction_id"]:
+        # Signed by WeChat, so a real second payment: someone must refund it.
+        logger.error("ALERT order %s: notify with transaction_id %s but the order was "
+                     "paid by %s", order.out_trade_no, fields["transaction_id"],
+                     transaction_id)
+        reason += f"; other transaction_id {fields['transaction_id']}"
+    _record(order.out_trade_no, remote_ip, DUPLICATE, reason)
+    # WeChat repeats every notify until answered: routine, not news.
+    logger.debug("notify for order %s: duplicate, nothing changed", order.out_trade_no)
+    return None
 
 
 def _record(out_trade_no: Optional[str], remote_ip: str, outcome: str, reason: str) -> None:

@@ -11,6 +11,7 @@ from tornpay.orders.periodic import PeriodicWorker
 from tornpay.protocol.errors import BusinessError, WeChatError
 from tornpay.storage.db import database_proxy as db
 from tornpay.storage.db import is_postgres
+from tornpay.storage.executor import run_read, run_write
 from tornpay.storage.models import CLOSED, CREATED, PREPAID, Order, utcnow
 
 logger = logging.getLogger(__name__)
@@ -65,6 +66,12 @@ def claim_stale_orders(owner_id: str, reconcile_after: float, lease_seconds: flo
     return claimed
 
 
+def _clear_close_flag(out_trade_no: str) -> None:
+    with db.atomic():
+        Order.update(close_at_wechat_after=None).where(
+            Order.out_trade_no == out_trade_no).execute()
+
+
 class Reconciler(PeriodicWorker):
     """Periodic ``orderquery`` / ``closeorder`` of orders WeChat never told us about."""
 
@@ -78,6 +85,7 @@ class Reconciler(PeriodicWorker):
         self.timeout = float(getattr(getattr(settings, "wechat", None), "timeout", 10.0))
         self.owner_id = owner_id or default_owner_id()
         self.on_change = on_change or (lambda: None)
+        self.dbx = None  # the app's DbExecutor (set by Context): database work off the loop
 
     @property
     def lease_seconds(self) -> float:
@@ -89,8 +97,8 @@ class Reconciler(PeriodicWorker):
 
     async def run_once(self) -> int:
         """Check every due order once; return how many were checked."""
-        claimed = claim_stale_orders(self.owner_id, self.cfg.reconcile_after_seconds,
-                                     self.lease_seconds)
+        claimed = await run_write(self.dbx, claim_stale_orders, self.owner_id,
+                                  self.cfg.reconcile_after_seconds, self.lease_seconds)
         await asyncio.gather(*(self._check_claimed(no) for no in claimed))
         return len(claimed)
 
@@ -104,11 +112,11 @@ class Reconciler(PeriodicWorker):
         except Exception as exc:
             error = type(exc).__name__
             logger.exception("reconcile %s failed", out_trade_no)
-        self._reschedule(out_trade_no, error)
+        await run_write(self.dbx, self._reschedule, out_trade_no, error, group=True)
 
     async def check(self, out_trade_no: str) -> str:
         """Query one order, apply the answer, close it if expired; return the trade_state."""
-        order = Order.get_by_id(out_trade_no)
+        order = await run_read(self.dbx, Order.get_by_id, out_trade_no)
         if order.state == CLOSED and order.close_at_wechat_after is not None:
             return await self._finish_local_close(order)
         try:
@@ -118,25 +126,27 @@ class Reconciler(PeriodicWorker):
         except BusinessError as exc:
             if exc.err_code != "ORDERNOTEXIST":
                 raise
-            return self._not_at_wechat(order)
-        trade_state = self._apply(out_trade_no, reply)
+            return await self._not_at_wechat(order)
+        trade_state = await self._apply(out_trade_no, reply)
         if trade_state == "NOTPAY" and self._closable(order):
             await self._close(order)
         return trade_state
 
-    def _apply(self, out_trade_no: str, reply: dict) -> str:
-        trade_state = transitions.apply_trade_state(out_trade_no, reply, self.hooks)
+    async def _apply(self, out_trade_no: str, reply: dict) -> str:
+        trade_state = await run_write(self.dbx, transitions.apply_trade_state, out_trade_no,
+                                      reply, self.hooks, group=True)
         if trade_state in CHANGED_STATES:
             self.on_change()
         logger.info("reconcile %s: trade_state %s", out_trade_no, trade_state)
         return trade_state
 
-    def _not_at_wechat(self, order: Order) -> str:
+    async def _not_at_wechat(self, order: Order) -> str:
         # WeChat never saw a CREATED order (its unified order failed): nothing
         # can be paid, so close it here. A PREPAID one it should know: wait.
         if order.state == CREATED or self._closable(order):
             reason = "expired" if utcnow() >= order.expire_at else "closed"
-            if transitions.mark_closed(order.out_trade_no, reason, hooks=self.hooks):
+            if await run_write(self.dbx, transitions.mark_closed, order.out_trade_no, reason,
+                               hooks=self.hooks, group=True):
                 self.on_change()
         else:
             logger.warning("reconcile %s: ORDERNOTEXIST for a %s order", order.out_trade_no,
@@ -159,7 +169,7 @@ class Reconciler(PeriodicWorker):
                 raise
             trade_state = "ORDERNOTEXIST"  # its unified order failed: nothing to close there
         else:
-            trade_state = self._apply(no, reply)
+            trade_state = await self._apply(no, reply)
         if trade_state == "NOTPAY":
             try:
                 await self.client.close_order(no, sign_type=order.sign_type,
@@ -171,7 +181,7 @@ class Reconciler(PeriodicWorker):
                     reply = await self.client.order_query(out_trade_no=no,
                                                           sign_type=order.sign_type,
                                                           appid=order.appid or None)
-                    trade_state = self._apply(no, reply)
+                    trade_state = await self._apply(no, reply)
                 elif exc.err_code != "ORDERCLOSED":
                     raise
         if trade_state in ("USERPAYING", "AMOUNT_MISMATCH"):
@@ -179,8 +189,7 @@ class Reconciler(PeriodicWorker):
             logger.warning("reconcile %s: cancelled here, WeChat says %s; retrying later",
                            no, trade_state)
             return trade_state
-        with db.atomic():
-            Order.update(close_at_wechat_after=None).where(Order.out_trade_no == no).execute()
+        await run_write(self.dbx, _clear_close_flag, no, group=True)
         logger.info("reconcile %s: cancelled order settled at WeChat (%s)", no, trade_state)
         return trade_state
 
@@ -199,11 +208,12 @@ class Reconciler(PeriodicWorker):
                 reply = await self.client.order_query(out_trade_no=order.out_trade_no,
                                                       sign_type=order.sign_type,
                                                       appid=order.appid or None)
-                self._apply(order.out_trade_no, reply)
+                await self._apply(order.out_trade_no, reply)
                 return
             if exc.err_code != "ORDERCLOSED":
                 raise
-        if transitions.mark_closed(order.out_trade_no, "expired", hooks=self.hooks):
+        if await run_write(self.dbx, transitions.mark_closed, order.out_trade_no, "expired",
+                           hooks=self.hooks, group=True):
             self.on_change()
 
     def _reschedule(self, out_trade_no: str, error: Optional[str]) -> None:

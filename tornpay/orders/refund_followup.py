@@ -48,13 +48,13 @@ class RefundFollowUp(PeriodicWorker):
 
     async def run_once(self) -> int:
         """Check every due refund once; return how many were checked."""
-        due = due_refunds(self.cfg.reconcile_after_seconds)
+        due = await self.ctx.db_read(due_refunds, self.cfg.reconcile_after_seconds)
         await asyncio.gather(*(self.check(no) for no in due))
         return len(due)
 
     async def check(self, out_refund_no: str) -> str:
         """Settle one open refund as far as WeChat's answer allows; return what happened."""
-        refund = Refund.get_by_id(out_refund_no)
+        refund = await self.ctx.db_read(Refund.get_by_id, out_refund_no)
         try:
             status, _changed = await refunds.query_refund(self.ctx, out_refund_no)
         except BusinessError as exc:
@@ -69,7 +69,7 @@ class RefundFollowUp(PeriodicWorker):
         except (WeChatError, refunds.RefundError) as exc:
             status = f"ERROR:{type(exc).__name__}"
             logger.warning("refund %s follow-up: %s", out_refund_no, exc)
-        self._touch(out_refund_no)
+        await self.ctx.db_write(self._touch, out_refund_no, group=True)
         return status
 
     @staticmethod

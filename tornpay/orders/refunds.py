@@ -22,6 +22,7 @@ from tornpay.protocol.errors import BusinessError, ProtocolError, WeChatError
 from tornpay.protocol.ids import make_out_refund_no
 from tornpay.protocol.wechat_time import beijing_to_utc, utc_text
 from tornpay.storage.db import database_proxy as db
+from tornpay.storage.executor import run_read, run_write
 from tornpay.storage.models import PAID, PARTIAL_REFUNDED, REFUNDED, Order, Refund, utcnow
 
 logger = logging.getLogger(__name__)
@@ -96,14 +97,16 @@ async def request_refund(ctx: Any, out_trade_no: str, refund_fee: Optional[int] 
     what happened: PROCESSING (accepted), FAILED (refused by WeChat, amount
     released, ``last_error`` says why) or REQUESTED (outcome unknown; resend).
     """
-    order = Order.get_or_none(Order.out_trade_no == out_trade_no)
+    dbx = getattr(ctx, "dbx", None)  # database work off the loop in a server
+    order = await run_read(dbx, Order.get_or_none, Order.out_trade_no == out_trade_no)
     if order is None:
         raise NotFound(f"order {out_trade_no} not found")
     if order.state not in REFUNDABLE_STATES:
-        raise RefundRefused(_why_refused(out_trade_no, refund_fee or 0))
+        raise RefundRefused(await run_read(dbx, _why_refused, out_trade_no, refund_fee or 0))
     fee = order.total_fee - order.reserved_refund_fee if refund_fee is None else refund_fee
     if type(fee) is not int or fee <= 0:
-        raise RefundRefused(_why_refused(out_trade_no, fee) if refund_fee is None
+        raise RefundRefused(await run_read(dbx, _why_refused, out_trade_no, fee)
+                            if refund_fee is None
                             else f"refund fee must be a positive number of fen, got {fee!r}")
     if len(reason.encode("utf-8")) > 80:
         raise RefundRefused("refund reason is longer than 80 bytes")
@@ -113,40 +116,43 @@ async def request_refund(ctx: Any, out_trade_no: str, refund_fee: Optional[int] 
               "out_refund_no": out_refund_no, "total_fee": order.total_fee,
               "refund_fee": fee, "refund_desc": reason or None,
               "notify_url": refund_notify_url(ctx.settings), "appid": order.appid or None}
-    body, _ = ctx.pay_client.build_request(REFUND_PATH, params, order.sign_type)
-    _reserve(order, fee, reason, body, out_refund_no)
+    text = ctx.gateways.for_order(order).prepare_refund(params, order.sign_type)
+    await run_write(dbx, _reserve, order, fee, reason, text.encode("utf-8"), out_refund_no)
     logger.info("order %s: refund %s of %d fen requested", out_trade_no, out_refund_no, fee)
     return await send_refund(ctx, out_refund_no)
 
 
 async def send_refund(ctx: Any, out_refund_no: str) -> Refund:
     """(Re-)send a REQUESTED refund's stored request byte for byte and record the answer."""
-    refund = Refund.get_or_none(Refund.out_refund_no == out_refund_no)
+    dbx = getattr(ctx, "dbx", None)
+    refund = await run_read(dbx, Refund.get_or_none, Refund.out_refund_no == out_refund_no)
     if refund is None:
         raise NotFound(f"refund {out_refund_no} not found")
     if refund.state != "REQUESTED":
         raise RefundRefused(f"refund {out_refund_no} is {refund.state}; only a REQUESTED "
                             "refund is re-sent")
     try:
-        reply = await ctx.pay_client.send_prepared(REFUND_PATH, refund.request.encode("utf-8"))
+        gateway = ctx.gateways.for_order(await run_read(dbx, Order.get_by_id,
+                                                        refund.out_trade_no))
+        reply = await gateway.send_refund(refund.request)
     except BusinessError as exc:
         if exc.err_code in RETRY_LATER:
-            _note_error(out_refund_no, str(exc))
+            await run_write(dbx, _note_error, out_refund_no, str(exc))
         else:
-            _mark_failed(out_refund_no, str(exc))
+            await run_write(dbx, _mark_failed, out_refund_no, str(exc))
     except ProtocolError as exc:
         # return_code FAIL (bad signature, parameters) is a definite "not done";
         # an unreadable reply is not.
         if exc.fields.get("return_code") == "FAIL":
-            _mark_failed(out_refund_no, str(exc))
+            await run_write(dbx, _mark_failed, out_refund_no, str(exc))
         else:
-            _note_error(out_refund_no, str(exc))
+            await run_write(dbx, _note_error, out_refund_no, str(exc))
     except WeChatError as exc:
-        _note_error(out_refund_no, str(exc))
+        await run_write(dbx, _note_error, out_refund_no, str(exc))
     else:
-        _mark_accepted(out_refund_no, reply)
+        await run_write(dbx, _mark_accepted, out_refund_no, reply)
     _kick(ctx)
-    return Refund.get_by_id(out_refund_no)
+    return await run_read(dbx, Refund.get_by_id, out_refund_no)
 
 
 def _note_error(out_refund_no: str, message: str) -> None:
@@ -260,22 +266,19 @@ def _credit_order(refund: Refund, refund_id: Optional[str], hooks: Any) -> None:
 
 async def query_refund(ctx: Any, out_refund_no: str) -> Tuple[str, bool]:
     """Ask WeChat (refundquery) about a refund and apply the answer; return (status, changed)."""
-    refund = Refund.get_or_none(Refund.out_refund_no == out_refund_no)
+    dbx = getattr(ctx, "dbx", None)
+    refund = await run_read(dbx, Refund.get_or_none, Refund.out_refund_no == out_refund_no)
     if refund is None:
         raise NotFound(f"refund {out_refund_no} not found")
-    order = Order.get_by_id(refund.out_trade_no)
-    reply = await ctx.pay_client.refund_query(out_refund_no=out_refund_no,
-                                              appid=order.appid or None)
-    for n in range(int(reply.get("refund_count") or 0)):
-        if reply.get(f"out_refund_no_{n}") != out_refund_no:
-            continue
-        status = reply.get(f"refund_status_{n}", "")
-        changed = apply_refund_result(
-            out_refund_no, status, hooks=ctx.hooks, refund_id=reply.get(f"refund_id_{n}"),
-            success_time=reply.get(f"refund_success_time_{n}"),
-            refund_fee=reply.get(f"refund_fee_{n}"),
-            refund_recv_accout=reply.get(f"refund_recv_accout_{n}"))
-        if changed:
-            _kick(ctx)
-        return status, changed
-    raise RefundError(f"refundquery reply does not list refund {out_refund_no}")
+    order = await run_read(dbx, Order.get_by_id, refund.out_trade_no)
+    result = await ctx.gateways.for_order(order).refund_query(out_refund_no,
+                                                              appid=order.appid or None)
+    if result is None:
+        raise RefundError(f"refundquery reply does not list refund {out_refund_no}")
+    changed = await run_write(
+        dbx, apply_refund_result, out_refund_no, result.status, hooks=ctx.hooks,
+        refund_id=result.refund_id, success_time=result.success_time,
+        refund_fee=result.refund_fee, **{k: v for k, v in result.extra.items() if v is not None})
+    if changed:
+        _kick(ctx)
+    return result.status, changed

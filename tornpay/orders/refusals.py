@@ -9,6 +9,7 @@ line and one row when the window ends. Older refused rows beyond
 """
 
 import logging
+import threading
 from typing import Callable, Optional
 
 from tornpay.logsafe import untrusted
@@ -41,6 +42,10 @@ class RefusalLog:
         self._lines = 0
         self._over_budget = 0
         self._last_flush = float("-inf")
+        # Called from the database writer threads (several on PostgreSQL): the
+        # counters and the throttle are read-modify-write. Re-entrant: refused()
+        # flushes first.
+        self._lock = threading.RLock()
 
     def refused(self, kind: str, remote_ip: str, reply: str, reason: str, *,
                 claimed: Optional[str], verified: Optional[str], record: Recorder) -> None:
@@ -49,6 +54,10 @@ class RefusalLog:
         ``claimed``: the out_trade_no the body named (attacker text until the
         signature checked out); ``verified``: the same once it did, else None.
         """
+        with self._lock:
+            self._refused(kind, remote_ip, reply, reason, claimed, verified, record)
+
+    def _refused(self, kind, remote_ip, reply, reason, claimed, verified, record) -> None:
         self.flush(record)
         # Only unauthenticated junk is throttled: a refusal of a notify WeChat
         # signed (or encrypted with our key) is rare and always worth its line.
@@ -74,6 +83,10 @@ class RefusalLog:
 
     def flush(self, record: Recorder) -> None:
         """Write the counts of windows that have ended (one line and one row each)."""
+        with self._lock:
+            self._flush(record)
+
+    def _flush(self, record: Recorder) -> None:
         now = self.throttle.clock()
         if now - self._last_flush < 1.0:
             return

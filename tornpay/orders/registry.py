@@ -25,6 +25,7 @@ from typing import Any, Dict, List, Optional
 from tornpay.orders.periodic import PeriodicWorker
 from tornpay.storage import fastsql
 from tornpay.storage.db import database_proxy as db
+from tornpay.storage.executor import run_write
 from tornpay.storage.models import FAILED, PENDING, Delivery, KnownPlugin, ProcessRow, utcnow
 
 logger = logging.getLogger(__name__)
@@ -102,6 +103,7 @@ class Registry(PeriodicWorker):
         self.owner_id = owner_id
         self.machine = machine_id()
         self.on_reaped = on_reaped  # e.g. the dispatcher's kick
+        self.dbx = None  # the app's DbExecutor (set by Context): beats off the loop
 
     @property
     def dead_after(self) -> datetime.timedelta:
@@ -116,18 +118,26 @@ class Registry(PeriodicWorker):
         return self.cfg.heartbeat_seconds
 
     async def run_once(self) -> None:
-        self.beat()
+        released = await run_write(self.dbx, self._beat_in_transaction)
+        if released and self.on_reaped is not None:
+            self.on_reaped()
 
     async def stop(self) -> None:
         """Stop beating and drop our process row (plugin rows stay: others may load them)."""
         await super().stop()
         try:
-            ProcessRow.delete().where(ProcessRow.owner_id == self.owner_id).execute()
+            await run_write(self.dbx, ProcessRow.delete().where(
+                ProcessRow.owner_id == self.owner_id).execute)
         except Exception:  # the database may be gone; the row then looks dead later
             logger.warning("could not remove process row %s", self.owner_id, exc_info=True)
 
     def beat(self) -> None:
         """Record that we are alive with our plugins; release dead processes; forget old plugins."""
+        released = self._beat_in_transaction()
+        if released and self.on_reaped is not None:
+            self.on_reaped()
+
+    def _beat_in_transaction(self) -> int:
         now = utcnow()
         with db.atomic():
             (ProcessRow.insert(owner_id=self.owner_id, machine=self.machine, pid=os.getpid(),
@@ -141,8 +151,7 @@ class Registry(PeriodicWorker):
                  .on_conflict(conflict_target=[KnownPlugin.name], update=values).execute())
         released = self.reap(now)
         self.expire_plugins(now)
-        if released and self.on_reaped is not None:
-            self.on_reaped()
+        return released
 
     def _plugin_hooks(self) -> Dict[str, Dict[str, bool]]:
         out: Dict[str, Dict[str, bool]] = {}

@@ -2,6 +2,7 @@
 
 import asyncio
 import datetime
+import hashlib
 import logging
 import time
 from typing import Optional
@@ -10,15 +11,14 @@ from tornpay.orders import limits, tradetypes, transitions
 from tornpay.orders.events import OrderView
 from tornpay.protocol.errors import BusinessError, WeChatError
 from tornpay.protocol.ids import make_out_trade_no, nonce_str
-from tornpay.protocol.sign import make_sign
 from tornpay.storage import fastsql
 from tornpay.storage.db import database_proxy as db
+from tornpay.storage.db import is_postgres
 from tornpay.storage.fastsql import param
 from tornpay.storage.models import CREATED, PREPAID, Order, utcnow
 
 logger = logging.getLogger(__name__)
 
-UNIFIED_ORDER_PATH = "/pay/unifiedorder"
 BEIJING = datetime.timezone(datetime.timedelta(hours=8))
 # First pause between unified-order attempts, doubled each time: short, because
 # a person is waiting on the checkout redirect.
@@ -51,6 +51,7 @@ _NEW_ORDER_COLUMNS = (
     Order.out_trade_no, Order.product_id, Order.openid, Order.body, Order.attach,
     Order.total_fee, Order.fee_type, Order.sign_type, Order.state, Order.spbill_create_ip,
     Order.unified_request, Order.refunded_fee, Order.reserved_refund_fee, Order.check_attempts,
+    Order.api_version,
     Order.created_at, Order.updated_at, Order.expire_at, Order.trade_type, Order.payer,
     Order.appid,
 )
@@ -118,48 +119,47 @@ async def create_order(ctx, product_id: str, openid: str, client_ip: str, *,
         product = await resolve(ctx, product_id, openid)
     appid = appid or ctx.settings.wechat.appid
     now = datetime.datetime.now(datetime.timezone.utc)
-    # No await from here to the INSERT: in one process the limits cannot be raced.
+    gateway = ctx.gateways.current
+    # v3: the pay page signs with the merchant's RSA key, so RSA also marks a v3 order.
+    sign_type = "RSA" if gateway.generation == "v3" else ctx.settings.wechat.sign_type
+    # The reuse and limit checks run with the INSERT in one writer transaction.
     owner = payer or openid
-    # Only a hook-priced order is offered again: an estate's own price is its own order.
-    existing = (limits.reusable_order(owner, product_id, product["total_fee"],
-                                      ctx.settings.wechat.sign_type, now.replace(tzinfo=None),
-                                      trade_type)
-                if ctx.settings.orders.reuse_open_order and hook_priced else None)
-    if existing is not None and (existing.appid or ctx.settings.wechat.appid) == appid:
-        logger.info("order %s: still open for this payer and product; reused",
-                    existing.out_trade_no)
-        return existing
-    limits.check_open_limits(ctx.settings.orders, owner, client_ip, now.replace(tzinfo=None))
-    sign_type = ctx.settings.wechat.sign_type
     out_trade_no = make_out_trade_no()
     fields = dict(_unified_fields(ctx, out_trade_no, product, openid, client_ip, now,
                                   trade_type, product_id), appid=appid)
-    body, _signed = ctx.pay_client.build_request(UNIFIED_ORDER_PATH, fields, sign_type)
-    request_text = body.decode("utf-8")
+    request_text = gateway.prepare_prepay(fields, sign_type)
     created = now.replace(tzinfo=None)
     values = dict(
         out_trade_no=out_trade_no, product_id=product_id, openid=openid,
         body=product["body"], attach=product.get("attach") or "",
         total_fee=product["total_fee"], fee_type="CNY", sign_type=sign_type, state=CREATED,
+        api_version=gateway.generation,
         spbill_create_ip=client_ip, unified_request=request_text, refunded_fee=0,
         reserved_refund_fee=0, check_attempts=0, created_at=created, updated_at=created,
         expire_at=created + datetime.timedelta(minutes=ctx.settings.orders.expire_minutes),
         trade_type=trade_type, payer=owner, appid=appid,
     )
-    with db.atomic():
-        _INSERT_ORDER.execute(**values)
+    # Only a hook-priced order is offered again: an estate's own price is its own order.
+    existing = await ctx.db_write(_insert_unless_reused, ctx.settings, values, hook_priced,
+                                  group=True)
+    if existing is not None:
+        logger.info("order %s: still open for this payer and product; reused",
+                    existing.out_trade_no)
+        return existing
     logger.info("order %s: created for product %s (%d fen, %s, %s)", out_trade_no, product_id,
                 product["total_fee"], sign_type, trade_type)
-    reply = await _send_unified_order(ctx, out_trade_no, body)
+    reply = await _send_unified_order(gateway, ctx, out_trade_no, request_text)
     prepay_id = reply.get("prepay_id")
     pay_url = _pay_url(trade_type, reply)
     if not prepay_id or pay_url == "":
-        transitions.record_error(out_trade_no, "unified order reply without prepay_id "
-                                 "(or code_url / mweb_url)")
+        await ctx.db_write(transitions.record_error, out_trade_no,
+                           "unified order reply without prepay_id (or code_url / mweb_url)",
+                           group=True)
         raise CheckoutError("WeChat Pay did not return a payment session. Please try again.",
                             out_trade_no=out_trade_no)
     code_url = pay_url if trade_type == tradetypes.NATIVE else None
-    if transitions.mark_prepaid(out_trade_no, prepay_id, request_text, code_url=code_url):
+    if await ctx.db_write(transitions.mark_prepaid, out_trade_no, prepay_id, request_text,
+                          code_url=code_url, group=True):
         # The row is exactly what was inserted plus the PREPAID move: build it
         # here rather than read it back (a full-row SELECT cost a third of a
         # checkout's CPU, bench/README.md).
@@ -169,10 +169,39 @@ async def create_order(ctx, product_id: str, openid: str, client_ip: str, *,
         # Already paid or closed meanwhile (a notify can beat the reply): the
         # pay page shows whatever state the order is in now.
         logger.info("order %s: prepay id arrived after the order moved on", out_trade_no)
-        order = Order.get_by_id(out_trade_no)
+        order = await ctx.db_read(Order.get_by_id, out_trade_no)
     order.mweb_url = pay_url if trade_type == tradetypes.MWEB else None
     await ctx.hooks.notify_order_created(OrderView.from_row(order))
     return order
+
+
+def _insert_unless_reused(settings, values: dict, reuse: bool = True) -> Optional[Order]:
+    """The payer's reusable open order, or the limit checks and the INSERT of a new one.
+
+    One writer transaction, so no other checkout can slip between the checks
+    and the INSERT (on PostgreSQL, with several writers, per-payer and
+    per-address advisory locks serialise the checkouts that share a limit).
+    """
+    owner, now = values["payer"], values["created_at"]
+    if is_postgres(db.obj) and (settings.orders.max_open_per_payer
+                                or settings.orders.max_open_per_ip):
+        keys = sorted({_lock_key("payer", owner),
+                       _lock_key("ip", values["spbill_create_ip"])})
+        db.execute_sql("SELECT " + ", ".join(["pg_advisory_xact_lock(%s)"] * len(keys)), keys)
+    if settings.orders.reuse_open_order and reuse:
+        existing = limits.reusable_order(owner, values["product_id"], values["total_fee"],
+                                         values["sign_type"], now, values["trade_type"])
+        # Of the same appid: a Mini Program's order is not the Official Account's.
+        if existing is not None and (existing.appid or settings.wechat.appid) == values["appid"]:
+            return existing
+    limits.check_open_limits(settings.orders, owner, values["spbill_create_ip"], now)
+    _INSERT_ORDER.execute(**values)
+    return None
+
+
+def _lock_key(kind: str, value: str) -> int:
+    digest = hashlib.sha256(f"tornpay-order-limit|{kind}|{value}".encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 def _pay_url(trade_type: str, reply: dict) -> Optional[str]:
@@ -184,12 +213,12 @@ def _pay_url(trade_type: str, reply: dict) -> Optional[str]:
     return None
 
 
-async def _send_unified_order(ctx, out_trade_no: str, body: bytes) -> dict:
+async def _send_unified_order(gateway, ctx, out_trade_no: str, request_text: str) -> dict:
     attempts = ctx.settings.orders.unified_order_attempts
     delay = RETRY_BACKOFF_SECONDS
     for attempt in range(1, attempts + 1):
         try:
-            return await ctx.pay_client.send_prepared(UNIFIED_ORDER_PATH, body)
+            return await gateway.send_prepay(request_text)
         except WeChatError as exc:
             error = exc
             if exc.retryable and attempt < attempts:
@@ -202,7 +231,7 @@ async def _send_unified_order(ctx, out_trade_no: str, body: bytes) -> dict:
     code = error.err_code if isinstance(error, BusinessError) else type(error).__name__
     why = f"unified order failed after {attempt} attempt(s): {code}: {error}"
     logger.error("order %s: %s", out_trade_no, why)
-    transitions.record_error(out_trade_no, why)
+    await ctx.db_write(transitions.record_error, out_trade_no, why, group=True)
     if error.retryable:
         message = ("WeChat Pay is not answering right now (%(code)s). "
                    "Please try again in a minute.")
@@ -235,7 +264,7 @@ async def refresh_prepay_id(ctx, order) -> Order:
     """
     await _reenter(ctx, order, "prepay_id")
     logger.info("order %s: prepay id refreshed", order.out_trade_no)
-    return Order.get_by_id(order.out_trade_no)
+    return await ctx.db_read(Order.get_by_id, order.out_trade_no)
 
 
 async def fresh_mweb_url(ctx, order) -> str:
@@ -246,14 +275,15 @@ async def fresh_mweb_url(ctx, order) -> str:
 async def _reenter(ctx, order, wanted: str) -> dict:
     """Re-send the stored request; the reply must carry ``wanted`` and a storable prepay_id."""
     try:
-        reply = await _send_unified_order(ctx, order.out_trade_no,
-                                          order.unified_request.encode("utf-8"))
+        reply = await _send_unified_order(ctx.gateways.for_order(order), ctx,
+                                          order.out_trade_no, order.unified_request)
     except CheckoutError:
         await _check_now(ctx, order.out_trade_no)
         raise
     prepay_id = reply.get("prepay_id")
-    if not prepay_id or not reply.get(wanted) or not transitions.mark_prepaid(
-            order.out_trade_no, prepay_id, order.unified_request):
+    if not prepay_id or not reply.get(wanted) or not await ctx.db_write(
+            transitions.mark_prepaid, order.out_trade_no, prepay_id, order.unified_request,
+            group=True):
         raise CheckoutError("This payment session has expired. Please start again from the shop.",
                             status=410, out_trade_no=order.out_trade_no)
     return reply
@@ -284,15 +314,8 @@ def jsapi_params(ctx, order, *, timestamp: Optional[int] = None,
     The sign type is the order's (it must match the unified order), whatever
     the settings say today.
     """
-    params = {
-        "appId": getattr(order, "appid", "") or ctx.settings.wechat.appid,
-        "timeStamp": str(int(time.time()) if timestamp is None else int(timestamp)),
-        "nonceStr": nonce or nonce_str(),
-        "package": "prepay_id=" + order.prepay_id,
-        "signType": order.sign_type,
-    }
-    params["paySign"] = make_sign(params, ctx.settings.wechat.api_key, order.sign_type)
-    return params
+    stamp = str(int(time.time()) if timestamp is None else int(timestamp))
+    return ctx.gateways.for_order(order).pay_params(order, stamp, nonce or nonce_str())
 
 
 def order_json(order) -> dict:

@@ -22,6 +22,7 @@ from tornpay.simulator.payapi import (
 from tornpay.simulator.refundapi import RefundHandler, RefundQueryHandler
 from tornpay.simulator.state import SimulatorState
 from tornpay.simulator.userinfo import AuthCheckHandler, UserInfoHandler
+from tornpay.simulator.v3.routes import v3_routes
 from tornpay.weblog import log_request
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ def simulator_routes(state: SimulatorState, prefix: str = "/_sim") -> List[URLSp
     # The retired sandbox: same API under /sandboxnew/, signed with the getsignkey key.
     routes += [URLSpec(p + "/sandboxnew" + path, handler, dict(kw, sandbox=True))
                for path, handler in PAY_API]
+    routes += v3_routes(state, p)  # API v3: same paths as WeChat's under the base URL
     routes += [
         URLSpec(p + "/sandboxnew/pay/refund", RefundHandler, dict(kw, sandbox=True)),
         URLSpec(p + "/sandboxnew/pay/getsignkey", GetSignKeyHandler, dict(kw)),

@@ -95,7 +95,7 @@ def collect_rows(state, mch_id: str, day: datetime.date, bill_type: str) -> List
     return sorted(rows, key=lambda r: r["_at"])
 
 
-def _disagree(state, rows: List[dict], day: datetime.date, mch_id: str, appid: str) -> None:
+def disagree(state, rows: List[dict], day: datetime.date, mch_id: str, appid: str) -> None:
     if state.faults.fire("bill_amount_differs", "downloadbill"):
         for row in rows:
             if row["交易状态"] == "SUCCESS":
@@ -155,7 +155,7 @@ class DownloadBillHandler(PayApiHandler):
             return self._bill_fail("Bill Creating", "20007")
         today = datetime.datetime.fromtimestamp(self.state.now(), BEIJING).date()
         rows = [] if day > today else collect_rows(self.state, call.mch_id, day, bill_type)
-        _disagree(self.state, rows, day, call.mch_id, call.appid)
+        disagree(self.state, rows, day, call.mch_id, call.appid)
         if not rows or faults.fire("bill_no_bill", self.endpoint):
             return self._bill_fail("No Bill Exist", "20002")
         data = render_bill(rows, bill_type)

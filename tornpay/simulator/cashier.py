@@ -65,8 +65,12 @@ def check_signed_params(state: SimulatorState, params: Dict) -> Order:
         raise CashierFail("支付验证签名失败：signType与下单时不一致")
     signed = {name: params[name] for name in JSAPI_FIELDS}
     signed["sign"] = params["paySign"]
-    api_key = state.config.merchant(order.mch_id).api_key
-    if not verify_sign(signed, api_key, order.sign_type):
+    if order.sign_type == "RSA":  # a v3 order: paySign is RSA with the merchant key (v3 §8.1)
+        from tornpay.simulator.v3.cashier import pay_sign_ok
+        good = pay_sign_ok(state, order, params)
+    else:
+        good = verify_sign(signed, state.config.merchant(order.mch_id).api_key, order.sign_type)
+    if not good:
         raise CashierFail("支付验证签名失败")
     if order.trade_state in ("SUCCESS", "REFUND"):
         raise CashierFail("该订单已支付")

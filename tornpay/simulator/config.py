@@ -66,6 +66,8 @@ class SimulatorConfig:
     # was loaded from. Never the request's Host header.
     public_url: str = ""
     h5_domains: List[str] = field(default_factory=list)  # MWEB Referer hosts; empty: own host
+    # API v3 keys (tornpay.simulator.v3.keys.V3SimKeys); None = the shipped TEST-ONLY ones.
+    v3: Any = None
 
     @classmethod
     def single(cls, appid: str, app_secret: str, mch_id: str, api_key: str,
@@ -98,6 +100,9 @@ class SimulatorConfig:
         if not h5:  # the merchant's pages live on public_url's host (SPEC §9)
             h5 = [urlsplit(settings.server.public_url).hostname or ""]
         kwargs.setdefault("h5_domains", h5)
+        if "v3" not in kwargs:
+            from tornpay.simulator.v3.keys import keys_from_settings
+            kwargs["v3"] = keys_from_settings(settings)
         config = cls.single(
             wechat.appid, wechat.app_secret, wechat.mch_id, wechat.api_key,
             pay_directories=dirs, **kwargs,

@@ -138,6 +138,16 @@ class ControlHandler(tornado.web.RequestHandler):
         self.state.notifier.notify_payment(order)
         return {"order": self._order_dict(order)}
 
+    def post_v3_mode(self, _: str) -> dict:
+        """Sign v3 replies and notifies with the public key or the platform certificate."""
+        from tornpay.simulator.v3.api import sim_keys
+        from tornpay.simulator.v3.keys import MODES
+        mode = self.data.get("mode")
+        if mode not in MODES:
+            raise ControlError(400, f"mode must be one of {', '.join(MODES)}")
+        sim_keys(self.state).mode = mode
+        return {"mode": mode}
+
     def post_faults(self, _: str) -> dict:
         d = self.data
         self.state.faults.set(d.get("name", ""), d.get("count"), d.get("probability", 1.0),

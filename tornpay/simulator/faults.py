@@ -5,6 +5,7 @@ from dataclasses import asdict, dataclass
 from typing import Dict, List, Optional
 
 from tornpay.simulator.notifyfields import VARIANTS
+from tornpay.simulator.v3.faultnames import V3_FAULTS
 
 # name -> what it does when it fires
 FAULTS = {
@@ -27,6 +28,7 @@ FAULTS = {
                        "is sent",
 }
 FAULTS.update(VARIANTS)
+FAULTS.update(V3_FAULTS)
 
 
 @dataclass

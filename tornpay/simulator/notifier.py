@@ -56,6 +56,12 @@ class Notifier:
         faults = self.state.faults
         if self._dropped("payment", order):
             return None
+        if order.api == "v3":
+            from tornpay.simulator.v3.notify import payment_notify
+            body, headers = payment_notify(
+                self.state, order, wrong_total_fee=bool(faults.fire("notify_wrong_total_fee")),
+                bad_sign=bool(faults.fire("notify_bad_sign")))
+            return self._start("payment", order, order.notify_url, body, headers)
         fields = payment_notify_fields(
             self.state, order,
             wrong_total_fee=bool(faults.fire("notify_wrong_total_fee")),
@@ -69,6 +75,10 @@ class Notifier:
             return None  # WeChat sends nothing without a refund notify URL
         if self._dropped("refund", refund):
             return None
+        if refund.api == "v3":
+            from tornpay.simulator.v3.notify import refund_notify
+            body, headers = refund_notify(self.state, refund)
+            return self._start("refund", refund, refund.notify_url, body, headers)
         body = encode_xml(refund_notify_fields(self.state, refund))
         return self._start("refund", refund, refund.notify_url, body)
 
@@ -81,11 +91,13 @@ class Notifier:
                  record.out_trade_no)
         return True
 
-    def _start(self, kind: str, record, url: str, body: bytes) -> "asyncio.Future":
+    def _start(self, kind: str, record, url: str, body: bytes,
+               headers: Optional[dict] = None) -> "asyncio.Future":
         record.notify_status = "pending"
         first = asyncio.get_running_loop().create_future()
         duplicate = bool(self.state.faults.fire("notify_duplicate"))
-        task = asyncio.ensure_future(self._run(kind, record, url, body, first, duplicate))
+        task = asyncio.ensure_future(self._run(kind, record, url, (body, headers), first,
+                                               duplicate))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return first
@@ -118,12 +130,14 @@ class Notifier:
             if not first.done():
                 first.cancel()
 
-    async def _attempt(self, kind, record, url, body, n, duplicate) -> bool:
+    async def _attempt(self, kind, record, url, message, n, duplicate) -> bool:
+        body, headers = message  # headers: a v3 notify's signed ones; None for v2 XML
         attempt = Attempt(n=n, at=self.state.now(), duplicate=duplicate)
         self._record(kind, record, attempt)
         timeout = self.state.config.notify_timeout
         request = HTTPRequest(
-            url, method="POST", body=body, headers={"Content-Type": "text/xml; charset=utf-8"},
+            url, method="POST", body=body,
+            headers=headers or {"Content-Type": "text/xml; charset=utf-8"},
             connect_timeout=timeout, request_timeout=timeout, follow_redirects=False,
         )
         try:
@@ -138,7 +152,9 @@ class Notifier:
         attempt.reply = text[:REPLY_SNIPPET]
         if response.error and not response.body:
             attempt.error = str(response.error)
-        attempt.ok = 200 <= response.code < 300 and _is_success_reply(response.body or b"")
+        # v3: the HTTP status alone decides (200/204, reference v3 §15.3); v2: return_code.
+        attempt.ok = 200 <= response.code < 300 and (
+            headers is not None or _is_success_reply(response.body or b""))
         log.info("simulator: %s notify #%d to %s -> %s ok=%s", kind, n, url, response.code,
                  attempt.ok)
         return attempt.ok

@@ -85,6 +85,7 @@ class Order:
     notify_status: str = ""  # "", pending, delivered, gave_up, dropped
     notify_url_warning: str = ""  # why real WeChat could not reach notify_url
     coupon_fee: int = 0  # set by the notify_coupon fault: a non-recharge coupon paid this part
+    api: str = "v2"  # the API generation that made the order: its notify speaks it
 
     def to_dict(self) -> dict:
         return {
@@ -96,7 +97,7 @@ class Order:
             "prepay_expires_at": self.prepay_expires_at, "created_at": self.created_at,
             "transaction_id": self.transaction_id, "time_end": self.time_end,
             "time_expire": self.time_expire, "refunds": list(self.refunds),
-            "notify_status": self.notify_status,
+            "notify_status": self.notify_status, "api": self.api,
             "notifies": [a.to_dict() for a in self.notifies],
         }
 
@@ -122,10 +123,11 @@ class Refund:
     recv_accout: str = "支付用户的零钱"
     notifies: List[Attempt] = field(default_factory=list)
     notify_status: str = ""
+    api: str = "v2"
 
     def to_dict(self) -> dict:
         return {
-            "mch_id": self.mch_id, "out_trade_no": self.out_trade_no,
+            "mch_id": self.mch_id, "out_trade_no": self.out_trade_no, "api": self.api,
             "transaction_id": self.transaction_id, "out_refund_no": self.out_refund_no,
             "refund_id": self.refund_id, "refund_fee": self.refund_fee,
             "total_fee": self.total_fee, "status": self.status, "created_at": self.created_at,

@@ -91,6 +91,19 @@ MIGRATIONS.append((7, "order payer and code_url (NATIVE and MWEB orders, SPEC §
                    _add_payer_and_code_url))
 
 
+def _add_order_api_version(migrator: SchemaMigrator, db: peewee.Database) -> None:
+    from playhouse.migrate import migrate
+
+    # Every order made before API v3 existed is a v2 order.
+    if "api_version" not in {c.name for c in db.get_columns("tornpay_order")}:
+        migrate(migrator.add_column("tornpay_order", "api_version",
+                                    peewee.CharField(max_length=4, default="v2")))
+
+
+MIGRATIONS.append((8, "order api_version (v2/v3: each order finishes in its generation)",
+                   _add_order_api_version))
+
+
 def _add_order_appid(migrator: SchemaMigrator, db: peewee.Database) -> None:
     from playhouse.migrate import migrate
 

@@ -43,7 +43,9 @@ class Order(BaseModel):
     attach = peewee.CharField(max_length=128, default="")
     total_fee = peewee.IntegerField()  # fen, from resolve_product, never the browser
     fee_type = peewee.CharField(max_length=8, default="CNY")
-    sign_type = peewee.CharField(max_length=16, default="MD5")
+    sign_type = peewee.CharField(max_length=16, default="MD5")  # RSA for a v3 order
+    # The WeChat Pay API generation the order was made in; it is finished in it (SPEC §10).
+    api_version = peewee.CharField(max_length=4, default="v2")
     state = peewee.CharField(max_length=20, default=CREATED, index=True)
     spbill_create_ip = peewee.CharField(max_length=64, default="")
     # The exact signed unified-order request, kept so a retry or a prepay_id

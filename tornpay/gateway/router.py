@@ -1,0 +1,72 @@
+"""Which gateway serves an order: the generation it was made in; new orders: the settings'."""
+
+import logging
+from typing import Any, Optional
+
+from tornpay.gateway.base import GatewayUnavailable
+
+log = logging.getLogger(__name__)
+
+
+class Gateways:
+    """The configured gateways (v2 always, v3 when its keys are set) and the current one."""
+
+    def __init__(self, v2: Any, v3: Optional[Any] = None, current: str = "v2"):
+        self._by_generation = {"v2": v2, "v3": v3}
+        self.current_generation = current
+
+    def get(self, generation: str) -> Optional[Any]:
+        return self._by_generation.get(generation)
+
+    def of(self, generation: str) -> Any:
+        gateway = self._by_generation.get(generation or "v2")
+        if gateway is None:
+            raise GatewayUnavailable(f"no WeChat Pay API {generation} gateway is configured "
+                                     f"(set the wechat.* keys of {generation})")
+        return gateway
+
+    @property
+    def current(self) -> Any:
+        """The gateway new orders are made with (wechat.api_version)."""
+        return self.of(self.current_generation)
+
+    def for_order(self, order: Any) -> Any:
+        """The gateway of the generation ``order`` began in: it finishes in it (SPEC §10)."""
+        return self.of(getattr(order, "api_version", None) or "v2")
+
+    # The reconciler's calls, routed by the order's generation.
+    async def order_query(self, out_trade_no: str, sign_type: Optional[str] = None,
+                          appid: Optional[str] = None) -> dict:
+        return await self._by_no(out_trade_no).order_query(out_trade_no, sign_type, appid)
+
+    async def close_order(self, out_trade_no: str, sign_type: Optional[str] = None,
+                          appid: Optional[str] = None) -> None:
+        await self._by_no(out_trade_no).close_order(out_trade_no, sign_type, appid)
+
+    def _by_no(self, out_trade_no: str) -> Any:
+        from tornpay.storage.models import Order
+        row = (Order.select(Order.api_version).where(Order.out_trade_no == out_trade_no)
+               .first())
+        return self.of(row.api_version if row is not None else self.current_generation)
+
+
+def build_gateways(settings: Any, pay_client: Any, http_client: Any,
+                   observer: Any = None) -> Gateways:
+    """v2 from the PayClient; v3 when its keys check out (required with api_version v3)."""
+    from tornpay.gateway.v2 import V2Gateway
+    from tornpay.gateway.v3settings import load_v3
+
+    v3 = None
+    creds = load_v3(settings)
+    if creds is not None:
+        from tornpay.gateway.v3 import V3Gateway
+        from tornpay.protocol.client import wechat_urls
+        from tornpay.protocol.v3.client import V3Client
+
+        client = V3Client(mchid=creds.mchid, serial_no=creds.serial_no,
+                          private_key=creds.private_key, apiv3_key=creds.apiv3_key,
+                          keys=creds.keys, base_url=wechat_urls(settings)["pay_api_base"],
+                          http_client=http_client, timeout=settings.wechat.timeout,
+                          observer=observer)
+        v3 = V3Gateway(client, settings, creds)
+    return Gateways(V2Gateway(pay_client, settings), v3, settings.wechat.api_version)
