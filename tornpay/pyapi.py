@@ -85,16 +85,16 @@ class OrderAPI:
 
     async def get_order(self, out_trade_no: str) -> PaymentOrder:
         """The order as stored here (no call to WeChat); OrderNotFound if there is none."""
-        return self._view(_load(out_trade_no))
+        return self._view(await _load(self.ctx, out_trade_no))
 
     async def query(self, out_trade_no: str) -> PaymentOrder:
         """Ask WeChat (orderquery), apply its answer like a notify would, return the order."""
-        _load(out_trade_no)
+        await _load(self.ctx, out_trade_no)
         try:
             await admin.query_order(self.ctx, out_trade_no)
         except WeChatError as exc:
             raise errors.wechat_refusal(exc, out_trade_no) from None
-        return self._view(_load(out_trade_no))
+        return self._view(await _load(self.ctx, out_trade_no))
 
     async def close(self, out_trade_no: str) -> PaymentOrder:
         """Close an unpaid order at WeChat, then here (``on_cancel`` reason ``closed``).
@@ -103,21 +103,21 @@ class OrderAPI:
         InvalidState then (use :meth:`cancel` for a payer who gives up). If
         WeChat says it was paid meanwhile, the payment is applied instead.
         """
-        _load(out_trade_no)
+        await _load(self.ctx, out_trade_no)
         try:
             await admin.close_order(self.ctx, out_trade_no)
         except admin.Refused as exc:
             raise errors.InvalidState(str(exc), out_trade_no) from None
         except WeChatError as exc:
             raise errors.wechat_refusal(exc, out_trade_no) from None
-        return self._view(_load(out_trade_no))
+        return self._view(await _load(self.ctx, out_trade_no))
 
     async def cancel(self, out_trade_no: str) -> PaymentOrder:
         """The payer gives up: closed here at once (``on_cancel`` ``user_cancelled``), at
         WeChat now or once it allows. InvalidState if it is no longer open."""
-        _load(out_trade_no)
+        await _load(self.ctx, out_trade_no)
         outcome = await cancel.cancel_order(self.ctx, out_trade_no)
-        order = _load(out_trade_no)
+        order = await _load(self.ctx, out_trade_no)
         if outcome == cancel.NOT_CANCELLABLE:
             raise errors.InvalidState(f"order {out_trade_no} is {order.state}; only an unpaid "
                                       "open order can be cancelled", out_trade_no)
@@ -156,8 +156,13 @@ class OrderAPI:
             pay_params=place.pay_params(self.ctx, order))
 
 
-def _load(out_trade_no: str) -> Order:
-    order = Order.get_or_none(Order.out_trade_no == out_trade_no)
+def _get(out_trade_no: str) -> Optional[Order]:
+    return Order.get_or_none(Order.out_trade_no == out_trade_no)
+
+
+async def _load(ctx: Any, out_trade_no: str) -> Order:
+    # On a database reader thread: the estate's IOLoop never waits on a lock (SPEC §12).
+    order = await ctx.db_read(_get, out_trade_no)
     if order is None:
         raise errors.OrderNotFound(f"order {out_trade_no} not found", out_trade_no)
     return order
