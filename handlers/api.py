@@ -245,7 +245,7 @@ class OrderCancelApiHandler(ApiHandler):
     async def post(self, out_trade_no: str) -> None:
         order = self.owned(out_trade_no, posting=True)
         outcome = await cancel.cancel_order(self.ctx, order.out_trade_no)
-        order = Order.get_by_id(order.out_trade_no)
+        order = await self.ctx.db_read(Order.get_by_id, order.out_trade_no)
         if outcome == cancel.NOT_CANCELLABLE:
             raise errors.InvalidState(f"the order is {order.state}; only an unpaid open order "
                                       "can be cancelled", order.out_trade_no)
