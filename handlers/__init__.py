@@ -7,7 +7,7 @@ from tornado.web import URLSpec
 
 # Route families, one module each.
 MODULES = ("health", "metrics", "shop", "checkout", "pay", "orders", "notify", "refunds",
-           "admin_auth", "admin_orders", "admin_ops")
+           "admin_auth", "admin_orders", "admin_ops", "api")
 
 
 def _modules(names: Iterable[str]):

@@ -1,4 +1,4 @@
-"""``tornpay admin set-password`` and ``tornpay bill fetch|reconcile`` as real subprocesses."""
+"""``tornpay admin set-password`` and ``tornpay bill fetch|reconcile|report`` as real subprocesses."""
 
 import datetime
 import os
@@ -70,3 +70,23 @@ def test_bill_reconcile_exits_one_on_an_unsettled_difference(server):
     later = run_cli(directory, "bill", "fetch", "--date", today())
     assert later.returncode == 1 and "Bill Creating" in later.stderr
     assert API_KEY not in later.stderr + bad.stdout
+
+
+def test_bill_report_needs_only_the_database(server, tmp_path):
+    """The stored reconciliation, printed from a settings file holding only database.url."""
+    directory, _ = server
+    bare = tmp_path / "db-only.yaml"
+    bare.write_text(f"database:\n  url: sqlite:///{directory}/tornpay.db\n")
+    never = run_cli(directory, "bill", "report", "--date", "2001-01-01", settings=str(bare))
+    assert never.returncode == 1, never.stderr
+    assert never.stderr.strip() == "tornpay: bill 2001-01-01: not reconciled yet (tornpay bill " \
+                                   "reconcile fetches and reconciles it)"
+    reconciled = run_cli(directory, "bill", "reconcile", "--date", today())
+    report = run_cli(directory, "bill", "report", "--date", today(), settings=str(bare))
+    # The stored report also keeps differences settled by earlier runs, as history.
+    assert reconciled.returncode == report.returncode == 1, report.stderr
+    found = reconciled.stdout.splitlines()
+    assert found[0].startswith("UNSETTLED  AMOUNT_DIFFERS")
+    assert set(found[:-1]) <= set(report.stdout.splitlines())
+    assert report.stdout.splitlines()[-1].endswith(" 1 unsettled")
+    assert report.stderr.strip() == f"tornpay: bill {today()}: 1 unsettled difference(s)"

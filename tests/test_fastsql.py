@@ -168,7 +168,7 @@ def test_load_gives_the_order_view_peewee_gives(db):
 def test_statements_follow_the_bound_database(tmp_path):
     first = bind_db(f"sqlite:///{tmp_path}/one.db")
     order("T1")
-    assert n._LOOKUP.one(out_trade_no="T1") == ("T1", "MD5", 100, "v2")
+    assert n._LOOKUP.one(out_trade_no="T1") == ("T1", "MD5", 100, "v2", "")  # "": the OA's
     second = bind_db(f"sqlite:///{tmp_path}/two.db")
     assert n._LOOKUP.one(out_trade_no="T1") is None  # not the first database's rows
     assert database_proxy.obj is second and first is not second
@@ -203,7 +203,8 @@ def test_compiled_new_order_insert_stores_what_order_create_does(db):
                   fee_type="CNY", sign_type="HMAC-SHA256", state="CREATED",
                   spbill_create_ip="1.2.3.4", unified_request="<xml/>", created_at=now,
                   api_version="v3", updated_at=now,
-                  expire_at=now + datetime.timedelta(hours=1), trade_type="NATIVE", payer="o")
+                  expire_at=now + datetime.timedelta(hours=1), trade_type="NATIVE", payer="o",
+                  appid="wx4f4bc4dec97d474b")
     Order.create(out_trade_no="VIA_PEEWEE", **values)
     t._INSERT_ORDER.execute(out_trade_no="VIA_FASTSQL", refunded_fee=0,
                                   reserved_refund_fee=0, check_attempts=0, **values)

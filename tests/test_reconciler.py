@@ -21,7 +21,8 @@ class FakePayClient:
         self.close_error, self.query_error = close_error, query_error
         self.calls = []
 
-    async def order_query(self, out_trade_no=None, transaction_id=None, sign_type=None):
+    async def order_query(self, out_trade_no=None, transaction_id=None, sign_type=None,
+                          appid=None):
         self.calls.append(("order_query", out_trade_no))
         if self.query_error:
             raise self.query_error
@@ -32,7 +33,7 @@ class FakePayClient:
                          bank_type="CMC")
         return reply
 
-    async def close_order(self, out_trade_no, sign_type=None):
+    async def close_order(self, out_trade_no, sign_type=None, appid=None):
         self.calls.append(("close_order", out_trade_no))
         if self.close_error:
             err, self.close_error = self.close_error, None

@@ -7,6 +7,7 @@ from typing import Any, Iterable, List, Mapping, Optional, Union
 
 from tornado.web import URLSpec
 
+from tornpay.pyapi import OrderAPI
 from tornpay.settings import SCHEMA, Section, Settings, SettingsError, load_settings
 from tornpay.settings import settings_from_dict
 
@@ -15,14 +16,16 @@ logger = logging.getLogger(__name__)
 SettingsLike = Union[Settings, Mapping[str, Any], str, "os.PathLike[str]"]
 
 
-class Embedded:
-    """tornpay inside someone else's Application: its URL specs and its background lifecycle.
+class Embedded(OrderAPI):
+    """tornpay inside someone else's Application: its URL specs, lifecycle and Python API.
 
     ``routes`` is a list of ``tornado.web.URLSpec`` to put in the estate's
     Application (``Application(estate_routes + tp.routes, **estate_settings)``);
     ``start()`` starts the delivery dispatcher and the reconciler on the running
     IOLoop, ``await stop()`` stops them and closes the database and HTTP client.
-    It is also an async context manager doing both.
+    It is also an async context manager doing both. The order methods
+    (``create_order``, ``get_order``, ``query``, ``close``, ``cancel``,
+    ``refund``) come from :class:`tornpay.pyapi.OrderAPI`.
     """
 
     def __init__(self, ctx, routes: List[URLSpec]):

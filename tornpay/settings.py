@@ -79,8 +79,9 @@ class Settings(types.SimpleNamespace):
         """Names of the WeChat credentials that are not the shipped test values."""
         from tornpay.gateway.v3settings import v3_not_shipped  # the v3 keys join the rule
 
+        # "" is no credential: an optional one left unset (miniprogram_secret).
         return [f"wechat.{k}" for k, v in SHIPPED_WECHAT_CREDENTIALS.items()
-                if getattr(self.wechat, k) != v] + v3_not_shipped(self)
+                if getattr(self.wechat, k) not in (v, "")] + v3_not_shipped(self)
 
     def public_url_for(self, path: str) -> str:
         """The public URL of one of tornpay's own routes (``path`` after ``server.prefix``)."""

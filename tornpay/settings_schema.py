@@ -150,6 +150,10 @@ SCHEMA: Mapping[str, Mapping[str, Setting]] = {
                                              "WeChat Pay public key (PEM): public-key mode"),
         "wechatpay_public_key_id": Setting("", str, "its id PUB_KEY_ID_...; both empty: "
                                                     "platform-certificate mode"),
+        "miniprogram_appid": Setting("", str, "Mini Program appid for Mini Program payments "
+                                     "(jscode2session and unified order); empty = off"),
+        "miniprogram_secret": Setting("", str, "Mini Program AppSecret (jscode2session)",
+                                      secret=True),
     },
     "database": {
         "url": Setting("sqlite:///tornpay.db", str,
@@ -267,4 +271,6 @@ SHIPPED_WECHAT_CREDENTIALS = {
     "api_key": SHIPPED_TEST_VALUES[("wechat", "api_key")],
     "app_secret": SHIPPED_TEST_VALUES[("wechat", "app_secret")],
     "mch_id": "10000100",
+    # Empty (no Mini Program) or this test value: the simulator's Mini Program secret.
+    "miniprogram_secret": "tornpay-simulator-miniprogram-secret",
 }

@@ -1,4 +1,4 @@
-"""``tornpay bill fetch|reconcile --date YYYY-MM-DD``: the daily bill by hand."""
+"""``tornpay bill fetch|reconcile|report --date YYYY-MM-DD``: the daily bill by hand."""
 
 import datetime
 
@@ -23,7 +23,7 @@ def _options(func):
                         help="the Beijing day the bill covers")(func)
 
 
-def _run(day: datetime.date, step):
+def _run(day: datetime.date, step, wechat: bool = True):
     """``await step(ctx, day)`` on the CLI's context; no bill or a bad one is one line, exit 1."""
     from tornpay.bills.parse import BillFormatError
     from tornpay.bills.source import BillUnavailable
@@ -36,7 +36,7 @@ def _run(day: datetime.date, step):
         except (BillUnavailable, BillFormatError) as exc:
             raise Fail(f"bill {day}: {exc}") from None
 
-    return run_admin(current_settings_path(), work)
+    return run_admin(current_settings_path(), work, wechat=wechat)
 
 
 @click.group()
@@ -62,9 +62,22 @@ def fetch_cmd(day: datetime.date) -> None:
 def reconcile_cmd(day: datetime.date) -> None:
     """Reconcile the day's bill (fetching it when needed); exit 1 on an unsettled difference."""
     from tornpay.bills.service import reconcile_day
+
+    _print_report(day, _run(day, reconcile_day))
+
+
+@bill.command("report")
+@_options
+def report_cmd(day: datetime.date) -> None:
+    """Print the day's stored reconciliation (database only); exit 1 if unsettled or none."""
+    from tornpay.bills.service import stored_report
+
+    _print_report(day, _run(day, stored_report, wechat=False))
+
+
+def _print_report(day: datetime.date, report) -> None:
     from tornpay.cli import Fail
 
-    report = _run(day, reconcile_day)
     for d in report.differences:
         click.echo(f"{'settled' if d.settled else 'UNSETTLED'}  {d.kind}  "
                    f"order={d.out_trade_no or '-'}  refund={d.out_refund_no or '-'}  "

@@ -128,3 +128,18 @@ def _record(run: BillRun, found: List[Difference], day: datetime.date) -> Report
     logger.info("bill %s reconciled: %d differences, %d unsettled", day, len(found),
                 sum(1 for d in found if not d.settled))
     return Report(BillRun.get_by_id(run.id), found)
+
+
+async def stored_report(ctx: Any, day: datetime.date) -> Report:
+    """The day's last reconciliation as stored: the database only, no call to WeChat."""
+    run = (BillRun.select().where((BillRun.bill_date == day.isoformat())
+                                  & BillRun.reconciled_at.is_null(False))
+           .order_by(BillRun.reconciled_at.desc()).first())
+    if run is None:
+        raise BillUnavailable("not reconciled yet (tornpay bill reconcile fetches and "
+                              "reconciles it)", retry=False)
+    rows = BillDifference.select().where(BillDifference.run == run.id).order_by(BillDifference.id)
+    return Report(run, [Difference(kind=r.kind, out_trade_no=r.out_trade_no,
+                                   out_refund_no=r.out_refund_no, bill_fee=r.bill_fee,
+                                   our_fee=r.our_fee, settled=r.settled, detail=r.detail)
+                        for r in rows])

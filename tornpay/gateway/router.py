@@ -39,11 +39,13 @@ class Gateways:
         return self.of(getattr(order, "api_version", None) or "v2")
 
     # The reconciler's calls, routed by the order's generation.
-    async def order_query(self, out_trade_no: str, sign_type: Optional[str] = None) -> dict:
-        return await self._by_no(out_trade_no).order_query(out_trade_no, sign_type)
+    async def order_query(self, out_trade_no: str, sign_type: Optional[str] = None,
+                          appid: Optional[str] = None) -> dict:
+        return await self._by_no(out_trade_no).order_query(out_trade_no, sign_type, appid)
 
-    async def close_order(self, out_trade_no: str, sign_type: Optional[str] = None) -> None:
-        await self._by_no(out_trade_no).close_order(out_trade_no, sign_type)
+    async def close_order(self, out_trade_no: str, sign_type: Optional[str] = None,
+                          appid: Optional[str] = None) -> None:
+        await self._by_no(out_trade_no).close_order(out_trade_no, sign_type, appid)
 
     def _by_no(self, out_trade_no: str) -> Any:
         return self.of(self._generation_of(out_trade_no) or self.current_generation)

@@ -25,11 +25,15 @@ class V2Gateway:
     async def send_prepay(self, request_text: str) -> dict:
         return await self.client.send_prepared(UNIFIED_ORDER_PATH, request_text.encode("utf-8"))
 
-    async def order_query(self, out_trade_no: str, sign_type: Optional[str] = None) -> dict:
-        return await self.client.order_query(out_trade_no=out_trade_no, sign_type=sign_type)
+    # appid: the order's when it is not the client's (a Mini Program's order).
+    async def order_query(self, out_trade_no: str, sign_type: Optional[str] = None,
+                          appid: Optional[str] = None) -> dict:
+        return await self.client.order_query(out_trade_no=out_trade_no, sign_type=sign_type,
+                                             appid=appid)
 
-    async def close_order(self, out_trade_no: str, sign_type: Optional[str] = None) -> None:
-        await self.client.close_order(out_trade_no, sign_type=sign_type)
+    async def close_order(self, out_trade_no: str, sign_type: Optional[str] = None,
+                          appid: Optional[str] = None) -> None:
+        await self.client.close_order(out_trade_no, sign_type=sign_type, appid=appid)
 
     def prepare_refund(self, params: dict, sign_type: str) -> str:
         body, _ = self.client.build_request(REFUND_PATH, params, sign_type)
@@ -38,8 +42,9 @@ class V2Gateway:
     async def send_refund(self, request_text: str) -> dict:
         return await self.client.send_prepared(REFUND_PATH, request_text.encode("utf-8"))
 
-    async def refund_query(self, out_refund_no: str) -> Optional[RefundResult]:
-        reply = await self.client.refund_query(out_refund_no=out_refund_no)
+    async def refund_query(self, out_refund_no: str,
+                           appid: Optional[str] = None) -> Optional[RefundResult]:
+        reply = await self.client.refund_query(out_refund_no=out_refund_no, appid=appid)
         for n in range(int(reply.get("refund_count") or 0)):
             if reply.get(f"out_refund_no_{n}") != out_refund_no:
                 continue
@@ -53,7 +58,8 @@ class V2Gateway:
         return None  # the reply does not list it
 
     def pay_params(self, order: Any, timestamp: str, nonce: str) -> dict:
-        params = {"appId": self.settings.wechat.appid, "timeStamp": timestamp,
+        params = {"appId": getattr(order, "appid", "") or self.settings.wechat.appid,
+                  "timeStamp": timestamp,
                   "nonceStr": nonce, "package": "prepay_id=" + order.prepay_id,
                   "signType": order.sign_type}
         params["paySign"] = make_sign(params, self.settings.wechat.api_key, order.sign_type)

@@ -48,7 +48,9 @@ class V3Gateway:
         """``PATH\\nBODY``: the exact JSON is stored and re-sent byte for byte."""
         w = self.settings.wechat
         trade_type = fields.get("trade_type", "JSAPI")
-        body = {"appid": w.appid, "mchid": w.mch_id, "description": fields["body"],
+        # fields["appid"]: a Mini Program's order names its own appid.
+        body = {"appid": fields.get("appid") or w.appid, "mchid": w.mch_id,
+                "description": fields["body"],
                 "out_trade_no": fields["out_trade_no"]}
         if fields.get("time_expire"):
             body["time_expire"] = rfc3339_from_compact(fields["time_expire"])
@@ -79,7 +81,9 @@ class V3Gateway:
         return out
 
     # -- query and close -------------------------------------------------------
-    async def order_query(self, out_trade_no: str, sign_type: Optional[str] = None) -> dict:
+    # v3 names an order by mchid and out_trade_no only: appid is the v2 gateway's need.
+    async def order_query(self, out_trade_no: str, sign_type: Optional[str] = None,
+                          appid: Optional[str] = None) -> dict:
         url = f"{TX}/out-trade-no/{path_id(out_trade_no)}?mchid={quote(self.client.mchid)}"
         tx = await self._call("GET", url, None, "orderquery")
         amount = tx.get("amount") if isinstance(tx.get("amount"), dict) else {}
@@ -90,7 +94,8 @@ class V3Gateway:
                 "time_end": beijing_compact(tx.get("success_time")),
                 "bank_type": tx.get("bank_type"), "cash_fee": amount.get("payer_total")}
 
-    async def close_order(self, out_trade_no: str, sign_type: Optional[str] = None) -> None:
+    async def close_order(self, out_trade_no: str, sign_type: Optional[str] = None,
+                          appid: Optional[str] = None) -> None:
         url = f"{TX}/out-trade-no/{path_id(out_trade_no)}/close"
         await self._call("POST", url, dumps({"mchid": self.client.mchid}), "closeorder")
 
@@ -116,7 +121,8 @@ class V3Gateway:
                                  {"RESOURCE_NOT_EXISTS": "ORDERNOTEXIST"})
         return {"refund_id": reply.get("refund_id"), "status": reply.get("status")}
 
-    async def refund_query(self, out_refund_no: str) -> RefundResult:
+    async def refund_query(self, out_refund_no: str,
+                           appid: Optional[str] = None) -> RefundResult:
         reply = await self._call("GET", f"{REFUNDS}/{path_id(out_refund_no)}", None,
                                  "refundquery", {"RESOURCE_NOT_EXISTS": "REFUNDNOTEXIST"})
         amount = reply.get("amount") if isinstance(reply.get("amount"), dict) else {}
@@ -130,7 +136,8 @@ class V3Gateway:
     # -- pay page, bill ------------------------------------------------------------
     def pay_params(self, order: Any, timestamp: str, nonce: str) -> dict:
         """getBrandWCPayRequest with signType RSA, paySign over four lines (§8.1)."""
-        appid, package = self.settings.wechat.appid, "prepay_id=" + order.prepay_id
+        appid = getattr(order, "appid", "") or self.settings.wechat.appid  # Mini Program's
+        package = "prepay_id=" + order.prepay_id
         return {"appId": appid, "timeStamp": timestamp, "nonceStr": nonce, "package": package,
                 "signType": "RSA",
                 "paySign": pay_sign(self._creds.private_key, appid, timestamp, nonce, package)}

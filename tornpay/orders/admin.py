@@ -137,7 +137,8 @@ def order_details(out_trade_no: str) -> dict:
 async def query_order(ctx: CoreContext, out_trade_no: str) -> str:
     """orderquery and apply the answer like the reconciler; return trade_state."""
     order = get_order(out_trade_no)
-    reply = await ctx.gateways.for_order(order).order_query(out_trade_no, order.sign_type)
+    reply = await ctx.gateways.for_order(order).order_query(out_trade_no, order.sign_type,
+                                                            appid=order.appid or None)
     trade_state = apply_trade_state(out_trade_no, reply, ctx.hooks)
     ctx.kick()
     return trade_state
@@ -159,7 +160,8 @@ async def close_order(ctx: CoreContext, out_trade_no: str) -> str:
         raise Refused(f"order {out_trade_no} is {age:.0f}s old; WeChat refuses to close "
                       f"orders younger than {min_age:.0f}s (orders.min_close_age_seconds)")
     try:
-        await ctx.gateways.for_order(order).close_order(out_trade_no, order.sign_type)
+        await ctx.gateways.for_order(order).close_order(out_trade_no, order.sign_type,
+                                                        appid=order.appid or None)
     except BusinessError as exc:
         if exc.err_code == "ORDERPAID":
             logger.warning("order %s: closeorder says ORDERPAID; querying it", out_trade_no)

@@ -43,7 +43,8 @@ async def cancel_order(ctx: CoreContext, out_trade_no: str) -> str:
                     out_trade_no, allowed_at.isoformat(timespec="seconds"))
         return await _close_here(ctx, out_trade_no, pending_until=allowed_at)
     try:
-        await ctx.gateways.for_order(order).close_order(out_trade_no, order.sign_type)
+        await ctx.gateways.for_order(order).close_order(out_trade_no, order.sign_type,
+                                                        appid=order.appid or None)
     except BusinessError as exc:
         if exc.err_code == "ORDERPAID":
             logger.warning("order %s: payer cancelled but closeorder says ORDERPAID; the "

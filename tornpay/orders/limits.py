@@ -78,7 +78,7 @@ def check_open_limits(orders_settings, openid: str, client_ip: str,
         raise TooManyOpenOrders("address")
 
 
-def insert_unless_reused(settings, values: dict) -> Optional[Order]:
+def insert_unless_reused(settings, values: dict, reuse: bool = True) -> Optional[Order]:
     """The payer's reusable open order, or the limit checks and the INSERT of a new one.
 
     One writer transaction, so no other checkout can slip between the checks
@@ -91,10 +91,11 @@ def insert_unless_reused(settings, values: dict) -> Optional[Order]:
         keys = sorted({_lock_key("payer", owner),
                        _lock_key("ip", values["spbill_create_ip"])})
         db.execute_sql("SELECT " + ", ".join(["pg_advisory_xact_lock(%s)"] * len(keys)), keys)
-    if settings.orders.reuse_open_order:
+    if settings.orders.reuse_open_order and reuse:
         existing = reusable_order(owner, values["product_id"], values["total_fee"],
                                   values["sign_type"], now, values["trade_type"])
-        if existing is not None:
+        # Of the same appid: a Mini Program's order is not the Official Account's.
+        if existing is not None and (existing.appid or settings.wechat.appid) == values["appid"]:
             return existing
     check_open_limits(settings.orders, owner, values["spbill_create_ip"], now)
     transitions.create(values)

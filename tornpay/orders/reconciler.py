@@ -116,7 +116,8 @@ class Reconciler(PeriodicWorker):
             return await self._finish_local_close(order)
         try:
             reply = await self.client.order_query(out_trade_no=out_trade_no,
-                                                  sign_type=order.sign_type)
+                                                  sign_type=order.sign_type,
+                                                  appid=order.appid or None)
         except BusinessError as exc:
             if exc.err_code != "ORDERNOTEXIST":
                 raise
@@ -156,7 +157,8 @@ class Reconciler(PeriodicWorker):
         """
         no = order.out_trade_no
         try:
-            reply = await self.client.order_query(out_trade_no=no, sign_type=order.sign_type)
+            reply = await self.client.order_query(out_trade_no=no, sign_type=order.sign_type,
+                                                  appid=order.appid or None)
         except BusinessError as exc:
             if exc.err_code != "ORDERNOTEXIST":
                 raise
@@ -165,13 +167,15 @@ class Reconciler(PeriodicWorker):
             trade_state = await self._apply(no, reply)
         if trade_state == "NOTPAY":
             try:
-                await self.client.close_order(no, sign_type=order.sign_type)
+                await self.client.close_order(no, sign_type=order.sign_type,
+                                              appid=order.appid or None)
                 trade_state = "CLOSED"
             except BusinessError as exc:
                 if exc.err_code == "ORDERPAID":
                     # Paid between our query and the close: the payment wins.
                     reply = await self.client.order_query(out_trade_no=no,
-                                                          sign_type=order.sign_type)
+                                                          sign_type=order.sign_type,
+                                                          appid=order.appid or None)
                     trade_state = await self._apply(no, reply)
                 elif exc.err_code != "ORDERCLOSED":
                     raise
@@ -191,12 +195,14 @@ class Reconciler(PeriodicWorker):
 
     async def _close(self, order: Order) -> None:
         try:
-            await self.client.close_order(order.out_trade_no, sign_type=order.sign_type)
+            await self.client.close_order(order.out_trade_no, sign_type=order.sign_type,
+                                          appid=order.appid or None)
         except BusinessError as exc:
             if exc.err_code == "ORDERPAID":
                 # Paid in the meantime: the query has the payment details.
                 reply = await self.client.order_query(out_trade_no=order.out_trade_no,
-                                                      sign_type=order.sign_type)
+                                                      sign_type=order.sign_type,
+                                                      appid=order.appid or None)
                 await self._apply(order.out_trade_no, reply)
                 return
             if exc.err_code != "ORDERCLOSED":

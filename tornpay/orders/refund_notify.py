@@ -49,7 +49,8 @@ def _decrypt(ctx: ServingContext, body: bytes) -> dict:
         raise Refused(f"return_code {fields.get('return_code')!r}: {fields.get('return_msg')}",
                       "return_code is not SUCCESS")
     wechat = ctx.settings.wechat
-    if fields.get("appid") != wechat.appid:
+    # Either of our appids: a Mini Program order's refunds are notified with its appid.
+    if fields.get("appid") not in (wechat.appid, wechat.miniprogram_appid or wechat.appid):
         raise Refused(f"appid {fields.get('appid')!r} is not ours", "appid mismatch")
     if fields.get("mch_id") != wechat.mch_id:
         raise Refused(f"mch_id {fields.get('mch_id')!r} is not ours", "mch_id mismatch")

@@ -87,7 +87,7 @@ async def request_refund(ctx: CoreContext, out_trade_no: str, refund_fee: Option
     params = {"out_trade_no": out_trade_no, "transaction_id": order.transaction_id,
               "out_refund_no": out_refund_no, "total_fee": order.total_fee,
               "refund_fee": fee, "refund_desc": reason or None,
-              "notify_url": refund_notify_url(ctx.settings)}
+              "notify_url": refund_notify_url(ctx.settings), "appid": order.appid or None}
     text = ctx.gateways.for_order(order).prepare_refund(params, order.sign_type)
     if await run_write(dbx, transitions.reserve_refund, out_trade_no, fee, reason, text,
                        out_refund_no) is None:
@@ -196,8 +196,9 @@ async def query_refund(ctx: CoreContext, out_refund_no: str) -> Tuple[str, bool]
     refund = await run_read(dbx, Refund.get_or_none, Refund.out_refund_no == out_refund_no)
     if refund is None:
         raise NotFound(f"refund {out_refund_no} not found")
-    gateway = ctx.gateways.for_order(await run_read(dbx, Order.get_by_id, refund.out_trade_no))
-    result = await gateway.refund_query(out_refund_no)
+    order = await run_read(dbx, Order.get_by_id, refund.out_trade_no)
+    result = await ctx.gateways.for_order(order).refund_query(out_refund_no,
+                                                              appid=order.appid or None)
     if result is None:
         raise RefundError(f"refundquery reply does not list refund {out_refund_no}")
     changed = await run_write(

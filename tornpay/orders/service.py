@@ -79,19 +79,27 @@ def notify_url(settings) -> str:
 
 
 async def create_order(ctx: CoreContext, product_id: str, openid: str, client_ip: str, *,
-                       trade_type: str = tradetypes.JSAPI, payer: str = "") -> Order:
+                       trade_type: str = tradetypes.JSAPI, payer: str = "",
+                       product: Optional[dict] = None, appid: str = "") -> Order:
     """Create an order for ``product_id`` paid by ``openid`` and get its prepay_id.
 
     NATIVE and MWEB orders (SPEC §9) have no openid: ``payer`` (the signed
     payer cookie's id) owns them; a JSAPI order's payer is its openid. The
     returned row of an MWEB order carries the reply's ``mweb_url`` attribute.
+    ``product`` (``body``, ``total_fee``, ``attach``) is a price an estate's own
+    code computed (the Python API; never a browser's word), else
+    ``resolve_product`` prices it. ``appid`` is a Mini Program's, else the
+    Official Account's; the order records it.
 
     The signed unified-order request is stored with the CREATED row before it
     is sent, and every retry re-sends those exact bytes (reference §4.4), so an
     order is never half-made without a record of what was asked and why it stopped.
     Raises :class:`CheckoutError` (with the order's number when one was made).
     """
-    product = await resolve(ctx, product_id, openid)
+    hook_priced = product is None
+    if product is None:
+        product = await resolve(ctx, product_id, openid)
+    appid = appid or ctx.settings.wechat.appid
     now = datetime.datetime.now(datetime.timezone.utc)
     gateway = ctx.gateways.current
     # v3: the pay page signs with the merchant's RSA key, so RSA also marks a v3 order.
@@ -99,8 +107,8 @@ async def create_order(ctx: CoreContext, product_id: str, openid: str, client_ip
     # The reuse and limit checks run with the INSERT in one writer transaction.
     owner = payer or openid
     out_trade_no = make_out_trade_no()
-    fields = _unified_fields(ctx, out_trade_no, product, openid, client_ip, now,
-                             trade_type, product_id)
+    fields = dict(_unified_fields(ctx, out_trade_no, product, openid, client_ip, now,
+                                  trade_type, product_id), appid=appid)
     request_text = gateway.prepare_prepay(fields, sign_type)
     created = now.replace(tzinfo=None)
     values = dict(
@@ -109,18 +117,26 @@ async def create_order(ctx: CoreContext, product_id: str, openid: str, client_ip
         total_fee=product["total_fee"], fee_type="CNY", sign_type=sign_type,
         api_version=gateway.generation,
         spbill_create_ip=client_ip, unified_request=request_text, created_at=created,
-        updated_at=created,
         expire_at=created + datetime.timedelta(minutes=ctx.settings.orders.expire_minutes),
-        trade_type=trade_type, payer=owner)
+        updated_at=created, trade_type=trade_type, payer=owner, appid=appid)
+    # Only a hook-priced order is offered again: an estate's own price is its own order.
     existing = await ctx.db_write(limits.insert_unless_reused, ctx.settings, values,
-                                  group=True)
+                                  hook_priced, group=True)
     if existing is not None:
         logger.info("order %s: still open for this payer and product; reused",
                     existing.out_trade_no)
         return existing
     logger.info("order %s: created for product %s (%d fen, %s, %s)", out_trade_no, product_id,
                 product["total_fee"], sign_type, trade_type)
-    reply = await _send_unified_order(gateway, ctx, out_trade_no, request_text)
+    order = await _prepay(ctx, gateway, values)
+    await ctx.hooks.notify_order_created(OrderView.from_row(order))
+    return order
+
+
+async def _prepay(ctx: CoreContext, gateway, values: dict) -> Order:
+    """Send the stored unified order; the order once WeChat's session is stored (or raise)."""
+    out_trade_no, trade_type = values["out_trade_no"], values["trade_type"]
+    reply = await _send_unified_order(gateway, ctx, out_trade_no, values["unified_request"])
     prepay_id = reply.get("prepay_id")
     pay_url = _pay_url(trade_type, reply)
     if not prepay_id or pay_url == "":
@@ -132,7 +148,6 @@ async def create_order(ctx: CoreContext, product_id: str, openid: str, client_ip
     order = await _prepaid(ctx, values, prepay_id,
                            pay_url if trade_type == tradetypes.NATIVE else None)
     order.mweb_url = pay_url if trade_type == tradetypes.MWEB else None
-    await ctx.hooks.notify_order_created(OrderView.from_row(order))
     return order
 
 
@@ -186,7 +201,8 @@ async def _send_unified_order(gateway, ctx: CoreContext, out_trade_no: str,
                    "Please try again in a minute.")
     else:
         message = "WeChat Pay refused to create the payment (%(code)s)."
-    raise CheckoutError(message, out_trade_no=out_trade_no, code=code)
+    # Chained: the Python and JSON APIs report WeChat's own err_code from it.
+    raise CheckoutError(message, out_trade_no=out_trade_no, code=code) from error
 
 
 # WeChat's prepay_id lives 2 hours (reference §4.2); refresh it a little before.

@@ -85,7 +85,7 @@ _NEW_ORDER_COLUMNS = (
     Order.total_fee, Order.fee_type, Order.sign_type, Order.state, Order.spbill_create_ip,
     Order.unified_request, Order.refunded_fee, Order.reserved_refund_fee, Order.check_attempts,
     Order.api_version, Order.created_at, Order.updated_at, Order.expire_at, Order.trade_type,
-    Order.payer)
+    Order.payer, Order.appid)
 _INSERT_ORDER = fastsql.Statement("insert_order", lambda: Order.insert(
     {column: param(column) for column in _NEW_ORDER_COLUMNS}))
 

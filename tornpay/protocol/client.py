@@ -111,15 +111,19 @@ class PayClient:
 
     async def order_query(
         self, out_trade_no: Optional[str] = None, transaction_id: Optional[str] = None,
-        sign_type: Optional[str] = None,
+        sign_type: Optional[str] = None, appid: Optional[str] = None,
     ) -> dict:
+        """POST /pay/orderquery; ``appid``: the order's when not the client's (a Mini Program)."""
         if not (out_trade_no or transaction_id):
             raise ValueError("order_query needs out_trade_no or transaction_id")
-        params = {"transaction_id": transaction_id, "out_trade_no": out_trade_no}
+        params = {"transaction_id": transaction_id, "out_trade_no": out_trade_no,
+                  "appid": appid}
         return await self.send_signed("/pay/orderquery", params, sign_type)
 
-    async def close_order(self, out_trade_no: str, sign_type: Optional[str] = None) -> dict:
-        return await self.send_signed("/pay/closeorder", {"out_trade_no": out_trade_no}, sign_type)
+    async def close_order(self, out_trade_no: str, sign_type: Optional[str] = None,
+                          appid: Optional[str] = None) -> dict:
+        return await self.send_signed("/pay/closeorder",
+                                      {"out_trade_no": out_trade_no, "appid": appid}, sign_type)
 
     async def refund(
         self, out_trade_no: Optional[str], out_refund_no: str, total_fee: int, refund_fee: int,
@@ -142,12 +146,14 @@ class PayClient:
         self, out_refund_no: Optional[str] = None, refund_id: Optional[str] = None,
         out_trade_no: Optional[str] = None, transaction_id: Optional[str] = None,
         offset: Optional[int] = None, sign_type: Optional[str] = None,
+        appid: Optional[str] = None,
     ) -> dict:
         if not (out_refund_no or refund_id or out_trade_no or transaction_id):
             raise ValueError("refund_query needs one of the four ids")
         params = {
             "refund_id": refund_id, "out_refund_no": out_refund_no,
             "transaction_id": transaction_id, "out_trade_no": out_trade_no, "offset": offset,
+            "appid": appid,
         }
         return await self.send_signed("/pay/refundquery", params, sign_type)
 
@@ -196,7 +202,8 @@ class PayClient:
         # "error" stays only if something other than a WeChatError escapes (a bug, cancel).
         outcome, level, detail = "error", logging.WARNING, ""
         try:
-            fields = self._check_reply(await self._fetch(path, body), sign_type)
+            fields = self._check_reply(await self._fetch(path, body), sign_type,
+                                       sent.get("appid") or self.appid)
             outcome, level = "success", logging.INFO
             return fields
         except WeChatError as exc:
@@ -238,7 +245,7 @@ class PayClient:
             raise TransportError(f"HTTP {response.code}", status=response.code)
         return response.body or b""
 
-    def _check_reply(self, body: bytes, sign_type: str) -> dict:
+    def _check_reply(self, body: bytes, sign_type: str, appid: str) -> dict:
         try:
             fields = decode_xml(body)
         except XMLError as exc:
@@ -249,7 +256,8 @@ class PayClient:
         # Replies carry no sign_type: verify with the algorithm of our request (P2).
         if not verify_sign(fields, self._api_key, sign_type):
             raise ResponseSignatureError()
-        for name, ours in (("appid", self.appid), ("mch_id", self.mch_id)):
+        # appid: the one the request named (a Mini Program order's is not the client's).
+        for name, ours in (("appid", appid), ("mch_id", self.mch_id)):
             if name in fields and fields[name] != ours:
                 raise ProtocolError(f"reply is for another {name}", fields)
         result = fields.get("result_code")

@@ -20,7 +20,23 @@ logger = logging.getLogger(__name__)
 _URL_LOGGERS = ("tornado.curl_httpclient", "tornado.access")
 
 
-class OAuthClient:
+class SnsClient:
+    """An appid and its AppSecret on WeChat's JSON ``sns`` API (OAuth, Mini Program login)."""
+
+    def __init__(self, appid: str, app_secret: str, api_base: str, http_client,
+                 timeout: float = 10):
+        self.appid = appid
+        self._app_secret = app_secret
+        self.api_base = api_base.rstrip("/")
+        self.http_client = http_client
+        self.timeout = timeout
+        install_scrub_filter([app_secret], loggers=_URL_LOGGERS)
+
+    def __repr__(self) -> str:  # never show the secret
+        return f"{type(self).__name__}(appid={self.appid!r}, api_base={self.api_base!r})"
+
+
+class OAuthClient(SnsClient):
     """Builds authorize links and exchanges codes, on an injected (Curl)AsyncHTTPClient."""
 
     def __init__(
@@ -32,16 +48,8 @@ class OAuthClient:
         http_client,
         timeout: float = 10,
     ):
-        self.appid = appid
-        self._app_secret = app_secret
+        super().__init__(appid, app_secret, api_base, http_client, timeout)
         self.authorize_base = authorize_url
-        self.api_base = api_base.rstrip("/")
-        self.http_client = http_client
-        self.timeout = timeout
-        install_scrub_filter([app_secret], loggers=_URL_LOGGERS)
-
-    def __repr__(self) -> str:  # never show the secret
-        return f"OAuthClient(appid={self.appid!r}, api_base={self.api_base!r})"
 
     @classmethod
     def from_settings(cls, settings, http_client):
@@ -79,38 +87,43 @@ class OAuthClient:
                 ("grant_type", "authorization_code"),
             ]
         )
-        request = HTTPRequest(
-            f"{self.api_base}/sns/oauth2/access_token?{query}",
-            method="GET",
-            request_timeout=self.timeout,
-            connect_timeout=self.timeout,
-            follow_redirects=False,
-        )
-        started = time.monotonic()
-        try:
-            response = await self.http_client.fetch(request, raise_error=False)
-        except Exception as exc:
-            # str(exc) of some clients includes the URL: report the type only.
-            raise TransportError(f"OAuth token exchange failed: {type(exc).__name__}") from None
-        elapsed = time.monotonic() - started
-        if response.code == 599:
-            raise TransportError("OAuth token exchange failed: network error or timeout")
-        if not 200 <= response.code < 300:
-            raise TransportError(f"OAuth token exchange: HTTP {response.code}", response.code)
-        try:
-            data = json.loads(response.body or b"")
-        except ValueError:
-            raise ProtocolError("OAuth reply is not JSON") from None
-        if not isinstance(data, dict):
-            raise ProtocolError("OAuth reply is not a JSON object")
-        errcode = data.get("errcode")
-        if errcode not in (None, 0):
-            logger.warning("oauth exchange errcode=%s elapsed=%.3fs", errcode, elapsed)
-            raise OAuthError(_as_int(errcode), str(data.get("errmsg", "")))
+        data = await fetch_sns_json(self.http_client, f"{self.api_base}/sns/oauth2/access_token?"
+                                    f"{query}", self.timeout, "OAuth token exchange")
         if not isinstance(data.get("openid"), str) or not data["openid"]:
             raise ProtocolError("OAuth reply has no openid")
-        logger.info("oauth exchange ok elapsed=%.3fs", elapsed)
         return data
+
+
+async def fetch_sns_json(http_client, url: str, timeout: float, what: str) -> dict:
+    """GET one of WeChat's JSON ``sns`` APIs once; the dict, or a typed error (errcode).
+
+    The URL holds a secret and a single-use code: it is never logged, and
+    errors name the exception type only (some clients put the URL in the text).
+    """
+    request = HTTPRequest(url, method="GET", request_timeout=timeout, connect_timeout=timeout,
+                          follow_redirects=False)
+    started = time.monotonic()
+    try:
+        response = await http_client.fetch(request, raise_error=False)
+    except Exception as exc:
+        raise TransportError(f"{what} failed: {type(exc).__name__}") from None
+    elapsed = time.monotonic() - started
+    if response.code == 599:
+        raise TransportError(f"{what} failed: network error or timeout")
+    if not 200 <= response.code < 300:
+        raise TransportError(f"{what}: HTTP {response.code}", response.code)
+    try:
+        data = json.loads(response.body or b"")
+    except ValueError:
+        raise ProtocolError(f"{what} reply is not JSON") from None
+    if not isinstance(data, dict):
+        raise ProtocolError(f"{what} reply is not a JSON object")
+    errcode = data.get("errcode")
+    if errcode not in (None, 0):
+        logger.warning("%s errcode=%s elapsed=%.3fs", what, errcode, elapsed)
+        raise OAuthError(_as_int(errcode), str(data.get("errmsg", "")))
+    logger.info("%s ok elapsed=%.3fs", what, elapsed)
+    return data
 
 
 def _as_int(value: object) -> int:

@@ -13,6 +13,7 @@ from tornpay.simulator.config import SimulatorConfig
 from tornpay.simulator.control import ControlHandler
 from tornpay.simulator.dashboard import DashboardHandler
 from tornpay.simulator.h5native import CHECKMWEB_PATH
+from tornpay.simulator.miniprogram import miniprogram_routes
 from tornpay.simulator.oauth import AccessTokenHandler, AuthorizeHandler
 from tornpay.simulator.phonepages import CheckMwebHandler, ScanHandler
 from tornpay.simulator.payapi import (
@@ -59,6 +60,7 @@ def simulator_routes(state: SimulatorState, prefix: str = "/_sim") -> List[URLSp
         URLSpec(p + CHECKMWEB_PATH, CheckMwebHandler, dict(kw)),  # MWEB's cashier
         URLSpec(p + "/", DashboardHandler, dict(kw), name="tornpay-simulator-dashboard"),
     ]
+    routes += miniprogram_routes(p, state)
     if p:
         routes.append(URLSpec(p, tornado.web.RedirectHandler, {"url": p + "/"}))
     return routes

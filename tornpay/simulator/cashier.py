@@ -41,6 +41,11 @@ def check_payment(state: SimulatorState, params: Dict, href: str) -> Order:
         raise CashierFail("参数错误")
     if not href or page_directory(href) not in state.config.pay_directories:
         raise CashierFail("当前页面的URL未注册：" + (href or "(no Referer)"))
+    return check_signed_params(state, params)
+
+
+def check_signed_params(state: SimulatorState, params: Dict) -> Order:
+    """The checks shared by the JSAPI bridge and wx.requestPayment: fields, prepay, paySign."""
     for name in JSAPI_FIELDS + ("paySign",):
         if not isinstance(params.get(name), str) or not params[name]:
             raise CashierFail("调用支付JSAPI缺少参数：" + name)

@@ -103,10 +103,15 @@ class SimulatorConfig:
         if "v3" not in kwargs:
             from tornpay.simulator.v3.keys import keys_from_settings
             kwargs["v3"] = keys_from_settings(settings)
-        return cls.single(
+        config = cls.single(
             wechat.appid, wechat.app_secret, wechat.mch_id, wechat.api_key,
             pay_directories=dirs, **kwargs,
         )
+        mini = getattr(wechat, "miniprogram_appid", "")
+        if mini:  # the merchant's Mini Program, bound to the same mch_id
+            config.accounts[mini] = wechat.miniprogram_secret
+            config.merchants[wechat.mch_id].appids.append(mini)
+        return config
 
     def authorization_domains(self) -> List[str]:
         """oauth_domains, or the hosts of the pay directories when none are set."""

@@ -10,7 +10,7 @@ from tornpay.i18n import HTML_LANG
 from tornpay.simulator.consent import PAGE_STYLE, consent_page
 from tornpay.simulator.oauthtokens import TOKEN_TTL, AccessToken
 from tornpay.simulator.phonepages import page_locale
-from tornpay.simulator.state import SimulatorError, SimulatorState
+from tornpay.simulator.state import SimulatorState
 from tornpay.simulator.userinfo import SnsApiHandler
 
 logger = logging.getLogger(__name__)
@@ -124,22 +124,10 @@ class AccessTokenHandler(SnsApiHandler):
     """GET /sns/oauth2/access_token: code -> openid, with WeChat's errcodes (HTTP 200)."""
 
     def get(self) -> None:
-        arg = self.get_query_argument
-        appid, secret, code = arg("appid", ""), arg("secret", ""), arg("code", "")
-        accounts = self.state.config.accounts
-        if appid not in accounts:
-            return self._err(40013)
-        if secret != accounts[appid]:
-            return self._err(40125)
-        if arg("grant_type", "") != "authorization_code":
-            return self._err(40002)
-        if not code:
-            return self._err(41008)
-        try:
-            entry = self.state.use_code(code, appid)
-        except SimulatorError as exc:
-            return self._err(int(exc.err_code))
-        token = AccessToken("SIMACCESS" + self.state.new_code(), appid, entry.openid,
+        entry = self.consume_code("code")
+        if entry is None:
+            return
+        token = AccessToken("SIMACCESS" + self.state.new_code(), entry.appid, entry.openid,
                             entry.scope, self.state.now())
         self.state.tokens.add(token)
         self._json({

@@ -4,7 +4,7 @@ import json
 
 import tornado.web
 
-from tornpay.simulator.state import SimulatorState
+from tornpay.simulator.state import SimulatorError, SimulatorState
 
 ERRMSG = {
     40029: "invalid code", 40163: "code been used", 41008: "missing code",
@@ -30,6 +30,27 @@ class SnsApiHandler(tornado.web.RequestHandler):
         if self.get_query_argument("openid", "") != entry.openid:
             return self._err(40003)
         return entry
+
+    def consume_code(self, name: str):
+        """Check appid, secret, grant_type and the code in query arg ``name``; use the code.
+
+        The code's entry, or None after answering WeChat's errcode.
+        """
+        arg = self.get_query_argument
+        appid, code = arg("appid", ""), arg(name, "")
+        accounts = self.state.config.accounts
+        if appid not in accounts:
+            return self._err(40013)
+        if arg("secret", "") != accounts[appid]:
+            return self._err(40125)
+        if arg("grant_type", "") != "authorization_code":
+            return self._err(40002)
+        if not code:
+            return self._err(41008)
+        try:
+            return self.state.use_code(code, appid)
+        except SimulatorError as exc:
+            return self._err(int(exc.err_code))
 
     def _err(self, errcode: int) -> None:
         # Real errmsgs carry a request id suffix; clients must match on errcode.

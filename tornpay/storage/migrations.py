@@ -104,6 +104,17 @@ MIGRATIONS.append((8, "order api_version (v2/v3: each order finishes in its gene
                    _add_order_api_version))
 
 
+def _add_order_appid(migrator: SchemaMigrator, db: peewee.Database) -> None:
+    from playhouse.migrate import migrate
+
+    if "appid" not in {c.name for c in db.get_columns("tornpay_order")}:
+        migrate(migrator.add_column("tornpay_order", "appid",
+                                    peewee.CharField(max_length=32, default="")))
+
+
+MIGRATIONS.append((10, "order appid (Official Account or Mini Program)", _add_order_appid))
+
+
 class SchemaVersion(peewee.Model):
     """One row per migration step applied to this database."""
 

@@ -101,6 +101,10 @@ class Order(BaseModel):
     # MWEB) and the NATIVE QR code's text, valid 2 hours from prepay_at.
     payer = peewee.CharField(max_length=128, default="", index=True)
     code_url = peewee.CharField(max_length=256, null=True)
+    # The appid the order was made with (migration 10): the Official Account's,
+    # or the Mini Program's; its notify must carry the same one. "" on rows
+    # older than the column means the Official Account's.
+    appid = peewee.CharField(max_length=32, default="")
 
     class Meta:
         table_name = "tornpay_order"
