@@ -2,6 +2,7 @@
 
 import asyncio
 import concurrent.futures
+import json
 import os
 import sqlite3
 import threading
@@ -15,6 +16,8 @@ import cli_helpers
 from flow_helpers import (ALICE, Browser, location, notify_fields, order_row, order_snapshot,
                           out_trade_no_of, prepaid_order, signed_notify, wait_for)
 from helpers_orders import RecordingPlugin
+from v3_notify_helpers import notify as v3_notify
+from v3_notify_helpers import transaction
 from tornpay.orders import service
 from tornpay.protocol.xmlcodec import decode_xml
 from tornpay.storage.models import Delivery, Event, Notification, Order
@@ -60,10 +63,28 @@ def order(browser, io_loop):
 
 
 async def notify(http_client, base_url, body, **kwargs):
+    """POST a notify (v3: ``(headers, body)``); its answer as v2's two fields."""
+    headers = None
+    if isinstance(body, tuple):
+        headers, body = body
     reply = await http_client.fetch(base_url + "/wxpay/notify", method="POST", body=body,
-                                    raise_error=False, **kwargs)
-    assert reply.code == 200, reply.body
-    return decode_xml(reply.body)
+                                    headers=headers, raise_error=False, **kwargs)
+    if headers is None:
+        assert reply.code == 200, reply.body
+        return decode_xml(reply.body)
+    if reply.code == 204:  # SPEC §10: v3 success
+        return {"return_code": "SUCCESS", "return_msg": "OK"}
+    answer = json.loads(reply.body)
+    # A temporary failure is a 5xx so WeChat retries; a refusal a 4xx.
+    assert reply.code == (500 if "retry" in answer["message"] else 400), reply.code
+    return {"return_code": answer["code"], "return_msg": answer["message"]}
+
+
+def good_notify(order):
+    """WeChat's correct notify for ``order``, in the order's generation."""
+    if order.api_version == "v3":
+        return v3_notify(transaction(order))
+    return signed_notify(notify_fields(order), KEY)
 
 
 # -- WeChat misbehaving on the unified order: never trusted, never PREPAID -------------------
@@ -94,27 +115,64 @@ class AnswerForged(Upstream):
         self.finish(encode_xml(fields))
 
 
+class AnswerForgedV3(Upstream):
+    """The v3 man in the middle: a 200 JSON prepay_id, signed with a key WeChat never had."""
+
+    def post(self, *args):
+        import json
+
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        from tornpay.protocol.v3.signing import reply_message, rsa_sign
+        from tornpay.simulator.v3.keys import TEST_PUB_KEY_ID
+
+        body = json.dumps({"prepay_id": "wx_forged_prepay"}).encode()
+        stamp, nonce = str(int(time.time())), "forgedNonce0123456789"
+        guess = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Wechatpay-Timestamp", stamp)
+        self.set_header("Wechatpay-Nonce", nonce)
+        self.set_header("Wechatpay-Serial", TEST_PUB_KEY_ID)
+        self.set_header("Wechatpay-Signature", rsa_sign(guess, reply_message(stamp, nonce, body)))
+        self.finish(body)
+
+
+# fault -> (simulator switch, or a stand-in handler per generation; what last_error records).
+# Every fault has a v3 equivalent; only the record of a non-JSON/XML error page differs
+# (v2: a 200 that is not XML; the v3 simulator answers it with an HTTP 502).
 UPSTREAM_FAULTS = {
     "timeout": ("latency", "TransportError"),
     "systemerror": ("systemerror", "SYSTEMERROR"),
-    "non_xml_reply": ("reply_non_xml", "ProtocolError"),
+    "non_xml_reply": ("reply_non_xml", {"v2": "ProtocolError", "v3": "TransportError"}),
     "unsigned_reply": ("reply_unsigned", "ResponseSignatureError"),
     "wrongly_signed_reply": ("reply_bad_sign", "ResponseSignatureError"),
-    "http_503": (Answer503, "TransportError"),
-    "forged_success_reply": (AnswerForged, "ResponseSignatureError"),
+    "http_503": ({"v2": Answer503, "v3": Answer503}, "TransportError"),
+    "forged_success_reply": ({"v2": AnswerForged, "v3": AnswerForgedV3},
+                             "ResponseSignatureError"),
 }
+# Where each generation's client posts a JSAPI unified order, under its base URL.
+PREPAY_PATHS = {"v2": "/pay/unifiedorder", "v3": "/v3/pay/transactions/jsapi"}
+
+
+def point_client_at(app, ctx, base_url, api_version, handler):
+    """Send this generation's unified order to ``handler`` instead of the simulator."""
+    app.add_handlers(r".*$", [("/broken" + PREPAY_PATHS[api_version], handler)])
+    client = ctx.pay_client if api_version == "v2" else ctx.gateways.get("v3").client
+    client.base_url = base_url + "/broken"
 
 
 @pytest.mark.gen_test(timeout=30)
+@pytest.mark.parametrize("api_version", ["v2", "v3"])
 @pytest.mark.parametrize("fault", list(UPSTREAM_FAULTS))
 async def test_unified_order_fault_shows_error_page_and_keeps_last_error(
-        app, ctx, browser, base_url, fault):
+        app, ctx, browser, base_url, fault, api_version):
     switch, recorded = UPSTREAM_FAULTS[fault]
+    if isinstance(recorded, dict):
+        recorded = recorded[api_version]
     if isinstance(switch, str):
         ctx.simulator.faults.set(switch, endpoint="unifiedorder", seconds=2.0)
     else:
-        app.add_handlers(r".*$", [(r"/broken/pay/unifiedorder", switch)])
-        ctx.pay_client.base_url = base_url + "/broken"
+        point_client_at(app, ctx, base_url, api_version, switch[api_version])
     reply = await browser.get("/wxpay/checkout/coach-205", request_timeout=20)
     assert reply.code == 502, reply.code
     body = reply.body.decode()
@@ -122,6 +180,7 @@ async def test_unified_order_fault_shows_error_page_and_keeps_last_error(
     assert "Traceback" not in body and "prepay" not in body
     order = Order.get()
     assert order.state == "CREATED" and order.prepay_id is None
+    assert order.api_version == api_version
     assert recorded in order.last_error
     assert Event.select().count() == 0
     page = await browser.get(f"/wxpay/pay/{order.out_trade_no}")
@@ -129,11 +188,13 @@ async def test_unified_order_fault_shows_error_page_and_keeps_last_error(
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_wechat_recovering_after_two_systemerrors_still_gives_one_order(ctx, browser):
+@pytest.mark.parametrize("api_version", ["v2", "v3"])
+async def test_wechat_recovering_after_two_systemerrors_still_gives_one_order(ctx, browser,
+                                                                             api_version):
     ctx.simulator.faults.set("systemerror", count=2, endpoint="unifiedorder")
     reply = await browser.get("/wxpay/checkout/coach-205")
     assert reply.code == 303
-    assert [o.state for o in Order.select()] == ["PREPAID"]
+    assert [(o.state, o.api_version) for o in Order.select()] == [("PREPAID", api_version)]
 
 
 # -- the database locked or gone ---------------------------------------------------------
@@ -143,11 +204,14 @@ def database_path(tp_settings):
     return tp_settings.database.url[len("sqlite:///"):]
 
 
+@pytest.mark.skipif(os.environ.get("TORNPAY_TEST_DB") == "postgres",
+                    reason="holds SQLite's file write lock; PostgreSQL has no such lock")
 @pytest.mark.gen_test(timeout=30)
+@pytest.mark.parametrize("api_version", ["v2", "v3"])
 async def test_database_locked_notify_answers_fail_then_retry_pays(
         ctx, http_client, base_url, order, tp_settings):
     ctx.db.execute_sql("PRAGMA busy_timeout = 50")  # fail fast instead of blocking the loop
-    body = signed_notify(notify_fields(order), KEY)
+    body = good_notify(order)
     before = order_snapshot(order.out_trade_no)
     blocker = sqlite3.connect(database_path(tp_settings), timeout=0.1, isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")  # another process holds the write lock
@@ -168,9 +232,10 @@ async def test_database_locked_notify_answers_fail_then_retry_pays(
 
 
 @pytest.mark.gen_test(timeout=30)
+@pytest.mark.parametrize("api_version", ["v2", "v3"])
 async def test_database_gone_for_a_while_notify_fails_health_503_then_retry_pays(
         ctx, http_client, base_url, order, monkeypatch):
-    body = signed_notify(notify_fields(order), KEY)
+    body = good_notify(order)
     before = order_snapshot(order.out_trade_no)
     real = ctx.db.execute_sql
 
@@ -193,6 +258,7 @@ async def test_database_gone_for_a_while_notify_fails_health_503_then_retry_pays
 
 
 @pytest.mark.gen_test(timeout=30)
+@pytest.mark.parametrize("api_version", ["v2", "v3"])
 async def test_database_failing_mid_transaction_leaves_nothing_half_written(
         ctx, http_client, base_url, order, monkeypatch):
     # The order row update succeeds, then the outbox insert fails: all rolled back.
@@ -203,7 +269,7 @@ async def test_database_failing_mid_transaction_leaves_nothing_half_written(
 
     monkeypatch.setattr(transitions, "write_event", fail)
     before = order_snapshot(order.out_trade_no)
-    body = signed_notify(notify_fields(order), KEY)
+    body = good_notify(order)
     assert (await notify(http_client, base_url, body))["return_code"] == "FAIL"
     assert order_snapshot(order.out_trade_no) == before
     assert Event.select().count() == 0 and Notification.select().count() == 0
@@ -252,7 +318,7 @@ def bad_plugins(plugins):
 @pytest.mark.parametrize("plugins", [[Raising(), Hanging(), BLOCKING, RECORDER]])
 async def test_raising_hanging_blocking_plugins_neither_delay_the_reply_nor_block_others(
         bad_plugins, ctx, http_client, base_url, order):
-    body = signed_notify(notify_fields(order), KEY)
+    body = good_notify(order)
     started = time.monotonic()
     reply = await notify(http_client, base_url, body)
     assert reply["return_code"] == "SUCCESS"
