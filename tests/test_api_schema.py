@@ -2,22 +2,16 @@
 
 import pytest
 
-from test_cancel_schema import _schema
+from test_cancel_schema import _schema, fresh_schema_and_old_db
 
 
 def test_migration_10_gives_old_databases_the_appid_column(tmp_path):
     from playhouse.migrate import SchemaMigrator, migrate
 
     from tornpay.storage import migrations
-    from tornpay.storage.db import bind, create_tables, open_database
+    from tornpay.storage.db import create_tables
 
-    fresh = bind(open_database(f"sqlite:///{tmp_path / 'fresh.db'}"))
-    create_tables()
-    want = _schema(fresh)
-    fresh.close()
-
-    old = bind(open_database(f"sqlite:///{tmp_path / 'old.db'}"))
-    create_tables()
+    want, old = fresh_schema_and_old_db(tmp_path)
     migrate(SchemaMigrator.from_database(old).drop_column("tornpay_order", "appid"))
     migrations.SchemaVersion.delete().where(migrations.SchemaVersion.version == 10).execute()
     assert "appid" not in {c.name for c in old.get_columns("tornpay_order")}

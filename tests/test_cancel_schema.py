@@ -7,6 +7,19 @@ def _schema(db):
     return columns, indexes
 
 
+def fresh_schema_and_old_db(tmp_path):
+    """The latest schema (from a fresh database) and a second database, bound, to take back."""
+    from tornpay.storage.db import bind, create_tables, open_database
+
+    fresh = bind(open_database(f"sqlite:///{tmp_path / 'fresh.db'}"))
+    create_tables()
+    want = _schema(fresh)
+    fresh.close()
+    old = bind(open_database(f"sqlite:///{tmp_path / 'old.db'}"))
+    create_tables()
+    return want, old
+
+
 def test_migration_2_gives_old_databases_the_column(tmp_path):
     from playhouse.migrate import SchemaMigrator, migrate
 

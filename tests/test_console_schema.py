@@ -1,6 +1,6 @@
 """Migration 6 gives older databases the order's trade_type and the console and bill tables."""
 
-from test_cancel_schema import _schema
+from test_cancel_schema import _schema, fresh_schema_and_old_db
 
 OPS_TABLES = ("tornpay_operator", "tornpay_login_failure", "tornpay_audit", "tornpay_bill_run",
               "tornpay_bill_difference")
@@ -10,16 +10,10 @@ def test_migration_6_upgrades_an_older_database(tmp_path):
     from playhouse.migrate import SchemaMigrator, migrate
 
     from tornpay.storage import migrations
-    from tornpay.storage.db import bind, create_tables, open_database
+    from tornpay.storage.db import create_tables
     from tornpay.storage.models import Order
 
-    fresh = bind(open_database(f"sqlite:///{tmp_path / 'fresh.db'}"))
-    create_tables()
-    want = _schema(fresh)
-    fresh.close()
-
-    old = bind(open_database(f"sqlite:///{tmp_path / 'old.db'}"))
-    create_tables()
+    want, old = fresh_schema_and_old_db(tmp_path)
     Order.create(out_trade_no="OLD1", product_id="p", openid="o", body="b", total_fee=1,
                  expire_at=Order.created_at.default())
     # As before step 6: no trade_type, no console or bill tables.

@@ -1,22 +1,16 @@
 """Migration 8 gives older databases the order's api_version; their orders are v2 orders."""
 
-from test_cancel_schema import _schema
+from test_cancel_schema import _schema, fresh_schema_and_old_db
 
 
 def test_migration_8_upgrades_an_older_database(tmp_path):
     from playhouse.migrate import SchemaMigrator, migrate
 
     from tornpay.storage import migrations
-    from tornpay.storage.db import bind, create_tables, open_database
+    from tornpay.storage.db import create_tables
     from tornpay.storage.models import Order
 
-    fresh = bind(open_database(f"sqlite:///{tmp_path / 'fresh.db'}"))
-    create_tables()
-    want = _schema(fresh)
-    fresh.close()
-
-    old = bind(open_database(f"sqlite:///{tmp_path / 'old.db'}"))
-    create_tables()
+    want, old = fresh_schema_and_old_db(tmp_path)
     Order.create(out_trade_no="OLD1", product_id="p", openid="o", body="b", total_fee=1,
                  expire_at=Order.created_at.default())
     migrate(SchemaMigrator.from_database(old).drop_column("tornpay_order", "api_version"))

@@ -82,9 +82,6 @@ class V3ApiHandler(tornado.web.RequestHandler):
             return
         self.send_json(status, payload)
 
-    async def handle(self, mchid: str, *args) -> Tuple[int, Optional[dict]]:
-        raise NotImplementedError
-
     # -- §17.3 steps 2-7 ----------------------------------------------------
     def authenticate(self) -> str:
         items = parse_authorization(self.request.headers.get("Authorization"))
