@@ -1,26 +1,17 @@
 """Migration 7 gives older databases the payer and code_url columns; old orders keep owners."""
 
 from helpers_orders import make_order
-
-
-def _columns(db):
-    return {(c.name, c.data_type, c.null) for c in db.get_columns("tornpay_order")}
+from test_cancel_schema import _schema, fresh_schema_and_old_db
 
 
 def test_migration_7_upgrades_an_older_database(tmp_path):
     from playhouse.migrate import SchemaMigrator, migrate
 
     from tornpay.storage import migrations
-    from tornpay.storage.db import bind, create_tables, open_database
+    from tornpay.storage.db import create_tables
     from tornpay.storage.models import Order
 
-    fresh = bind(open_database(f"sqlite:///{tmp_path / 'fresh.db'}"))
-    create_tables()
-    want = _columns(fresh)
-    fresh.close()
-
-    old = bind(open_database(f"sqlite:///{tmp_path / 'old.db'}"))
-    create_tables()
+    want, old = fresh_schema_and_old_db(tmp_path)
     make_order("OLD1", openid="o-alice")
     # Back to version 6: neither column (nor payer's index), no record of step 7.
     migrator = SchemaMigrator.from_database(old)
@@ -32,7 +23,7 @@ def test_migration_7_upgrades_an_older_database(tmp_path):
     migrations.SchemaVersion.delete().where(migrations.SchemaVersion.version >= 7).execute()
     assert "payer" not in {c.name for c in old.get_columns("tornpay_order")}
     create_tables()  # what a server start does
-    assert _columns(old) == want
+    assert _schema(old) == want
     assert migrations.current_version(old) == migrations.latest_version() >= 7
     # The JSAPI order made before the step is still its openid's.
     assert Order.get_by_id("OLD1").payer == "o-alice"
