@@ -17,6 +17,7 @@ from tornpay.bills.source import BillUnavailable, bill_source
 from tornpay.bills.parse import BEIJING, BillFormatError
 from tornpay.orders.periodic import PeriodicWorker
 from tornpay.storage.db import database_proxy as db
+from tornpay.storage.dbjobs import run_write
 from tornpay.storage.models import utcnow
 from tornpay.storage.opsmodels import BillRun
 
@@ -46,6 +47,11 @@ def claim(run: BillRun, now: datetime.datetime) -> bool:
                     & (BillRun.next_try_at.is_null() | (BillRun.next_try_at <= now)))
              .execute())
     return n == 1
+
+
+def _release(run: BillRun) -> None:
+    with db.atomic():
+        BillRun.update(lease_until=None).where(BillRun.id == run.id).execute()
 
 
 class BillScheduler(PeriodicWorker):
@@ -78,8 +84,11 @@ class BillScheduler(PeriodicWorker):
         return done
 
     async def _one_day(self, day: datetime.date, now: datetime.datetime) -> Optional[str]:
-        run = get_run(day, bill_source(self.ctx).name)
-        if not claim(run, now):
+        # On the writer thread (SPEC §12): a write from the loop's own connection
+        # can meet the writer's lock and fail at once ("database is locked").
+        dbx = self.ctx.dbx
+        run = await run_write(dbx, get_run, day, bill_source(self.ctx).name)
+        if not await run_write(dbx, claim, run, now):
             return None
         try:
             report = await reconcile_day(self.ctx, day)
@@ -92,8 +101,7 @@ class BillScheduler(PeriodicWorker):
         except BillFormatError:
             return None  # logged as an ALERT where it was found; the run is failed
         finally:
-            with db.atomic():
-                BillRun.update(lease_until=None).where(BillRun.id == run.id).execute()
+            await run_write(dbx, _release, run)
         return f"{day}: {len(report.unsettled)} unsettled"
 
 

@@ -10,6 +10,7 @@ from tornpay.bills.parse import Bill, BillFormatError, parse_bill
 from tornpay.bills.reconcile import Difference, compare
 from tornpay.bills.source import BillSource, BillUnavailable, NoBill, bill_source
 from tornpay.storage.db import database_proxy as db
+from tornpay.storage.dbjobs import run_write
 from tornpay.storage.models import utcnow
 from tornpay.storage.opsmodels import BillDifference, BillRun
 
@@ -54,31 +55,35 @@ async def fetch_and_store(ctx: CoreContext, day: datetime.date,
     reconciliation still checks against our payments of the day.
     """
     source = source or bill_source(ctx)
-    run = get_run(day, source.name)
+
+    async def update(**values: Any) -> BillRun:  # on the writer thread (SPEC §12)
+        return await run_write(ctx.dbx, _update, run, **values)
+
+    run = await run_write(ctx.dbx, get_run, day, source.name)
     attempts = run.attempts + 1
     try:
         raw = await source.fetch(day)
     except NoBill as exc:
-        return _update(run, state="no_bill", attempts=attempts, last_error=str(exc),
-                       fetched_at=utcnow(), raw=None, payments=0, refunds=0)
+        return await update(state="no_bill", attempts=attempts, last_error=str(exc),
+                            fetched_at=utcnow(), raw=None, payments=0, refunds=0)
     except BillUnavailable as exc:
         logger.warning("bill %s: %s (%s)", day, exc, "will retry" if exc.retry else "giving up")
-        _update(run, attempts=attempts, last_error=str(exc)[:1000],
-                next_try_at=utcnow() + RETRY_AFTER if exc.retry else None,
-                state=run.state if exc.retry else "failed")
+        await update(attempts=attempts, last_error=str(exc)[:1000],
+                     next_try_at=utcnow() + RETRY_AFTER if exc.retry else None,
+                     state=run.state if exc.retry else "failed")
         raise
     try:
         bill = parse_bill(raw)
     except BillFormatError as exc:
         logger.error("ALERT bill %s unreadable: %s (raw bytes kept)", day, exc)
-        _update(run, state="failed", raw=raw, attempts=attempts, last_error=str(exc)[:1000],
-                fetched_at=utcnow())
+        await update(state="failed", raw=raw, attempts=attempts, last_error=str(exc)[:1000],
+                     fetched_at=utcnow())
         raise
     logger.info("bill %s: %d payments, %d refunds stored", day, len(bill.payments),
                 len(bill.refunds))
-    return _update(run, state="fetched", raw=raw, attempts=attempts, last_error=None,
-                   fetched_at=utcnow(), next_try_at=None, payments=len(bill.payments),
-                   refunds=len(bill.refunds))
+    return await update(state="fetched", raw=raw, attempts=attempts, last_error=None,
+                        fetched_at=utcnow(), next_try_at=None, payments=len(bill.payments),
+                        refunds=len(bill.refunds))
 
 
 def _stored_bill(run: BillRun) -> Optional[Bill]:
@@ -93,7 +98,7 @@ async def reconcile_day(ctx: CoreContext, day: datetime.date, fetch: bool = True
                         source: Optional[BillSource] = None) -> Report:
     """Reconcile the bill of ``day`` (fetching it first when it is not stored yet)."""
     source = source or bill_source(ctx)
-    run = get_run(day, source.name)
+    run = await run_write(ctx.dbx, get_run, day, source.name)
     bill = _stored_bill(run)
     if bill is None:
         if not fetch:
@@ -101,7 +106,7 @@ async def reconcile_day(ctx: CoreContext, day: datetime.date, fetch: bool = True
         run = await fetch_and_store(ctx, day, source)
         bill = _stored_bill(run)
     found = await compare(ctx, bill, day)
-    return _record(run, found, day)
+    return await run_write(ctx.dbx, _record, run, found, day)
 
 
 def _record(run: BillRun, found: List[Difference], day: datetime.date) -> Report:
