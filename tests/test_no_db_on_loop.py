@@ -12,7 +12,9 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 
-from console_helpers import ADMIN, PASSWORD, Recorder, login, post
+# The operator is made before the guard starts watching (set_password is the CLI's way).
+from console_helpers import (ADMIN, OPERATOR, PASSWORD, login, operator, post,  # noqa: F401
+                             recorder, tp_plugins)
 from flow_helpers import (ALICE, Browser, checkout_to_pay_page, jsapi_from_page, location,
                           order_row, out_trade_no_of, wait_for)
 from loop_guard import loop_guard  # noqa: F401 (the fixture)
@@ -33,24 +35,6 @@ EN, ZH = {"Accept-Language": "en"}, {"Accept-Language": "zh-CN"}
 def tp_overrides():
     return {"orders": {"trade_types": ["JSAPI", "NATIVE", "MWEB"]},
             "admin": {"enabled": True}}
-
-
-@pytest.fixture
-def recorder():
-    return Recorder()
-
-
-@pytest.fixture
-def tp_plugins(recorder):
-    return [recorder]
-
-
-@pytest.fixture
-def operator(app):
-    from tornpay.console.passwords import set_password
-
-    set_password("alice", PASSWORD)  # before the guard: the CLI's way, on this thread
-    return "alice"
 
 
 class UABrowser(Browser):
@@ -104,12 +88,8 @@ async def test_jsapi_checkout_pay_notify_result_and_cancel(http_client, base_url
     pay_path = await checkout_to_pay_page(browser)  # OAuth, the order, its prepay
     no = out_trade_no_of(pay_path)
     page = await browser.get(pay_path)
-    assert page.code == 200, page.body
-    params = jsapi_from_page(page.body)
-    reply = await browser.fetch("/_sim/cashier/pay", method="POST",
-                                body=json.dumps({"params": params}),
-                                headers={"Referer": browser.url(pay_path)})
-    assert json.loads(reply.body)["ok"] is True, reply.body  # the simulator notifies
+    assert page.code == 200 and jsapi_from_page(page.body)["package"].startswith("prepay_id=")
+    await control(http_client, base_url, "pay", out_trade_no=no)  # the simulator notifies
 
     async def paid():
         answer = await browser.get(f"/wxpay/orders/{no}")
@@ -192,7 +172,7 @@ async def test_console_refund_refund_notify_deliveries_and_the_daily_bill(
     await wait_for(lambda: recorder.paid)
 
     wrong = Browser(http_client, base_url)  # a failure is counted (lockout) and audited
-    refused = await post(wrong, f"{ADMIN}/login", name="alice", password="not it")
+    refused = await post(wrong, f"{ADMIN}/login", name=OPERATOR, password="not it")
     assert refused.code == 401
     browser = await login(http_client, base_url)
     for path in ("/", "/orders", "/orders?state=PAID&q=" + no, f"/orders/{no}",
@@ -291,7 +271,7 @@ async def test_a_busy_database_asks_to_try_again_everywhere(http_client, base_ur
                                                                                  headers=ZH)
         assert en.code == zh.code == 503, (path, en.body)
         assert b"please try again" in en.body and "请稍后再试".encode() in zh.body
-    signin = await post(Browser(http_client, base_url), f"{ADMIN}/login", name="alice",
+    signin = await post(Browser(http_client, base_url), f"{ADMIN}/login", name=OPERATOR,
                         password=PASSWORD)
     assert signin.code == 503
     from api_helpers import ApiBrowser
