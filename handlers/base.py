@@ -55,8 +55,7 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def prepare(self):
         # No page can do its work while the database cannot be written (docs/security.md).
-        health = getattr(self.ctx, "db_health", None)
-        if health is not None and not health.ok:
+        if not self.ctx.db_health.ok:
             raise PageError(503, DB_DOWN_MESSAGE, title=DB_DOWN_TITLE)
 
     def set_default_headers(self):
@@ -156,8 +155,7 @@ class XMLHandler(tornado.web.RequestHandler):
 
     def prepare(self):
         # A notify we cannot record is answered FAIL, so WeChat sends it again later.
-        health = getattr(self.ctx, "db_health", None)
-        if health is not None and not health.ok:
+        if not self.ctx.db_health.ok:
             self.notify_outcome = "error"
             self.reply(False, "temporary failure, retry")
 
