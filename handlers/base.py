@@ -9,6 +9,7 @@ import tornado.web
 
 from tornpay import webheaders
 from tornpay.i18n import HTML_LANG, choose, get_locale
+from tornpay.pagekit import PageLoader
 from tornpay.protocol.xmlcodec import encode_xml
 from tornpay.orders.pages import database_busy
 
@@ -64,6 +65,9 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def get_template_path(self):
         return _template_dir()
+
+    def create_template_loader(self, template_path):
+        return PageLoader(template_path)  # shared fragments; never the estate's loader settings
 
     def get_user_locale(self):
         # Accept-Language first (WeChat's browser sends zh-CN), then server.default_locale.
