@@ -162,7 +162,7 @@ class Context:
         self.refund_followup.start()
         self.bills.start()
         self.db_health.start()
-        if self.simulator is not None and hasattr(self.simulator, "start"):
+        if self.simulator is not None:
             self.simulator.start()
 
     async def stop(self) -> None:
@@ -176,10 +176,8 @@ class Context:
             await self.dispatcher.stop()
             await self.db_health.stop()
             await self.registry.stop()
-            if self.simulator is not None and hasattr(self.simulator, "stop"):
-                result = self.simulator.stop()
-                if hasattr(result, "__await__"):
-                    await result
+            if self.simulator is not None:
+                await self.simulator.stop()
         if self.closed:  # stop() twice (an estate's shutdown and a test's) closes once
             return
         self.closed = True

@@ -72,6 +72,7 @@ class AdminContext(DatabaseContext):
         storage.create_tables(self.hooks.models())
         self._http_client = None
         self._pay_client = None
+        self._gateways = None
         self._make_http = make_http_client
         self._pay_cls = PayClient
 
@@ -86,7 +87,7 @@ class AdminContext(DatabaseContext):
     @property
     def gateways(self):
         """The WeChat gateways (v2, and v3 when configured), made on first use."""
-        if getattr(self, "_gateways", None) is None:
+        if self._gateways is None:
             from tornpay.gateway.router import build_gateways
             from tornpay.orders.trade_state import order_generation
             self._gateways = build_gateways(self.settings, self.pay_client, self._http_client,
