@@ -5,6 +5,7 @@
   simulator on, public_url = this test's server, fast background intervals).
 - ``api_version``: "v2" (default) or "v3": the generation new orders are made in.
 - ``tp_settings``: the checked :class:`tornpay.settings.Settings` for it.
+- ``recorder``, ``tp_plugins``: the plugins the test app registers (a module overrides one).
 - ``app``: ``make_app(tp_settings)`` for pytest-tornado (``http_client``/``base_url``).
 - ``ctx``: the app's :class:`tornpay.context.Context`.
 - ``tp_make_settings``: a function building Settings from overrides, for tests that need several.
@@ -125,9 +126,16 @@ def db(tmp_path):
 
 
 @pytest.fixture
-def tp_plugins():
-    """Plugin objects the test app registers: a module overrides this, not ``app``."""
-    return []
+def recorder():
+    """A recording plugin the test app registers: a module overrides this; none by default."""
+    return None
+
+
+@pytest.fixture
+def tp_plugins(recorder):
+    """Plugin objects the test app registers: a module overrides this (or ``recorder``), not
+    ``app``."""
+    return [] if recorder is None else [recorder]
 
 
 @pytest.fixture
