@@ -140,6 +140,14 @@ def environ(directory, **extra) -> dict:
     return env
 
 
+def recording_plugin(directory, name: str, source: str):
+    """Write the plugin module ``name`` (``source``) where the servers import it from; return
+    the file its hooks append to (``TP_RECORD``) and the servers' environment naming it."""
+    (directory / f"{name}.py").write_text(source)
+    record = directory / "record.txt"
+    return record, environ(directory, TP_RECORD=str(record))
+
+
 def start_server(directory, settings_file: str, port: int, env: dict,
                  timeout: float = 20.0) -> subprocess.Popen:
     """``python server.py --settings FILE``; return once /healthz answers 200."""
