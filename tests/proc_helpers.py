@@ -198,6 +198,28 @@ def kill(proc: subprocess.Popen) -> None:
     proc.wait(timeout=10)
 
 
+def log_tail(log) -> str:
+    """The end of what a process wrote to ``log`` (a file it shares with us, open "w+")."""
+    log.flush()
+    log.seek(0)
+    return log.read()[-3000:]
+
+
+@contextlib.contextmanager
+def running(args, cwd, env, log):
+    """``args`` as a process writing to ``log`` (open "w+"); on leaving the block it gets
+    SIGTERM and must exit 0 within 20 s (a failure shows its log)."""
+    proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        yield proc
+    finally:
+        try:
+            code = terminate(proc, timeout=20)
+        except AssertionError as exc:
+            pytest.fail(f"{exc}\n" + log_tail(log))
+    assert code == 0, log_tail(log)
+
+
 # -- HTTP ----------------------------------------------------------------------
 
 def request(method: str, port: int, path: str, body: bytes = None, headers=None):

@@ -6,7 +6,6 @@ import json
 import os
 import pathlib
 import re
-import subprocess
 import sys
 import time
 import urllib.error
@@ -20,7 +19,7 @@ import pytest
 import tornado.web
 from tornado.testing import bind_unused_port
 
-from proc_helpers import terminate
+from proc_helpers import log_tail, running
 
 import tornpay
 from conftest import base_settings_dict
@@ -303,35 +302,27 @@ def test_documented_example_estate_runs(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("TORNPAY_")}
     env["PORT"] = str(port)
     base = f"http://127.0.0.1:{port}"
-    with open(tmp_path / "estate.log", "w+") as log:
-        proc = subprocess.Popen([sys.executable, "estate.py"], cwd=tmp_path, env=env,
-                                stdout=log, stderr=subprocess.STDOUT)
-        try:
-            status = _wait_for(base + "/", proc)
-            assert status == 200, _read(log)
+    with open(tmp_path / "estate.log", "w+") as log, \
+            running([sys.executable, "estate.py"], tmp_path, env, log) as proc:
+        status = _wait_for(base + "/", proc)
+        assert status == 200, log_tail(log)
 
-            class NoRedirect(urllib.request.HTTPRedirectHandler):
-                def redirect_request(self, *args, **kwargs):
-                    return None
+        class NoRedirect(urllib.request.HTTPRedirectHandler):
+            def redirect_request(self, *args, **kwargs):
+                return None
 
-            opener = urllib.request.build_opener(NoRedirect)
-            with pytest.raises(urllib.error.HTTPError) as redirect:
-                # WeChat's browser: JSAPI, so the OAuth redirect (SPEC §9).
-                opener.open(urllib.request.Request(
-                    base + "/pay/checkout/coach-101",
-                    headers={"User-Agent": "Mozilla/5.0 MicroMessenger/8.0.47"}), timeout=5)
-            location = redirect.value.headers["Location"]
-            redirect.value.close()
-            assert redirect.value.code == 302
-            assert location.startswith(base + "/_sim/connect/oauth2/authorize?")
-            with urllib.request.urlopen(base + "/pay/healthz", timeout=5) as response:
-                assert response.status == 200
-        finally:
-            try:
-                code = terminate(proc, timeout=20)
-            except AssertionError as exc:
-                pytest.fail(f"{exc}\n" + _read(log))
-        assert code == 0, _read(log)
+        opener = urllib.request.build_opener(NoRedirect)
+        with pytest.raises(urllib.error.HTTPError) as redirect:
+            # WeChat's browser: JSAPI, so the OAuth redirect (SPEC §9).
+            opener.open(urllib.request.Request(
+                base + "/pay/checkout/coach-101",
+                headers={"User-Agent": "Mozilla/5.0 MicroMessenger/8.0.47"}), timeout=5)
+        location = redirect.value.headers["Location"]
+        redirect.value.close()
+        assert redirect.value.code == 302
+        assert location.startswith(base + "/_sim/connect/oauth2/authorize?")
+        with urllib.request.urlopen(base + "/pay/healthz", timeout=5) as response:
+            assert response.status == 200
 
 
 def _wait_for(url, proc, timeout=30.0):
@@ -343,9 +334,3 @@ def _wait_for(url, proc, timeout=30.0):
         except (OSError, urllib.error.HTTPError):
             time.sleep(0.1)
     return None
-
-
-def _read(log):
-    log.flush()
-    log.seek(0)
-    return log.read()[-3000:]
