@@ -1,6 +1,7 @@
 """Known-answer vectors copied from wechatpy-v2-reference.md (§3.3, §5.4, §12.4, Appendix B)."""
 
 import pathlib
+import re
 from xml.etree import ElementTree
 
 # The test credentials of the reference (WeChat's own signing example; not real).
@@ -18,11 +19,21 @@ B1_SIGNING_STRING = (
 )
 
 
-def _load_messages(name="vectors_v2.xml"):
+MESSAGES_FILE = pathlib.Path(__file__).with_name("vectors_v2.xml")
+
+
+def _load_messages():
     """Appendix B's XML messages by id ("B3" -> fields in the reference's order), read with
     the standard library's parser so that tornpay's own codec is not its own oracle."""
-    root = ElementTree.parse(pathlib.Path(__file__).with_name(name)).getroot()
+    root = ElementTree.parse(MESSAGES_FILE).getroot()
     return {xml.get("id"): {field.tag: field.text or "" for field in xml} for xml in root}
+
+
+def message_xml(name: str) -> bytes:
+    """The sample ``name`` byte for byte as the reference prints it (as WeChat would send it)."""
+    text = MESSAGES_FILE.read_text(encoding="utf-8")
+    body = re.search(rf'<xml id="{name}">(.*?)</xml>', text, re.S).group(1)
+    return f"<xml>{body}</xml>".encode()
 
 
 # B1, B3-B6, B9-B23: the reference's XML samples, as received (sign included).
