@@ -23,6 +23,7 @@ from proc_helpers import log_tail, running
 
 import tornpay
 from conftest import base_settings_dict
+from flow_helpers import wait_for
 from tornpay.settings import SettingsError
 
 ESTATE_SECRET = "the-estate-own-cookie-secret-0123456789"
@@ -146,17 +147,6 @@ class Browser:
         return response
 
 
-async def _eventually(predicate, timeout=10.0):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = await predicate()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
-
-
 @pytest.mark.gen_test(timeout=30)
 async def test_whole_payment_through_the_estate(http_client, estate):
     base_url = estate.tp.settings.server.public_url  # the address WeChat's redirects use
@@ -202,8 +192,9 @@ async def test_whole_payment_through_the_estate(http_client, estate):
         resp = await browser.fetch(base_url + f"/pay/orders/{out_trade_no}")
         return resp.code == 200 and json.loads(resp.body)["state"] == "PAID"
 
-    await _eventually(paid)  # the simulator's notify reached {prefix}/notify and was accepted
-    await _eventually(lambda: _async(len(estate.recorder.paid) == 1))
+    # The simulator's notify reached {prefix}/notify and was accepted.
+    await wait_for(paid, timeout=10, interval=0.05)
+    await wait_for(lambda: len(estate.recorder.paid) == 1, timeout=10, interval=0.05)
     await asyncio.sleep(0.3)  # duplicates and dispatcher polls must not fire it again
     assert [p[0] for p in estate.recorder.paid] == [out_trade_no]
     assert estate.recorder.paid[0][2] == 1
@@ -220,10 +211,6 @@ async def test_whole_payment_through_the_estate(http_client, estate):
 
     # The estate's access log got our requests, with its own log_function.
     assert any(line.startswith("/pay/pay/") for line in estate.access_lines)
-
-
-async def _async(value):
-    return value
 
 
 @pytest.mark.gen_test
