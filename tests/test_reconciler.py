@@ -129,7 +129,8 @@ async def test_next_check_when_closeorder_becomes_allowed(db, hooks):
 
 
 @pytest.mark.parametrize("close_error,ends", [(BusinessError("ORDERPAID", "paid"), PAID),
-                                              (BusinessError("ORDERCLOSED", "closed"), CLOSED)])
+                                              (BusinessError("ORDERCLOSED", "closed"), CLOSED)],
+                         ids=["ORDERPAID", "ORDERCLOSED"])
 @pytest.mark.gen_test
 async def test_close_finds_order_paid_or_already_closed(db, hooks, close_error, ends):
     make_order(age_seconds=400, expire_in_seconds=350)
