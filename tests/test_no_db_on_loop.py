@@ -14,9 +14,9 @@ import pytest
 
 # The operator is made before the guard starts watching (set_password is the CLI's way).
 from console_helpers import (ADMIN, OPERATOR, PASSWORD, login, operator, post,  # noqa: F401
-                             recorder, tp_plugins)
+                             recorder)
 from flow_helpers import (ALICE, Browser, checkout_to_pay_page, jsapi_from_page, location,
-                          order_row, out_trade_no_of, wait_for)
+                          order_row, out_trade_no_of, sim_control, wait_for)
 from loop_guard import loop_guard  # noqa: F401 (the fixture)
 from tornpay.storage.models import Delivery, Order, Refund
 from tornpay.storage.opsmodels import BillRun
@@ -48,13 +48,6 @@ class UABrowser(Browser):
         headers = dict(kwargs.pop("headers", None) or {})
         headers.setdefault("User-Agent", self.user_agent)
         return await super().fetch(path_or_url, headers=headers, **kwargs)
-
-
-async def control(http_client, base_url, action, **data):
-    response = await http_client.fetch(f"{base_url}/_sim/control/{action}", method="POST",
-                                       body=json.dumps(data), raise_error=False)
-    assert response.code == 200, response.body
-    return json.loads(response.body)
 
 
 async def result_status(browser, no) -> str:
@@ -89,7 +82,7 @@ async def test_jsapi_checkout_pay_notify_result_and_cancel(http_client, base_url
     no = out_trade_no_of(pay_path)
     page = await browser.get(pay_path)
     assert page.code == 200 and jsapi_from_page(page.body)["package"].startswith("prepay_id=")
-    await control(http_client, base_url, "pay", out_trade_no=no)  # the simulator notifies
+    await sim_control(http_client, base_url, "pay", out_trade_no=no)  # the simulator notifies
 
     async def paid():
         answer = await browser.get(f"/wxpay/orders/{no}")
@@ -98,7 +91,7 @@ async def test_jsapi_checkout_pay_notify_result_and_cancel(http_client, base_url
     assert await result_status(browser, no) == "paid"
     assert location(await browser.get(pay_path)) == f"/wxpay/orders/{no}/result"
     await wait_for(lambda: recorder.paid)
-    await control(http_client, base_url, "notify/resend", out_trade_no=no)  # a duplicate
+    await sim_control(http_client, base_url, "notify/resend", out_trade_no=no)  # a duplicate
     forged = await http_client.fetch(base_url + "/wxpay/notify", method="POST",
                                      body=b"<xml><return_code>SUCCESS</return_code></xml>")
     assert b"FAIL" in forged.body or forged.code == 400  # refused, and stored as such
@@ -122,7 +115,7 @@ async def test_native_and_mweb_pages_and_payments(http_client, base_url, tp_sett
     native = out_trade_no_of(location(start))
     page = await desktop.get(location(start))
     assert page.code == 200 and b'id="tornpay-qr"' in page.body
-    await control(http_client, base_url, "pay", out_trade_no=native)
+    await sim_control(http_client, base_url, "pay", out_trade_no=native)
     await wait_for(lambda: order_row(native).state == "PAID")
     assert await result_status(desktop, native) == "paid"
 
@@ -134,7 +127,7 @@ async def test_native_and_mweb_pages_and_payments(http_client, base_url, tp_sett
     assert await result_status(phone, mweb) == "pending"  # one orderquery on the way back
     again = await phone.get(f"/wxpay/pay/{mweb}")  # "pay again": a fresh mweb_url
     assert again.code == 303 and "checkmweb" in location(again)
-    await control(http_client, base_url, "pay", out_trade_no=mweb)
+    await sim_control(http_client, base_url, "pay", out_trade_no=mweb)
     await wait_for(lambda: order_row(mweb).state == "PAID")
     assert await result_status(phone, mweb) == "paid"
     loop_guard.check()
@@ -144,9 +137,9 @@ async def paid_at_wechat_only(ctx, http_client, base_url) -> str:
     """An order WeChat took payment for whose notify never came (the bill finds it)."""
     from tornpay.orders.service import create_order
 
-    await control(http_client, base_url, "faults", name="notify_drop")
+    await sim_control(http_client, base_url, "faults", name="notify_drop")
     no = (await create_order(ctx, "coach-205", ALICE, "127.0.0.1")).out_trade_no
-    await control(http_client, base_url, "pay", out_trade_no=no)
+    await sim_control(http_client, base_url, "pay", out_trade_no=no)
     return no
 
 
@@ -186,7 +179,7 @@ async def test_console_refund_refund_notify_deliveries_and_the_daily_bill(
                       confirm="1")
     assert done.code == 200, done.body
     refund = Refund.get()
-    await control(http_client, base_url, "refunds/finish", out_refund_no=refund.out_refund_no)
+    await sim_control(http_client, base_url, "refunds/finish", out_refund_no=refund.out_refund_no)
     await wait_for(lambda: recorder.refunds)  # the refund notify, then on_refund
     await wait_for(lambda: order_row(no).state == "PARTIAL_REFUNDED")
     delivery = Delivery.select().first()
@@ -236,7 +229,7 @@ async def python_api(ctx, http_client, base_url) -> None:
     assert (await estate.query(made.out_trade_no)).state == "PREPAID"  # orderquery: NOTPAY
     with pytest.raises(errors.InvalidState):
         await estate.close(made.out_trade_no)  # too young for WeChat's closeorder
-    await control(http_client, base_url, "pay", out_trade_no=made.out_trade_no)
+    await sim_control(http_client, base_url, "pay", out_trade_no=made.out_trade_no)
     await wait_for(lambda: order_row(made.out_trade_no).state == "PAID")
     refund = await estate.refund(made.out_trade_no, 100, "partial")
     assert refund.state == "PROCESSING"
