@@ -51,7 +51,7 @@ def test_the_cap_is_wechat_max_concurrent_calls(tmp_path, io_loop):
     finally:
         client.close()
     default = make_http_client(settings(tmp_path))
-    assert default.max_clients == 1000
+    assert default.max_clients == 256
     default.close()
 
 
