@@ -109,9 +109,13 @@ async def test_native_without_product_id_and_mweb_without_scene_info_are_refused
             "LACK_PARAMS", "INVALID_REQUEST"), reply
 
 
-def test_native_code_urls_per_order_alive_then_renewed(state):
+def test_native_code_urls_per_order_alive_then_renewed(io_loop):
+    from sim_helpers import make_config
     from tornpay.simulator import h5native
     from tornpay.simulator.records import Order
+    from tornpay.simulator.state import SimulatorState
+
+    state = SimulatorState(make_config())
 
     def order(no):
         return Order(mch_id="10000100", appid="wx", out_trade_no=no, request={}, sign_type=MD5,
@@ -128,3 +132,4 @@ def test_native_code_urls_per_order_alive_then_renewed(state):
     renewed = h5native.reply_fields(state, order("A"), {}, "")["code_url"]
     assert renewed != first
     assert h5native.reply_fields(state, order("A"), {}, "")["code_url"] == renewed
+    io_loop.run_sync(state.aclose)
