@@ -1,4 +1,4 @@
-"""A v2 server with the console off never loads v3, cryptography or the console (memory)."""
+"""Start-up memory: a v2 server without the console loads no v3, cryptography or console; GC tuned."""
 
 import json
 import subprocess
@@ -67,3 +67,18 @@ def test_an_unknown_operator_costs_a_full_scrypt_check_against_no_password():
     assert (scheme, int(n), int(r), int(p)) == ("scrypt", passwords.N, passwords.R, passwords.P)
     assert not passwords.verify_password("", passwords._DUMMY)
     assert not passwords.verify_password("any password at all", passwords._DUMMY)
+
+
+def test_the_standalone_server_freezes_start_up_objects_and_collects_less_often():
+    import gc
+
+    from tornpay.app import GC_YOUNG_THRESHOLD, tune_gc
+
+    before = gc.get_threshold()
+    try:
+        tune_gc()
+        assert gc.get_freeze_count() > 0
+        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, before[1], before[2])
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
