@@ -1,4 +1,4 @@
-"""Start-up memory: a v2 server without the console loads no v3, cryptography or console; GC tuned."""
+"""Start-up: a v2 server without the console loads no v3, cryptography or console; GC tuned."""
 
 import json
 import subprocess
