@@ -16,6 +16,7 @@ if the correctness checks fail (targets missed only print MISSED).
 import argparse
 import json
 import os
+import re
 import resource
 import shutil
 import sys
@@ -226,6 +227,11 @@ def bench_checkout(tmp, cfg, use_wrk):
                 # Peak RSS since start: after the 1,000-connection runs it covers them.
                 result["vmhwm_mb"] = server.status("VmHWM") / 1024
                 results.append(result)
+        server.stop()  # its HTTP client logs the most WeChat calls it had in flight
+        with open(server.log_path, errors="replace") as fh:
+            peak = re.findall(r"at most (\d+) calls at once", fh.read())
+        for result in results:
+            result["upstream_peak"] = int(peak[-1]) if peak else None
         return results
     finally:
         bc.stop_all(server, sim)
@@ -315,6 +321,8 @@ def report_checkouts(checkouts, cfg) -> bool:
     peak = max(r.get("vmhwm_mb", 0) for r in checkouts)
     print(f"  peak RSS <= 100 MB (checkouts, up to {max(cfg['checkout_conns'])} conns): "
           f"{peak:.1f}  {verdict(peak <= 100)}")
+    print(f"  WeChat calls in flight at most: {checkouts[0].get('upstream_peak')} "
+          "(wechat.max_concurrent_calls caps them)")
     return checkout_ok
 
 

@@ -8,11 +8,17 @@ from tornado.web import URLSpec
 # Route families, one module each.
 MODULES = ("health", "metrics", "shop", "checkout", "pay", "orders", "notify", "refunds",
            "admin_auth", "admin_orders", "admin_ops", "api")
+# Families a setting switches on: while it is off they are not even imported,
+# so a server without the console never loads it (nor its memory).
+SWITCHED_ON_BY = {name: (lambda settings: bool(settings.admin.enabled))
+                  for name in ("admin_auth", "admin_orders", "admin_ops")}
 
 
-def _modules(names: Iterable[str]):
+def _modules(names: Iterable[str], ctx):
     for name in names:
-        yield importlib.import_module(f"{__name__}.{name}")
+        switch = SWITCHED_ON_BY.get(name)
+        if switch is None or switch(ctx.settings):
+            yield importlib.import_module(f"{__name__}.{name}")
 
 
 def root_routes(ctx, names: Iterable[str] = MODULES, under: str = "",
@@ -22,7 +28,7 @@ def root_routes(ctx, names: Iterable[str] = MODULES, under: str = "",
     An embedding estate owns its root, so it re-homes them ``under`` the prefix.
     """
     return [URLSpec(under + pattern, handler, {"ctx": ctx}, name=name_prefix + route_name)
-            for module in _modules(names)
+            for module in _modules(names, ctx)
             for pattern, handler, route_name in getattr(module, "root_handlers", ())]
 
 
@@ -36,7 +42,7 @@ def routes(ctx, prefix=None, include_root=True) -> List[URLSpec]:
     prefix = ctx.settings.server.prefix if prefix is None else prefix
     # A module may offer ``enabled(ctx)``: the console is mounted only when switched on.
     specs = [URLSpec(prefix + pattern, handler, {"ctx": ctx}, name=route_name)
-             for module in _modules(MODULES) if getattr(module, "enabled", bool)(ctx)
+             for module in _modules(MODULES, ctx) if getattr(module, "enabled", bool)(ctx)
              for pattern, handler, route_name in getattr(module, "default_handlers", ())]
     if include_root:
         specs.extend(root_routes(ctx))

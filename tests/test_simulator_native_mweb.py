@@ -107,3 +107,29 @@ async def test_native_without_product_id_and_mweb_without_scene_info_are_refused
         reply = await sim.api("/pay/unifiedorder", sim.order_params(**over))
         assert reply["result_code"] == "FAIL" and reply["err_code"] in (
             "LACK_PARAMS", "INVALID_REQUEST"), reply
+
+
+def test_native_code_urls_per_order_alive_then_renewed(io_loop):
+    from sim_helpers import make_config
+    from tornpay.simulator import h5native
+    from tornpay.simulator.records import Order
+    from tornpay.simulator.state import SimulatorState
+
+    state = SimulatorState(make_config())
+
+    def order(no):
+        return Order(mch_id="10000100", appid="wx", out_trade_no=no, request={}, sign_type=MD5,
+                     created_at=state.now(), total_fee=1, openid="", notify_url="",
+                     body="b", trade_type="NATIVE")
+
+    first = h5native.reply_fields(state, order("A"), {}, "")["code_url"]
+    others = {h5native.reply_fields(state, order(f"B{i}"), {}, "")["code_url"]
+              for i in range(50)}
+    # Each order has its own code; re-entry (after many others) finds its live one.
+    assert first not in others and len(others) == 50
+    assert h5native.reply_fields(state, order("A"), {}, "")["code_url"] == first
+    state.advance(h5native.CODE_URL_TTL)
+    renewed = h5native.reply_fields(state, order("A"), {}, "")["code_url"]
+    assert renewed != first
+    assert h5native.reply_fields(state, order("A"), {}, "")["code_url"] == renewed
+    io_loop.run_sync(state.aclose)

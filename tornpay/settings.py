@@ -77,7 +77,7 @@ class Settings(types.SimpleNamespace):
 
     def real_credentials(self) -> list:
         """Names of the WeChat credentials that are not the shipped test values."""
-        from tornpay.gateway.v3settings import v3_not_shipped  # the v3 keys join the rule
+        from tornpay.gateway.v3shipped import v3_not_shipped  # the v3 keys join the rule
 
         # "" is no credential: an optional one left unset (miniprogram_secret).
         return [f"wechat.{k}" for k, v in SHIPPED_WECHAT_CREDENTIALS.items()

@@ -14,18 +14,21 @@ logger = logging.getLogger("tornpay.context")  # the name operators grep for
 
 
 def make_http_client(settings: Settings):
-    """One explicit client for every WeChat call: curl when pycurl imports, else the simple one."""
+    """One explicit client for every WeChat call: curl when pycurl imports, else the simple one.
+
+    ``wechat.max_concurrent_calls`` caps the calls in flight (Tornado's default
+    of 10 would queue hundreds of checkouts behind ten slow unified orders).
+    """
     timeout = settings.wechat.timeout
     defaults = dict(connect_timeout=timeout, request_timeout=timeout)
+    max_clients = settings.wechat.max_concurrent_calls
     try:
-        from tornado.curl_httpclient import CurlAsyncHTTPClient
+        from tornpay.curlclient import LeanCurlClient
 
-        # max_clients defaults to 10: hundreds of checkouts waiting on a slow
-        # WeChat would queue behind ten transfers.
-        return CurlAsyncHTTPClient(force_instance=True, max_clients=1000, defaults=defaults)
+        return LeanCurlClient(force_instance=True, max_clients=max_clients, defaults=defaults)
     except ImportError:  # pragma: no cover - pycurl is a declared dependency
         logger.warning("pycurl is not importable; using Tornado's simple HTTP client")
-        return AsyncHTTPClient(force_instance=True, max_clients=1000, defaults=defaults)
+        return AsyncHTTPClient(force_instance=True, max_clients=max_clients, defaults=defaults)
 
 
 def check_startable(settings: Settings) -> None:

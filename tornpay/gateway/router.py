@@ -62,10 +62,13 @@ def build_gateways(settings: Any, pay_client: Any, http_client: Any, observer: A
                    generation_of: Optional[Callable[[str], Any]] = None) -> Gateways:
     """v2 from the PayClient; v3 when its keys check out (required with api_version v3)."""
     from tornpay.gateway.v2 import V2Gateway
-    from tornpay.gateway.v3settings import load_v3
+    from tornpay.gateway.v3shipped import v3_configured
 
-    v3 = None
-    creds = load_v3(settings)
+    v3 = creds = None
+    if v3_configured(settings):  # else v3 (and cryptography) is never imported
+        from tornpay.gateway.v3settings import load_v3
+
+        creds = load_v3(settings)
     if creds is not None:
         from tornpay.gateway.v3 import V3Gateway
         from tornpay.protocol.client import wechat_urls

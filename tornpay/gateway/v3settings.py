@@ -8,14 +8,12 @@ from typing import List, Optional, Tuple
 from tornpay.protocol.v3.keys import (KeyFileError, load_certificate, load_private_key,
                                       load_public_key, same_public_key, same_serial, serial_hex)
 from tornpay.protocol.v3.verify import PUB_KEY_PREFIX, WeChatPayKeys
+# Re-exported: the cryptography-free part lives in v3shipped (a v2 process imports only that).
+from tornpay.gateway.v3shipped import (SHIPPED_APIV3_KEY, SHIPPED_KEY_FILES,  # noqa: F401
+                                       TESTCERT_DIR, resolve_path, v3_configured,
+                                       v3_not_shipped)
 
 SERIAL_RE = re.compile(r"[0-9A-Fa-f]{1,40}")
-TESTCERT_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                            "simulator", "testcerts")
-SHIPPED_APIV3_KEY = "tornpay-simulator-apiv3-key-0032"
-SHIPPED_KEY_FILES = ("TEST-ONLY-merchant-10000100-key.pem", "TEST-ONLY-wechatpay-public-key.pem")
-# The directory holding the tornpay package: shipped settings name files relative to a checkout.
-_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @dataclass
@@ -27,15 +25,6 @@ class V3Credentials:
     private_key: object
     apiv3_key: str
     keys: WeChatPayKeys
-
-
-def resolve_path(path: str) -> str:
-    """``path`` as given, else relative to the package's parent (installed demo, zipapp)."""
-    if path and not os.path.isabs(path) and not os.path.exists(path):
-        candidate = os.path.join(_PACKAGE_PARENT, path)
-        if os.path.exists(candidate):
-            return candidate
-    return path
 
 
 def _load(loader, path: str, name: str, problems: List[str]):
@@ -115,11 +104,6 @@ def shipped_problems(w, key, keys: WeChatPayKeys) -> List[str]:
             "false; set your own" for name in found]
 
 
-def v3_configured(settings) -> bool:
-    w = settings.wechat
-    return w.api_version == "v3" or bool(w.apiv3_key or w.private_key_file)
-
-
 def load_v3(settings) -> Optional[V3Credentials]:
     """Checked v3 credentials; problems stop the start with api_version v3, else only warn.
 
@@ -139,29 +123,3 @@ def load_v3(settings) -> Optional[V3Credentials]:
     for problem in problems:
         logging.getLogger(__name__).warning("API v3 unavailable: %s", problem)
     return creds
-
-
-def v3_not_shipped(settings) -> List[str]:
-    """The v3 credentials that are set and are not the shipped TEST-ONLY ones.
-
-    For the rule "the simulator runs only with shipped credentials" (SPEC §3).
-    """
-    w = settings.wechat
-    found = []
-    if w.apiv3_key and w.apiv3_key != SHIPPED_APIV3_KEY:
-        found.append("wechat.apiv3_key")
-    for name, shipped_file in (("private_key_file", SHIPPED_KEY_FILES[0]),
-                               ("wechatpay_public_key_file", SHIPPED_KEY_FILES[1])):
-        path = getattr(w, name)
-        if path and not _same_file_content(resolve_path(path),
-                                           os.path.join(TESTCERT_DIR, shipped_file)):
-            found.append(f"wechat.{name}")
-    return found
-
-
-def _same_file_content(a: str, b: str) -> bool:
-    try:
-        with open(a, "rb") as first, open(b, "rb") as second:
-            return first.read() == second.read()
-    except OSError:
-        return False

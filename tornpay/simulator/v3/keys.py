@@ -93,7 +93,7 @@ def keys_from_settings(settings) -> V3SimKeys:
     that key); the mode follows whether the merchant configured a public key.
     Without usable v3 settings the shipped TEST-ONLY keys are used.
     """
-    from tornpay.gateway.v3settings import resolve_path
+    from tornpay.gateway.v3shipped import resolve_path
     w = settings.wechat
     mode = "public_key" if getattr(w, "wechatpay_public_key_id", "") else "certificate"
     public, serial = None, getattr(w, "cert_serial_no", "") or TEST_MERCHANT_SERIAL
