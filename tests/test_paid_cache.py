@@ -1,4 +1,4 @@
-"""Repeats of a committed payment answered from the paid cache: same checks, never ahead of the DB."""
+"""Repeats of a committed payment answered from the paid cache: same checks, never ahead of it."""
 
 import contextlib
 import datetime

@@ -16,11 +16,12 @@ class DbBusy(Exception):
 
 
 class _Job:
-    __slots__ = ("fn", "args", "kwargs", "group", "deadline", "loop", "future")
+    __slots__ = ("fn", "args", "kwargs", "group", "deadline", "loop", "future", "one_statement")
 
-    def __init__(self, fn, args, kwargs, group, deadline, loop, future):
+    def __init__(self, fn, args, kwargs, group, deadline, loop, future, one_statement=False):
         self.fn, self.args, self.kwargs = fn, args, kwargs
         self.group, self.deadline, self.loop, self.future = group, deadline, loop, future
+        self.one_statement = one_statement
 
     def run(self):
         return self.fn(*self.args, **self.kwargs)
@@ -66,16 +67,22 @@ def _extend(deferred, item) -> None:
         deferred.append(item)
 
 
-def open_transaction(db: peewee.Database, sqlite: bool, wait_timeout: float, deadline: float):
-    """A writer's transaction: SQLite's BEGIN IMMEDIATE retried until ``deadline``."""
+def prepare_connection(db: peewee.Database, sqlite: bool, wait_timeout: float) -> None:
+    """Once per writer connection: a short busy wait (SQLite), a bounded lock wait (PostgreSQL).
+
+    On PostgreSQL a row lock held elsewhere waits at most the bound, then fails cleanly.
+    """
     state = db._state
     conn = db.connection()  # this thread's own, opened on first use
     if getattr(state, "tp_conn", None) is not conn:
-        # Once per connection: a short busy wait (SQLite), a bounded lock wait (PostgreSQL:
-        # a row lock held elsewhere waits at most the bound, then fails cleanly).
         db.execute_sql(f"PRAGMA busy_timeout = {SQLITE_WRITER_BUSY_MS}" if sqlite
                        else f"SET lock_timeout = {int(wait_timeout * 1000)}")
         state.tp_conn = conn
+
+
+def open_transaction(db: peewee.Database, sqlite: bool, wait_timeout: float, deadline: float):
+    """A writer's transaction: SQLite's BEGIN IMMEDIATE retried until ``deadline``."""
+    prepare_connection(db, sqlite, wait_timeout)
     if not sqlite:
         return db.atomic()
     while True:
