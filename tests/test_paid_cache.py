@@ -198,3 +198,4 @@ def test_time_end_read_directly_matches_strptime():
         assert beijing_to_utc(text) == slow.astimezone(datetime.timezone.utc).replace(tzinfo=None)
     assert beijing_to_utc("20230229000000") is None  # no such day
     assert beijing_to_utc("2024-06-01 12:31:10") == datetime.datetime(2024, 6, 1, 4, 31, 10)
+

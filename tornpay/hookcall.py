@@ -56,6 +56,9 @@ def _thread_done(slots: asyncio.Semaphore, future, done: asyncio.Future) -> None
     slots.release()
     if done.done():
         return
+    if future.cancelled():  # the pool shut down before the call started
+        done.cancel()
+        return
     error = future.exception()
     if error is not None:
         done.set_exception(error)
