@@ -25,29 +25,31 @@ class LoginHandler(ConsoleHandler):
         name = self.get_body_argument("name", "").strip()[:64]
         password = self.get_body_argument("password", "")
         ip = self.client_ip()
-        if lockout.locked_until(name, ip) is not None:
+        db = self.ctx  # every database step on the database threads (SPEC §12)
+        if await db.db_read(lockout.locked_until, name, ip) is not None:
             # Refused without checking the password, so guessing on stops nothing.
             logger.warning("console: sign-in for %s from %s refused: locked", name, ip)
-            self.audit("login", REFUSED, detail="locked", operator=name or "-")
+            await self.audit("login", REFUSED, detail="locked", operator=name or "-")
             self.set_status(429)
             self.render("admin/login.html", name=name,
                         error=self._("Too many failed sign-ins. Try again in 15 minutes."))
             return
-        operator = await authenticate(name, password) if name and password else None
+        operator = await authenticate(name, password, db.dbx) if name and password else None
         if operator is None:
-            lockout.record_failure(name, ip)
-            self.audit("login", FAILED, detail="wrong name or password", operator=name or "-")
+            await db.db_write(lockout.record_failure, name, ip)
+            await self.audit("login", FAILED, detail="wrong name or password",
+                             operator=name or "-")
             self.set_status(401)
             self.render("admin/login.html", name=name,
                         error=self._("Wrong name or password."))
             return
-        lockout.clear(name)
+        await db.db_write(lockout.clear, name)
         self.set_cookie(sessions.COOKIE, sessions.make_value(
             self.ctx.settings.server.cookie_secret, operator,
             self.ctx.settings.admin.session_minutes),
             httponly=True, samesite="Strict", secure=self.request.protocol == "https",
             path=self.admin_url + "/", expires_days=None)
-        self.audit("login", OK, operator=operator.name)
+        await self.audit("login", OK, operator=operator.name)
         self.redirect(f"{self.admin_url}/", status=303)
 
 
@@ -63,8 +65,8 @@ class RootHandler(ConsoleHandler):
 class LogoutHandler(ConsoleHandler):
     """POST: end the session in this browser (the cookie is cleared)."""
 
-    def post(self):
-        self.audit("logout", OK)
+    async def post(self):
+        await self.audit("logout", OK)
         self.clear_cookie(sessions.COOKIE, path=self.admin_url + "/")
         self.redirect(f"{self.admin_url}/login", status=303)
 

@@ -16,11 +16,12 @@ logger = logging.getLogger(__name__)
 class DeliveriesHandler(ConsoleHandler):
     """Deliveries in one state (failed by default), newest first."""
 
-    def get(self):
+    async def get(self):
         state = self.get_query_argument("state", "failed")
         try:
             page = int(self.get_query_argument("page", "1"))
-            rows, more = queries.deliveries(state, max(1, min(page, 100000)))
+            rows, more = await self.ctx.db_read(queries.deliveries, state,
+                                                max(1, min(page, 100000)))
         except (ValueError, queries.BadFilter):
             raise tornado.web.HTTPError(400) from None
         self.render("admin/deliveries.html", rows=rows, more=more, state=state, page=page,
@@ -30,18 +31,19 @@ class DeliveriesHandler(ConsoleHandler):
 class RetryHandler(ConsoleHandler):
     """Make a failed delivery due again; the dispatcher delivers it (the CLI's retry)."""
 
-    def post(self, delivery_id):
-        no = queries.delivery_order_no(delivery_id)
+    async def post(self, delivery_id):
+        no = await self.ctx.db_read(queries.delivery_order_no, delivery_id)
         try:
-            line = retry_deliveries(delivery_id)
+            # The CLI's retry as one writer transaction (SPEC §12).
+            line = await self.ctx.db_write(retry_deliveries, delivery_id)
         except (NotFound, Refused) as exc:
-            self.audit("retry_delivery", REFUSED, no, f"{delivery_id}: {exc}")
+            await self.audit("retry_delivery", REFUSED, no, f"{delivery_id}: {exc}")
             self.set_status(409)
             self.render("admin/message.html", title=self._("Retry refused"), message=str(exc),
                         back="deliveries", status=409)
             return
         self.ctx.kick()
-        self.audit("retry_delivery", OK, no, delivery_id)
+        await self.audit("retry_delivery", OK, no, delivery_id)
         self.render("admin/message.html", title=self._("Retry scheduled"), message=line,
                     back="deliveries", status=200)
 
@@ -49,18 +51,18 @@ class RetryHandler(ConsoleHandler):
 class BillsHandler(ConsoleHandler):
     """Every daily bill run: fetched, reconciled, its differences."""
 
-    def get(self):
-        self.render("admin/bills.html", runs=queries.bill_runs())
+    async def get(self):
+        self.render("admin/bills.html", runs=await self.ctx.db_read(queries.bill_runs))
 
 
 class BillHandler(ConsoleHandler):
     """One day's reconciliation report and its differences."""
 
-    def get(self, day):
-        run = next(iter(queries.bill_runs(1, day)), None)
+    async def get(self, day):
+        run = next(iter(await self.ctx.db_read(queries.bill_runs, 1, day)), None)
         if run is None:
             raise tornado.web.HTTPError(404)
-        found = queries.bill_differences(run)
+        found = await self.ctx.db_read(queries.bill_differences, run)
         self.render("admin/bill.html", run=run, found=found)
 
 

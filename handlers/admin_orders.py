@@ -18,14 +18,14 @@ logger = logging.getLogger(__name__)
 class SummaryHandler(ConsoleHandler):
     """Orders today by state, failed deliveries, the last reconciliation."""
 
-    def get(self):
-        self.render("admin/summary.html", s=queries.summary())
+    async def get(self):
+        self.render("admin/summary.html", s=await self.ctx.db_read(queries.summary))
 
 
 class OrdersHandler(ConsoleHandler):
     """Orders filtered by state, trade type, Beijing dates and q (order no, transaction, openid)."""
 
-    def get(self):
+    async def get(self):
         args = {k: self.get_query_argument(k, "") for k in
                 ("state", "trade_type", "since", "until", "q", "page")}
         try:
@@ -35,7 +35,7 @@ class OrdersHandler(ConsoleHandler):
             self.render("admin/message.html", title=self._("Bad filter"),
                         message=self._("Bad filter") + f": {exc}", back="orders", status=400)
             return
-        rows, more = queries.search_orders(f)
+        rows, more = await self.ctx.db_read(queries.search_orders, f)
         self.render("admin/orders.html", f=f, rows=rows, more=more, states=queries.ORDER_STATES,
                     trade_types=queries.TRADE_TYPES)
 
@@ -43,9 +43,9 @@ class OrdersHandler(ConsoleHandler):
 class OrderHandler(ConsoleHandler):
     """One order's timeline and, when refundable, the refund form."""
 
-    def get(self, out_trade_no):
+    async def get(self, out_trade_no):
         try:
-            t = timeline.timeline(out_trade_no)
+            t = await self.ctx.db_read(timeline.timeline, out_trade_no)
         except NotFound:
             raise tornado.web.HTTPError(404) from None
         self.render("admin/order.html", t=t, order=t["order"])
@@ -56,7 +56,7 @@ class RefundHandler(ConsoleHandler):
 
     async def post(self, out_trade_no):
         try:
-            t = timeline.timeline(out_trade_no, with_audit=False)
+            t = await self.ctx.db_read(timeline.timeline, out_trade_no, with_audit=False)
         except NotFound:
             raise tornado.web.HTTPError(404) from None
         order, left = t["order"], t["refundable"]
@@ -64,7 +64,7 @@ class RefundHandler(ConsoleHandler):
         reason = self.get_body_argument("reason", "").strip()
         back = f"orders/{out_trade_no}"
         if fee is None or len(reason.encode("utf-8")) > 80:
-            self.audit("refund", REFUSED, out_trade_no, "bad fee or reason")
+            await self.audit("refund", REFUSED, out_trade_no, "bad fee or reason")
             self.set_status(400)
             self.render("admin/message.html", title=self._("Refund refused"), back=back,
                         status=400, message=self._("The amount must be a whole number of fen "
@@ -82,12 +82,12 @@ class RefundHandler(ConsoleHandler):
         try:
             line = await refund_and_report(self.ctx, no, fee, reason, None)
         except (RefundError, WeChatError) as exc:
-            self.audit("refund", FAILED, no, f"{fee} fen: {exc}")
+            await self.audit("refund", FAILED, no, f"{fee} fen: {exc}")
             self.set_status(409)
             self.render("admin/message.html", title=self._("Refund not made"), back=back,
                         status=409, message=str(exc))
             return
-        self.audit("refund", OK, no, line)
+        await self.audit("refund", OK, no, line)
         self.render("admin/message.html", title=self._("Refund sent"), message=line, back=back,
                     status=200)
 

@@ -23,7 +23,7 @@ from tornpay.orders.service import order_json
 from tornpay.protocol.errors import WeChatError
 from tornpay.protocol.ids import is_valid_out_trade_no
 from tornpay.protocol.miniprogram import MiniProgramClient
-from tornpay.orders.pages import find_order
+from tornpay.orders.pages import database_busy, find_order
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +65,9 @@ class ApiHandler(BaseHandler):
                 error.update(wechat_code=exc.wechat_code, retryable=exc.retryable)
             if exc.out_trade_no:
                 error["out_trade_no"] = exc.out_trade_no
+        elif database_busy(exc):  # not free within database.wait_timeout; nothing written
+            status_code, error = 503, {"code": "database_busy",
+                                       "message": "The service is busy; try again in a moment."}
         elif status_code >= 500:
             error = {"code": "internal_error", "message": "Something went wrong; try again."}
         else:
@@ -130,8 +133,9 @@ class ApiHandler(BaseHandler):
             raise ApiError(401, "not_signed_in", "Authorization must be 'Bearer <payer_token>'")
         return value.strip()
 
-    def owned(self, out_trade_no: str, *, posting: bool):
-        order = find_order(out_trade_no) \
+    async def owned(self, out_trade_no: str, *, posting: bool):
+        # On a database reader thread (SPEC §12); DbBusy answers 503 database_busy.
+        order = await self.ctx.db_read(find_order, out_trade_no) \
             if is_valid_out_trade_no(out_trade_no) else None
         token_openid = self.token_payer()
         if order is None:
@@ -235,15 +239,15 @@ class OrdersHandler(ApiHandler):
 class OrderHandler(ApiHandler):
     """GET /api/orders/{out_trade_no}: the owner's view, as GET /orders/{out_trade_no}."""
 
-    def get(self, out_trade_no: str) -> None:
-        self.send(self.order_data(self.owned(out_trade_no, posting=False)))
+    async def get(self, out_trade_no: str) -> None:
+        self.send(self.order_data(await self.owned(out_trade_no, posting=False)))
 
 
 class OrderCancelApiHandler(ApiHandler):
     """POST /api/orders/{out_trade_no}/cancel: the payer gives up an unpaid order."""
 
     async def post(self, out_trade_no: str) -> None:
-        order = self.owned(out_trade_no, posting=True)
+        order = await self.owned(out_trade_no, posting=True)
         outcome = await cancel.cancel_order(self.ctx, order.out_trade_no)
         order = await self.ctx.db_read(find_order, order.out_trade_no)
         if outcome == cancel.NOT_CANCELLABLE:

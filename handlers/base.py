@@ -9,6 +9,7 @@ import tornado.web
 
 from tornpay import webheaders
 from tornpay.i18n import HTML_LANG, choose, get_locale
+from tornpay.pagekit import PageLoader
 from tornpay.protocol.xmlcodec import encode_xml
 from tornpay.orders.pages import database_busy
 
@@ -55,8 +56,7 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def prepare(self):
         # No page can do its work while the database cannot be written (docs/security.md).
-        health = getattr(self.ctx, "db_health", None)
-        if health is not None and not health.ok:
+        if not self.ctx.db_health.ok:
             raise PageError(503, DB_DOWN_MESSAGE, title=DB_DOWN_TITLE)
 
     def set_default_headers(self):
@@ -65,6 +65,9 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def get_template_path(self):
         return _template_dir()
+
+    def create_template_loader(self, template_path):
+        return PageLoader(template_path)  # shared fragments; never the estate's loader settings
 
     def get_user_locale(self):
         # Accept-Language first (WeChat's browser sends zh-CN), then server.default_locale.
@@ -159,8 +162,7 @@ class XMLHandler(tornado.web.RequestHandler):
 
     def prepare(self):
         # A notify we cannot record is answered FAIL, so WeChat sends it again later.
-        health = getattr(self.ctx, "db_health", None)
-        if health is not None and not health.ok:
+        if not self.ctx.db_health.ok:
             self.notify_outcome = "error"
             self.reply(False, "temporary failure, retry")
 

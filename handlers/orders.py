@@ -5,7 +5,7 @@ import logging
 from tornpay.handlers.base import BaseHandler, PageError
 from tornpay.handlers.pay import OUT_TRADE_NO, OwnedOrderMixin
 from tornpay.orders.cancel import cancel_order
-from tornpay.orders.pages import back_from_cashier, page_status, result_note
+from tornpay.orders.pages import back_from_cashier, database_busy, page_status, result_note
 from tornpay.orders.service import order_json
 from tornpay.i18n import fen_to_yuan
 
@@ -15,13 +15,16 @@ logger = logging.getLogger(__name__)
 class OrderJSONHandler(OwnedOrderMixin, BaseHandler):
     """The owner's view of one order; the only proof of payment the pay page trusts."""
 
-    def get(self, out_trade_no: str) -> None:
+    async def get(self, out_trade_no: str) -> None:
         self.set_header("Cache-Control", "no-store")
-        self.write(order_json(self.owned_order(out_trade_no)))
+        self.write(order_json(await self.owned_order(out_trade_no)))
 
     def write_error(self, status_code, **kwargs):
         exc = kwargs.get("exc_info", (None, None, None))[1]
         message = exc.message if isinstance(exc, PageError) else "error"
+        if database_busy(exc):  # the pay page polls again later
+            status_code, message = 503, "busy"
+            self.set_status(503)
         self.finish({"error": message, "status": status_code})
 
 
@@ -30,7 +33,7 @@ class OrderResultHandler(OwnedOrderMixin, BaseHandler):
 
     async def get(self, out_trade_no: str) -> None:
         self.set_header("Cache-Control", "no-store")
-        order = self.owned_order(out_trade_no)
+        order = await self.owned_order(out_trade_no)
         order = await back_from_cashier(self.ctx, order)
         note = await result_note(self.ctx, order.out_trade_no)  # the booking plugin's, say
         self.render("result.html", order=order, status=page_status(order),
@@ -45,7 +48,7 @@ class OrderCancelHandler(OwnedOrderMixin, BaseHandler):
         if not self.application.settings.get("xsrf_cookies"):
             # An estate may run without xsrf_cookies; this form is still protected.
             self.check_xsrf_cookie()
-        order = self.owned_order(out_trade_no)
+        order = await self.owned_order(out_trade_no)
         outcome = await cancel_order(self.ctx, order.out_trade_no)
         logger.info("order %s: cancel by payer -> %s", order.out_trade_no, outcome)
         self.redirect(f"{self.ctx.prefix}/orders/{order.out_trade_no}/result", status=303)

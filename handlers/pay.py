@@ -26,10 +26,11 @@ PAY_JS_TEXTS = (
 class OwnedOrderMixin:
     """Load an order only for the payer whose signed openid cookie matches it."""
 
-    def owned_order(self, out_trade_no: str):
+    async def owned_order(self, out_trade_no: str):
         if not is_valid_out_trade_no(out_trade_no):
             raise PageError(404, "There is no such order.", title="Order not found")
-        order = find_order(out_trade_no)
+        # On a database reader thread (SPEC §12); DbBusy shows the "try again" page.
+        order = await self.ctx.db_read(find_order, out_trade_no)
         if order is None:
             raise PageError(404, "There is no such order.", title="Order not found")
         if order.trade_type == "JSAPI":
@@ -52,7 +53,7 @@ class PayHandler(OwnedOrderMixin, BaseHandler):
 
     async def get(self, out_trade_no: str) -> None:
         self.set_header("Cache-Control", "no-store")
-        order = self.owned_order(out_trade_no)
+        order = await self.owned_order(out_trade_no)
         if order.state in PAID_STATES:
             self.redirect(self.success_url(order))
             return
@@ -73,7 +74,8 @@ class PayHandler(OwnedOrderMixin, BaseHandler):
             try:
                 order = await refresh_prepay_id(self.ctx, order)
             except CheckoutError:
-                order = find_order(order.out_trade_no)  # the query may have moved it
+                # The query may have moved it.
+                order = await self.ctx.db_read(find_order, order.out_trade_no)
                 if order.state in PAID_STATES:
                     self.redirect(self.success_url(order))
                     return

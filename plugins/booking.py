@@ -6,12 +6,10 @@
 # hook is idempotent: tornpay retries a hook that raised, and a crash can
 # repeat one that ran but was not yet marked done.
 #
-# The hooks are ``async def`` although their work is synchronous: a few short
-# statements on tornpay's own database. On the IOLoop they share its
-# connection; as plain functions they would run in worker threads, each with
-# a second SQLite connection contending for the one write lock (measured: a
-# third more CPU per checkout). A plugin that calls something slow (an HTTP
-# API, another database) should be a plain function instead, or await.
+# The hooks are plain functions: their work is a few statements on tornpay's
+# own database, and database work never runs on the IOLoop (SPEC §12), where a
+# write lock held elsewhere would stall every request. tornpay runs plain
+# hooks in its bounded hook thread pool, each thread with its own connection.
 
 import logging
 from typing import Optional
@@ -60,13 +58,13 @@ def _move(order, to: str, from_states) -> int:
             .execute())
 
 
-async def on_order_created(order):
+def on_order_created(order):
     """Hold the slot while the payer is on the pay page."""
     with database_proxy.atomic():
         _ensure(order, RESERVED)
 
 
-async def on_paid(order):
+def on_paid(order):
     """Confirm the booking (even one released by a local close: the payment wins)."""
     with database_proxy.atomic():
         _ensure(order, CONFIRMED)  # on_order_created may have failed: it is not retried
@@ -74,7 +72,7 @@ async def on_paid(order):
             logger.info("booking %s confirmed", order.out_trade_no)
 
 
-async def on_cancel(order, reason):
+def on_cancel(order, reason):
     """Release a booking that was only reserved; a confirmed one stays confirmed."""
     with database_proxy.atomic():
         _ensure(order, RELEASED)
@@ -82,7 +80,7 @@ async def on_cancel(order, reason):
             logger.info("booking %s released (%s)", order.out_trade_no, reason)
 
 
-async def on_refund(order, refund):
+def on_refund(order, refund):
     """Count each refund once; release the booking when the whole price came back."""
     with database_proxy.atomic():
         _ensure(order, CONFIRMED)

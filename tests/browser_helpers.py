@@ -46,6 +46,14 @@ def browser_marks(pytest):
                                       "install chromium chromium-driver; .ci/run does)")]
 
 
+def playwright_expect(pytest):
+    """Playwright's ``expect``, each wait up to WAIT_MS; the module is skipped where the test
+    extra is not installed."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the test extra")
+    sync_api.expect.set_options(timeout=WAIT_MS)
+    return sync_api.expect
+
+
 def chromium_path():
     """The Chromium binary to drive, or None when this machine has none."""
     for candidate in (os.environ.get("TORNPAY_CHROMIUM"), "/usr/bin/chromium",
@@ -53,8 +61,6 @@ def chromium_path():
         if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
             return candidate
     return None
-
-
 
 
 def write_settings(directory, port: int, simulator=None, wechat=None) -> str:

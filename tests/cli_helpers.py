@@ -46,7 +46,6 @@ def on_cancel(order, reason):
 # -- processes -----------------------------------------------------------------
 
 
-
 def write_settings(directory, port: int, **sections) -> str:
     data = {
         "server": {"address": "127.0.0.1", "port": port,
@@ -153,6 +152,15 @@ def sim(base: str, action: str, **data) -> dict:
     status, _, body = request("POST", f"{base}/_sim/control/{action}", body=data)
     assert status == 200, body
     return json.loads(body)
+
+
+def paid_but_notify_lost(directory, base: str) -> str:
+    """A new order paid at the simulator whose notify was dropped: still PREPAID here."""
+    out_trade_no = new_order(base)
+    sim(base, "faults", name="notify_drop", count=1)
+    sim(base, "pay", out_trade_no=out_trade_no)
+    assert order_state(directory, out_trade_no)[0] == "PREPAID"
+    return out_trade_no
 
 
 def db_row(directory, sql: str, *args):

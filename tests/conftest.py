@@ -5,9 +5,12 @@
   simulator on, public_url = this test's server, fast background intervals).
 - ``api_version``: "v2" (default) or "v3": the generation new orders are made in.
 - ``tp_settings``: the checked :class:`tornpay.settings.Settings` for it.
+- ``recorder``, ``tp_plugins``: the plugins the test app registers (a module overrides one).
 - ``app``: ``make_app(tp_settings)`` for pytest-tornado (``http_client``/``base_url``).
 - ``ctx``: the app's :class:`tornpay.context.Context`.
 - ``tp_make_settings``: a function building Settings from overrides, for tests that need several.
+- ``chromium``: headless Chromium (Playwright), one per browser test module.
+- ``spy``: records the argument of every call of an async method (``spy(obj, "name")``).
 - ``exchanges``: the list of every OAuth code the app sends to WeChat's token endpoint.
 """
 
@@ -123,9 +126,16 @@ def db(tmp_path):
 
 
 @pytest.fixture
-def tp_plugins():
-    """Plugin objects the test app registers: a module overrides this, not ``app``."""
-    return []
+def recorder():
+    """A recording plugin the test app registers: a module overrides this; none by default."""
+    return None
+
+
+@pytest.fixture
+def tp_plugins(recorder):
+    """Plugin objects the test app registers: a module overrides this (or ``recorder``), not
+    ``app``."""
+    return [] if recorder is None else [recorder]
 
 
 @pytest.fixture
@@ -145,15 +155,36 @@ def ctx(app):
     return app.settings["tornpay"]
 
 
+@pytest.fixture(scope="module")
+def chromium():
+    """Headless Chromium for a browser test module (one per module; a test opens contexts)."""
+    from browser_helpers import launch  # only the browser tests need it
+
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the test extra")
+    with sync_api.sync_playwright() as playwright:
+        browser = launch(playwright)
+        yield browser
+        browser.close()
+
+
 @pytest.fixture
-def exchanges(ctx, monkeypatch):
+def spy(monkeypatch):
+    """``spy(owner, "name")``: the list of arguments each call of that async one-argument
+    method gets from now on (the method still runs)."""
+    def install(owner, name):
+        calls = []
+        real = getattr(owner, name)
+
+        async def recording(arg):
+            calls.append(arg)
+            return await real(arg)
+
+        monkeypatch.setattr(owner, name, recording)
+        return calls
+    return install
+
+
+@pytest.fixture
+def exchanges(ctx, spy):
     """Every code tornpay sends to WeChat's token endpoint (to prove none was sent)."""
-    calls = []
-    real = ctx.oauth_client.exchange_code
-
-    async def counting(code):
-        calls.append(code)
-        return await real(code)
-
-    monkeypatch.setattr(ctx.oauth_client, "exchange_code", counting)
-    return calls
+    return spy(ctx.oauth_client, "exchange_code")

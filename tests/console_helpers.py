@@ -33,12 +33,7 @@ def tp_overrides():
 
 @pytest.fixture
 def recorder():
-    return Recorder()
-
-
-@pytest.fixture
-def tp_plugins(recorder):
-    return [recorder]
+    return Recorder()  # registered in the app by conftest's tp_plugins
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from urllib.parse import urljoin, urlsplit
 
 import tornado.web
 
+from tornpay.orders.service import create_order
 from tornpay.protocol.sign import make_sign
 from tornpay.protocol.xmlcodec import encode_xml
 from tornpay.storage.models import Order
@@ -125,6 +126,25 @@ async def wait_for(predicate, timeout: float = 5.0, interval: float = 0.02):
         if loop.time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(interval)
+
+
+async def sim_control(http_client, base_url, action, method="POST", **data) -> dict:
+    """The in-process simulator's control API (JSON), e.g. ``"pay"``, ``"faults"``,
+    ``"refunds/finish"`` or ``f"orders/{no}"`` with GET; asserts it answered 200."""
+    response = await http_client.fetch(f"{base_url}/_sim/control/{action}", method=method,
+                                       body=json.dumps(data) if method == "POST" else None,
+                                       raise_error=False)
+    assert response.code == 200, response.body
+    return json.loads(response.body)
+
+
+async def paid_order(ctx, http_client, base_url, product_id="coach-205") -> str:
+    """Create an order (unified order at the simulator), pay it there, wait for the notify
+    to make it PAID; its out_trade_no."""
+    order = await create_order(ctx, product_id, ALICE, "127.0.0.1")
+    await sim_control(http_client, base_url, "pay", out_trade_no=order.out_trade_no)
+    await wait_for(lambda: order_row(order.out_trade_no).state == "PAID")
+    return order.out_trade_no
 
 
 def order_row(out_trade_no: str) -> Order:

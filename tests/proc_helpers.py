@@ -140,6 +140,14 @@ def environ(directory, **extra) -> dict:
     return env
 
 
+def recording_plugin(directory, name: str, source: str):
+    """Write the plugin module ``name`` (``source``) where the servers import it from; return
+    the file its hooks append to (``TP_RECORD``) and the servers' environment naming it."""
+    (directory / f"{name}.py").write_text(source)
+    record = directory / "record.txt"
+    return record, environ(directory, TP_RECORD=str(record))
+
+
 def start_server(directory, settings_file: str, port: int, env: dict,
                  timeout: float = 20.0) -> subprocess.Popen:
     """``python server.py --settings FILE``; return once /healthz answers 200."""
@@ -188,6 +196,28 @@ def kill(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.kill()
     proc.wait(timeout=10)
+
+
+def log_tail(log) -> str:
+    """The end of what a process wrote to ``log`` (a file it shares with us, open "w+")."""
+    log.flush()
+    log.seek(0)
+    return log.read()[-3000:]
+
+
+@contextlib.contextmanager
+def running(args, cwd, env, log):
+    """``args`` as a process writing to ``log`` (open "w+"); on leaving the block it gets
+    SIGTERM and must exit 0 within 20 s (a failure shows its log)."""
+    proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        yield proc
+    finally:
+        try:
+            code = terminate(proc, timeout=20)
+        except AssertionError as exc:
+            pytest.fail(f"{exc}\n" + log_tail(log))
+    assert code == 0, log_tail(log)
 
 
 # -- HTTP ----------------------------------------------------------------------

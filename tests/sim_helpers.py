@@ -156,11 +156,17 @@ def state(io_loop, sim_config):
     io_loop.run_sync(sim_state.aclose)
 
 
+def simulator_app(state, receiver, box):
+    """The simulator's app plus /merchant/<name>, where ``receiver`` keeps what it gets in
+    ``box`` (the merchant's notify endpoint, played by the test)."""
+    application = make_simulator_app(state)
+    application.add_handlers(".*", [(r"/merchant/(\w+)", receiver, {"box": box})])
+    return application
+
+
 @pytest.fixture
 def app(state, box):
-    application = make_simulator_app(state)
-    application.add_handlers(".*", [(r"/merchant/(\w+)", Receiver, {"box": box})])
-    return application
+    return simulator_app(state, Receiver, box)
 
 
 @pytest.fixture

@@ -172,16 +172,10 @@ async def test_mweb_checkout_goes_to_the_cashier_and_back(browser, ctx, tp_setti
 
 
 @pytest.mark.gen_test
-async def test_mweb_return_asks_wechat_once_while_pending(browser, ctx, monkeypatch):
+async def test_mweb_return_asks_wechat_once_while_pending(browser, ctx, spy):
     mweb = await mweb_start(browser)
     result = parse_qs(urlsplit(mweb).query)["redirect_url"][0]
-    asked = []
-    real = ctx.reconciler.check
-
-    async def counting(no):
-        asked.append(no)
-        return await real(no)
-    monkeypatch.setattr(ctx.reconciler, "check", counting)
+    asked = spy(ctx.reconciler, "check")
     for _ in range(3):
         page = await browser.get(result, headers={"User-Agent": PHONE})
         assert 'data-status="pending"' in page.body.decode()

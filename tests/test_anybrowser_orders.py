@@ -1,6 +1,5 @@
 """NATIVE and MWEB orders through refunds, hooks, close, the CLI and nginx's X-Real-IP."""
 
-import json
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -9,7 +8,7 @@ import yaml
 from click.testing import CliRunner
 
 from conftest import base_settings_dict
-from flow_helpers import Browser, order_row, wait_for
+from flow_helpers import Browser, order_row, sim_control, wait_for
 from helpers_orders import RecordingPlugin, make_db, make_order
 from tornpay.orders import refunds as refunds_mod
 from tornpay.orders.service import create_order
@@ -28,13 +27,8 @@ def tp_overrides():
 
 
 @pytest.fixture
-def rec():
-    return RecordingPlugin()
-
-
-@pytest.fixture
-def tp_plugins(rec):
-    return [rec]
+def recorder():
+    return RecordingPlugin()  # registered in the app by conftest's tp_plugins
 
 
 @pytest.fixture
@@ -46,18 +40,12 @@ def http_server(io_loop, _unused_port, app):
     server.stop()
 
 
-async def control(http_client, base_url, action, **data):
-    reply = await http_client.fetch(f"{base_url}/_sim/control/{action}", method="POST",
-                                    body=json.dumps(data), raise_error=False)
-    assert reply.code == 200, reply.body
-    return json.loads(reply.body)
-
-
 @pytest.mark.parametrize("trade_type", ["NATIVE", "MWEB"])
 @pytest.mark.parametrize("api_version", ["v2", "v3"])
 @pytest.mark.gen_test(timeout=20)
 async def test_paid_then_refunded_with_hooks_seeing_the_trade_type(ctx, http_client, base_url,
-                                                                   rec, trade_type, api_version):
+                                                                   recorder, trade_type,
+                                                                   api_version):
     order = await create_order(ctx, "coach-205", "", "203.0.113.7", trade_type=trade_type,
                                payer=PAYER)
     no = order.out_trade_no
@@ -65,20 +53,20 @@ async def test_paid_then_refunded_with_hooks_seeing_the_trade_type(ctx, http_cli
     assert order.api_version == api_version and order.prepay_id
     assert (order.code_url or order.mweb_url).startswith(
         "weixin://" if trade_type == "NATIVE" else "http")
-    await control(http_client, base_url, "pay", out_trade_no=no)
+    await sim_control(http_client, base_url, "pay", out_trade_no=no)
     await wait_for(lambda: order_row(no).state == "PAID")
     refund = await refunds_mod.request_refund(ctx, no, 4000)
     assert refund.state == "PROCESSING", refund.last_error
-    await control(http_client, base_url, "refunds/finish", out_refund_no=refund.out_refund_no)
+    await sim_control(http_client, base_url, "refunds/finish", out_refund_no=refund.out_refund_no)
     await wait_for(lambda: Refund.get_by_id(refund.out_refund_no).state == "SUCCESS")
-    await wait_for(lambda: rec.hooks_called("on_paid") and rec.hooks_called("on_refund"))
-    assert {kw["order"].trade_type for _, kw in rec.calls} == {trade_type}
+    await wait_for(lambda: recorder.hooks_called("on_paid") and recorder.hooks_called("on_refund"))
+    assert {kw["order"].trade_type for _, kw in recorder.calls} == {trade_type}
     assert order_row(no).state == "PARTIAL_REFUNDED"
 
 
 @pytest.mark.gen_test(timeout=20)
 @pytest.mark.parametrize("api_version", ["v2", "v3"])
-async def test_expired_native_order_is_closed_by_the_reconciler(ctx, rec, http_client,
+async def test_expired_native_order_is_closed_by_the_reconciler(ctx, recorder, http_client,
                                                                 api_version):
     order = await create_order(ctx, "coach-101", "", "203.0.113.7", trade_type="NATIVE",
                                payer=PAYER)
@@ -86,8 +74,8 @@ async def test_expired_native_order_is_closed_by_the_reconciler(ctx, rec, http_c
         .where(Order.out_trade_no == order.out_trade_no).execute()
     ctx.simulator.advance(3600)
     assert await ctx.reconciler.check(order.out_trade_no) == "NOTPAY"
-    await wait_for(lambda: rec.hooks_called("on_cancel"))
-    view = rec.hooks_called("on_cancel")[0]
+    await wait_for(lambda: recorder.hooks_called("on_cancel"))
+    view = recorder.hooks_called("on_cancel")[0]
     assert (view["reason"], view["order"].trade_type) == ("expired", "NATIVE")
 
 

@@ -7,17 +7,10 @@ import pytest
 import tornado.web
 
 from browser_helpers import ALICE, DESKTOP, MOBILE, ROOT, WAIT_MS, WECHAT_UA, LoopbackGuard, \
-    Server, chromium_path, launch
+    Server, browser_marks, playwright_expect
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.skipif(chromium_path() is None, reason="no Chromium binary (TORNPAY_CHROMIUM)"),
-]
-
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the test extra")
-expect = sync_api.expect
-expect.set_options(timeout=WAIT_MS)
+pytestmark = browser_marks(pytest)
+expect = playwright_expect(pytest)
 
 PAGE = os.path.join(ROOT, "docs", "api-example.html")
 COOKIE_SECRET = "browser-test-cookie-secret-0123456789"  # browser_helpers.write_settings
@@ -59,47 +52,36 @@ def open_example(browser, server, openid=ALICE, desktop=False):
     return context, page, guard, errors
 
 
-def test_example_front_end_pays_and_cancels(server):
-    with sync_api.sync_playwright() as playwright:
-        browser = launch(playwright)
-        try:
-            context, page, guard, errors = open_example(browser, server)
-            page.click("#pay")
-            page.click("#tornpay-sim-pay")  # the simulated WeChat cashier
-            expect(page.locator("#status[data-state='PAID']")).to_contain_text("Paid")
-            number = re.search(r"TP\w+", page.locator("#status").inner_text()).group(0)
-            order = server.sim("GET", f"orders/{number}")["order"]
-            assert order["trade_state"] == "SUCCESS" and order["total_fee"] == 1
+def test_example_front_end_pays_and_cancels(server, chromium):
+    context, page, guard, errors = open_example(chromium, server)
+    page.click("#pay")
+    page.click("#tornpay-sim-pay")  # the simulated WeChat cashier
+    expect(page.locator("#status[data-state='PAID']")).to_contain_text("Paid")
+    number = re.search(r"TP\w+", page.locator("#status").inner_text()).group(0)
+    order = server.sim("GET", f"orders/{number}")["order"]
+    assert order["trade_state"] == "SUCCESS" and order["total_fee"] == 1
 
-            # A second order, given up from the page: cancelled through the API.
-            page.click("#pay")
-            page.click("#tornpay-sim-cancel")
-            expect(page.locator("#cancel")).to_be_visible()
-            page.click("#cancel")
-            expect(page.locator("#status[data-state='CLOSED']")).to_be_visible()
-            assert server.count_orders() == 2
-            assert not errors and not guard.refused
-            context.close()
-        finally:
-            browser.close()
+    # A second order, given up from the page: cancelled through the API.
+    page.click("#pay")
+    page.click("#tornpay-sim-cancel")
+    expect(page.locator("#cancel")).to_be_visible()
+    page.click("#cancel")
+    expect(page.locator("#status[data-state='CLOSED']")).to_be_visible()
+    assert server.count_orders() == 2
+    assert not errors and not guard.refused
+    context.close()
 
 
-def test_example_front_end_on_a_desktop_shows_the_native_code(server):
-    with sync_api.sync_playwright() as playwright:
-        browser = launch(playwright)
-        try:
-            context, page, guard, errors = open_example(browser, server, openid=None,
-                                                        desktop=True)
-            page.click("#pay")
-            expect(page.locator("#qr")).to_contain_text("weixin://wxpay/bizpayurl?pr=")
-            code_url = page.locator("#qr").inner_text()
-            orders = server.sim("GET", "orders")["orders"]
-            assert len(orders) == 1 and code_url.startswith("weixin://")
-            order = orders[0]
-            server.sim("POST", "pay", out_trade_no=order["out_trade_no"])  # scanned and paid
-            expect(page.locator("#status[data-state='PAID']")).to_contain_text(
-                order["out_trade_no"])
-            assert not errors and not guard.refused
-            context.close()
-        finally:
-            browser.close()
+def test_example_front_end_on_a_desktop_shows_the_native_code(server, chromium):
+    context, page, guard, errors = open_example(chromium, server, openid=None, desktop=True)
+    page.click("#pay")
+    expect(page.locator("#qr")).to_contain_text("weixin://wxpay/bizpayurl?pr=")
+    code_url = page.locator("#qr").inner_text()
+    orders = server.sim("GET", "orders")["orders"]
+    assert len(orders) == 1 and code_url.startswith("weixin://")
+    order = orders[0]
+    server.sim("POST", "pay", out_trade_no=order["out_trade_no"])  # scanned and paid
+    expect(page.locator("#status[data-state='PAID']")).to_contain_text(
+        order["out_trade_no"])
+    assert not errors and not guard.refused
+    context.close()

@@ -207,3 +207,35 @@ def test_one_logger_name():
                  and [ast.unparse(t) for t in node.targets] != ["logger"]
                  and not ast.unparse(node.targets[0]).endswith("_log")]
     assert offenders == []
+
+
+# A context declares what it has (tornpay/interfaces.py; the simulator's SimulatorState,
+# its ``state``, likewise): code never probes one with getattr/hasattr.
+CONTEXT_NAMES = {"ctx", "context", "state"}
+
+
+def context_probes(rel, source=None):
+    """``(line, call)`` for each ``getattr``/``hasattr`` on a context (``ctx``, ``self.ctx``...)."""
+    found = []
+    for node in ast.walk(parse(rel, source)):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+                and node.func.id in ("getattr", "hasattr") and node.args:
+            target = node.args[0]
+            name = target.id if isinstance(target, ast.Name) else \
+                target.attr if isinstance(target, ast.Attribute) else None
+            if name in CONTEXT_NAMES:
+                found.append((node.lineno, ast.unparse(node)))
+    return found
+
+
+def test_no_code_probes_a_context():
+    offenders = [f"{rel}:{line} {call}" for rel in product_files()
+                 for line, call in context_probes(rel)]
+    assert offenders == []
+    # And the scan sees what it forbids.
+    source = ("a = getattr(ctx, 'reconciler', None)\n"
+              "b = hasattr(self.ctx, 'db_health')\n"
+              "c = getattr(self.metrics.ctx, 'db', None)\n"
+              "d = getattr(order, 'appid', '')\n"
+              "e = getattr(self.state, 'h5native', None)\n")
+    assert [line for line, _ in context_probes("x.py", source)] == [1, 2, 3, 5]

@@ -1,14 +1,13 @@
 """Reconciling the daily bill against the orders: every kind of difference, settling A1 once."""
 
 import datetime
-import json
 import logging
 
 import pytest
 
 from console_helpers import (ADMIN, Recorder, login, operator, recorder,  # noqa: F401
-                             tp_overrides, tp_plugins)
-from flow_helpers import ALICE, wait_for
+                             tp_overrides)
+from flow_helpers import ALICE, paid_order, sim_control, wait_for
 from tornpay.bills import scheduler
 from tornpay.bills.service import fetch_and_store, reconcile_day
 from tornpay.bills.source import BillUnavailable
@@ -25,22 +24,8 @@ def today() -> datetime.date:
     return datetime.datetime.now(BEIJING).date()
 
 
-async def control(http_client, base_url, action, **data):
-    response = await http_client.fetch(f"{base_url}/_sim/control/{action}", method="POST",
-                                       body=json.dumps(data), raise_error=False)
-    assert response.code == 200, response.body
-    return json.loads(response.body)
-
-
 async def new_order(ctx, product="coach-205") -> str:
     return (await create_order(ctx, product, ALICE, "127.0.0.1")).out_trade_no
-
-
-async def paid(ctx, http_client, base_url, product="coach-205") -> str:
-    no = await new_order(ctx, product)
-    await control(http_client, base_url, "pay", out_trade_no=no)
-    await wait_for(lambda: Order.get_by_id(no).state == "PAID")
-    return no
 
 
 def kinds(report):
@@ -50,12 +35,12 @@ def kinds(report):
 @pytest.mark.gen_test
 @pytest.mark.parametrize("api_version", ["v2", "v3"])
 async def test_a_day_that_agrees(app, ctx, http_client, base_url, recorder):
-    a = await paid(ctx, http_client, base_url)
-    await paid(ctx, http_client, base_url, "coach-101")
+    a = await paid_order(ctx, http_client, base_url)
+    await paid_order(ctx, http_client, base_url, "coach-101")
     from tornpay.orders.refunds import request_refund
 
     refund = await request_refund(ctx, a, 900)
-    await control(http_client, base_url, "refunds/finish", out_refund_no=refund.out_refund_no)
+    await sim_control(http_client, base_url, "refunds/finish", out_refund_no=refund.out_refund_no)
     await wait_for(lambda: Refund.get_by_id(refund.out_refund_no).state == "SUCCESS")
     report = await reconcile_day(ctx, today())
     assert report.differences == []
@@ -68,9 +53,9 @@ async def test_a_day_that_agrees(app, ctx, http_client, base_url, recorder):
 @pytest.mark.parametrize("api_version", ["v2", "v3"])
 async def test_paid_at_wechat_but_notify_and_reconciler_missed_it(
         app, ctx, http_client, base_url, recorder):
-    await control(http_client, base_url, "faults", name="notify_drop")
+    await sim_control(http_client, base_url, "faults", name="notify_drop")
     no = await new_order(ctx)
-    await control(http_client, base_url, "pay", out_trade_no=no)
+    await sim_control(http_client, base_url, "pay", out_trade_no=no)
     assert Order.get_by_id(no).state == "PREPAID"  # no notify; the reconciler waits an hour
     report = await reconcile_day(ctx, today())
     assert kinds(report) == [("PAID_AT_WECHAT", True)]
@@ -86,8 +71,8 @@ async def test_paid_at_wechat_but_notify_and_reconciler_missed_it(
 @pytest.mark.gen_test
 async def test_every_kind_of_difference_is_reported(app, ctx, operator, http_client, base_url,
                                                     caplog):
-    billed = await paid(ctx, http_client, base_url)  # the bill will say 1 yuan more
-    refunded = await paid(ctx, http_client, base_url, "coach-101")
+    billed = await paid_order(ctx, http_client, base_url)  # the bill will say 1 yuan more
+    refunded = await paid_order(ctx, http_client, base_url, "coach-101")
     # A refund staff made in the merchant platform: WeChat knows it, we do not.
     sim = ctx.simulator
     sim_order = sim.find_order(refunded)
@@ -104,8 +89,8 @@ async def test_every_kind_of_difference_is_reported(app, ctx, operator, http_cli
                          expire_at=now, paid_at=now, transaction_id="4200009999")
     Refund.create(out_refund_no="GHOSTR01", order=ghost.out_trade_no, refund_fee=100,
                   state="PROCESSING")
-    await control(http_client, base_url, "faults", name="bill_amount_differs", count=1)
-    await control(http_client, base_url, "faults", name="bill_unknown_order", count=1)
+    await sim_control(http_client, base_url, "faults", name="bill_amount_differs", count=1)
+    await sim_control(http_client, base_url, "faults", name="bill_unknown_order", count=1)
     with caplog.at_level(logging.ERROR, logger="tornpay.bills.service"):
         report = await reconcile_day(ctx, today())
     assert kinds(report) == [("AMOUNT_DIFFERS", False), ("MISSING_IN_BILL", False),
@@ -137,8 +122,8 @@ async def test_every_kind_of_difference_is_reported(app, ctx, operator, http_cli
 @pytest.mark.parametrize("api_version", ["v2", "v3"])
 async def test_bill_creating_is_retried_later_and_no_bill_still_checks_our_payments(
         app, ctx, http_client, base_url):
-    no = await paid(ctx, http_client, base_url)
-    await control(http_client, base_url, "faults", name="bill_creating", count=1)
+    no = await paid_order(ctx, http_client, base_url)
+    await sim_control(http_client, base_url, "faults", name="bill_creating", count=1)
     with pytest.raises(BillUnavailable) as info:
         await fetch_and_store(ctx, today())
     assert info.value.retry
@@ -146,7 +131,7 @@ async def test_bill_creating_is_retried_later_and_no_bill_still_checks_our_payme
     assert run.state == "pending" and run.attempts == 1 and run.next_try_at > utcnow()
     assert not scheduler.claim(run, utcnow())  # not before the retry time
     assert scheduler.claim(run, run.next_try_at)
-    await control(http_client, base_url, "faults", name="bill_no_bill", count=1)
+    await sim_control(http_client, base_url, "faults", name="bill_no_bill", count=1)
     report = await reconcile_day(ctx, today())
     assert [(d.kind, d.out_trade_no) for d in report.differences] == [("MISSING_IN_BILL", no)]
     assert BillRun.get().state == "reconciled"
@@ -164,9 +149,9 @@ def test_due_day_is_yesterday_after_fetch_at_beijing():
 @pytest.mark.gen_test
 async def test_the_daily_job_reconciles_yesterday_once(app, ctx, http_client, base_url,
                                                        monkeypatch, recorder):
-    await control(http_client, base_url, "faults", name="notify_drop")
+    await sim_control(http_client, base_url, "faults", name="notify_drop")
     no = await new_order(ctx)
-    await control(http_client, base_url, "pay", out_trade_no=no)
+    await sim_control(http_client, base_url, "pay", out_trade_no=no)
     # Tomorrow at 10:31 Beijing, today's bill is due.
     tomorrow = datetime.datetime.combine(today() + datetime.timedelta(days=1),
                                          datetime.time(10, 31), BEIJING)

@@ -81,9 +81,9 @@ async def test_hooks_are_idempotent(hooks):
     make_order(state=PAID)
     view = OrderView.from_row(Order.get_by_id("T1"), delivery_id="e1:booking")
     for _ in range(2):
-        await booking.on_order_created(view)
-        await booking.on_paid(view)
-    await booking.on_cancel(view, "expired")  # a confirmed booking is not released
+        booking.on_order_created(view)
+        booking.on_paid(view)
+    booking.on_cancel(view, "expired")  # a confirmed booking is not released
     assert booking.booking_status("T1") == booking.CONFIRMED
     assert booking.Booking.select().count() == 1
 
@@ -91,7 +91,7 @@ async def test_hooks_are_idempotent(hooks):
 @pytest.mark.gen_test
 async def test_paid_without_reservation_still_confirms(hooks):
     make_order(state=PAID)
-    await booking.on_paid(OrderView.from_row(Order.get_by_id("T1"), delivery_id="e:b"))
+    booking.on_paid(OrderView.from_row(Order.get_by_id("T1"), delivery_id="e:b"))
     assert booking.booking_status("T1") == booking.CONFIRMED
 
 
@@ -99,12 +99,12 @@ async def test_paid_without_reservation_still_confirms(hooks):
 async def test_refunds_counted_once_and_full_refund_releases(hooks):
     make_order(state=PAID, total_fee=100)
     view = OrderView.from_row(Order.get_by_id("T1"), delivery_id="e:b")
-    await booking.on_paid(view)
-    await booking.on_refund(view, RefundView("R1", 40, "1"))
-    await booking.on_refund(view, RefundView("R1", 40, "1"))  # repeated delivery
+    booking.on_paid(view)
+    booking.on_refund(view, RefundView("R1", 40, "1"))
+    booking.on_refund(view, RefundView("R1", 40, "1"))  # repeated delivery
     row = booking.Booking.get_by_id("T1")
     assert (row.state, row.refunded_fee) == (booking.CONFIRMED, 40)
-    await booking.on_refund(view, RefundView("R2", 60, "2"))
+    booking.on_refund(view, RefundView("R2", 60, "2"))
     assert booking.booking_status("T1") == booking.REFUNDED
 
 

@@ -6,32 +6,15 @@ import re
 import pytest
 
 from browser_helpers import ALICE, DESKTOP, MOBILE, WAIT_MS, WECHAT_UA, LoopbackGuard, Server, \
-    Shots, chromium_path, launch
+    Shots, browser_marks, playwright_expect
 from conftest import V3_TEST_KEYS
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.skipif(chromium_path() is None,
-                       reason="no Chromium binary (set TORNPAY_CHROMIUM or apt-get install "
-                              "chromium chromium-driver; .ci/run does)"),
-]
-
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the test extra")
-expect = sync_api.expect
-expect.set_options(timeout=WAIT_MS)
+pytestmark = browser_marks(pytest)
+expect = playwright_expect(pytest)
 
 BOB = "oUpF8uN95-Ptaags6E_roPHg7AG0"
 PAY_URL = re.compile(r"/wxpay/pay/[A-Za-z0-9_-]+$")
 RESULT_URL = re.compile(r"/wxpay/orders/[A-Za-z0-9_-]+/result$")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as playwright:
-        chromium = launch(playwright)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture
@@ -65,11 +48,11 @@ class Visit:
 
 
 @pytest.fixture
-def visit(browser, request):
+def visit(chromium, request):
     opened = []
 
     def open_(viewport=MOBILE):
-        v = Visit(browser, request.node.name.replace("[", "-").rstrip("]"), viewport)
+        v = Visit(chromium, request.node.name.replace("[", "-").rstrip("]"), viewport)
         opened.append(v)
         return v
 
@@ -239,17 +222,24 @@ def test_refresh_pay_page_mid_flow(visit, server):
     v.check_clean()
 
 
+def pay_under_fault(visit, server, fault, **options):
+    """Start the server with one simulator ``fault``, sign in and tap Pay on the sheet: the page
+    says it is confirming with the server. Returns the visit and the order's number."""
+    server.start()
+    server.sim("POST", "faults", name=fault, count=1, **options)
+    v = visit()
+    sign_in(v, server, "coach-101")
+    number = out_trade_no(v.page)
+    v.page.click("#tornpay-sim-pay")
+    expect(v.page.locator("#tornpay-status")).to_have_text("Confirming your payment\u2026")
+    return v, number
+
+
 def test_result_page_turns_paid_without_reload(visit, server):
     """(d) The notify lands while the result page is open: it turns to paid in place."""
-    server.start()
-    server.sim("POST", "faults", name="notify_drop", count=1)
-    v = visit()
-    page = v.page
-    sign_in(v, server, "coach-101")
-    number = out_trade_no(page)
-    page.click("#tornpay-sim-pay")
     # Paid at WeChat, but no notify yet: the pay page waits for the server's word.
-    expect(page.locator("#tornpay-status")).to_have_text("Confirming your payment\u2026")
+    v, number = pay_under_fault(visit, server, "notify_drop")
+    page = v.page
     v.shot("confirming")
 
     page.goto(f"{server.base}/wxpay/orders/{number}/result")

@@ -7,16 +7,14 @@ import re
 import pytest
 
 from browser_helpers import DESKTOP, DESKTOP_UA, MOBILE, PHONE_UA, WAIT_MS, WECHAT_UA, \
-    LoopbackGuard, Server, Shots, browser_marks, launch
+    LoopbackGuard, Server, Shots, browser_marks, playwright_expect
 from conftest import V3_TEST_KEYS
 
 pytestmark = browser_marks(pytest)
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the test extra")
+expect = playwright_expect(pytest)
 zxingcpp = pytest.importorskip("zxingcpp", reason="zxing-cpp is in the test extra")
 Image = pytest.importorskip("PIL.Image", reason="Pillow is in the test extra")
-expect = sync_api.expect
-expect.set_options(timeout=WAIT_MS)
 
 ALICE = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"
 RESULT_URL = re.compile(r"/wxpay/orders/[A-Za-z0-9_-]+/result$")
@@ -35,14 +33,6 @@ PUBLISH = {
     "NATIVE": {"qr": "anybrowser-native-qr.png", "paid": "anybrowser-native-paid.png"},
     "MWEB": {"cashier": "anybrowser-mweb-cashier.png", "paid": "anybrowser-mweb-paid.png"},
 }
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    with sync_api.sync_playwright() as playwright:
-        browser = launch(playwright)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")

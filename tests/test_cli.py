@@ -7,8 +7,8 @@ import sys
 import pytest
 
 from cli_helpers import (APP_SECRET, API_KEY, COOKIE_SECRET, db_row, free_port, new_order,
-                         order_state, request, run_cli, sim, start, stop, wait_until,
-                         write_settings)
+                         order_state, paid_but_notify_lost, request, run_cli, sim, start, stop,
+                         wait_until, write_settings)
 from conftest import V3_TEST_KEYS
 
 pytestmark = pytest.mark.slow
@@ -111,10 +111,7 @@ def test_refund_partial_then_over_refund_then_rest(server):
 
 def test_query_applies_a_payment_whose_notify_was_lost(server):
     directory, base = server
-    out_trade_no = new_order(base)
-    sim(base, "faults", name="notify_drop", count=1)
-    sim(base, "pay", out_trade_no=out_trade_no)
-    assert order_state(directory, out_trade_no)[0] == "PREPAID"
+    out_trade_no = paid_but_notify_lost(directory, base)
     out = ok(run_cli(directory, "query", out_trade_no))
     assert "trade_state SUCCESS" in out and "here PAID" in out
     assert order_state(directory, out_trade_no)[0] == "PAID"

@@ -6,7 +6,7 @@ import time
 import pytest
 
 from console_helpers import (ADMIN, OPERATOR, PASSWORD, Recorder, login,  # noqa: F401
-                             operator, post, recorder, tp_overrides, tp_plugins, xsrf)
+                             operator, post, recorder, tp_overrides, xsrf)
 from flow_helpers import Browser, location
 from tornpay.console import lockout, sessions
 from tornpay.console.passwords import set_password

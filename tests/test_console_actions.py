@@ -1,33 +1,16 @@
 """Console actions through the same core as the CLI: refund (on_refund once), delivery retry."""
 
-import json
-
 import pytest
 
 from console_helpers import (ADMIN, OPERATOR, Recorder, login, operator, post,  # noqa: F401
-                             recorder, tp_overrides, tp_plugins)
-from flow_helpers import ALICE, wait_for
-from tornpay.orders.service import create_order
+                             recorder, tp_overrides)
+from flow_helpers import paid_order, sim_control, wait_for
 from tornpay.storage.models import Delivery, Order, Refund
 from tornpay.storage.opsmodels import AuditEntry
 
 pytestmark = pytest.mark.hold_refunds  # refunds finish only through the control API
 
 EN = {"Accept-Language": "en"}
-
-
-async def control(http_client, base_url, action, **data):
-    response = await http_client.fetch(f"{base_url}/_sim/control/{action}", method="POST",
-                                       body=json.dumps(data), raise_error=False)
-    assert response.code == 200, response.body
-    return json.loads(response.body)
-
-
-async def paid_order(ctx, http_client, base_url) -> str:
-    order = await create_order(ctx, "coach-205", ALICE, "127.0.0.1")
-    await control(http_client, base_url, "pay", out_trade_no=order.out_trade_no)
-    await wait_for(lambda: Order.get_by_id(order.out_trade_no).state == "PAID")
-    return order.out_trade_no
 
 
 @pytest.mark.gen_test
@@ -64,7 +47,7 @@ async def test_refund_through_the_console_confirms_then_fires_on_refund_once(
     assert done.code == 200, done.body
     refund = Refund.get()
     assert (refund.refund_fee, refund.state, refund.reason) == (2500, "PROCESSING", "late")
-    await control(http_client, base_url, "refunds/finish", out_refund_no=refund.out_refund_no)
+    await sim_control(http_client, base_url, "refunds/finish", out_refund_no=refund.out_refund_no)
     await wait_for(lambda: recorder.refunds)
     await wait_for(lambda: Order.get_by_id(no).state == "PARTIAL_REFUNDED")
     again = await post(browser, f"{ADMIN}/orders/{no}/refund", fee="7401", confirm="1")

@@ -10,18 +10,12 @@ import urllib.request
 import pytest
 import tornado.web
 
-from browser_helpers import (ALICE, MOBILE, WAIT_MS, LoopbackGuard, Server, Shots, chromium_path,
-                             launch)
+from browser_helpers import ALICE, MOBILE, WAIT_MS, LoopbackGuard, Server, Shots, browser_marks, \
+    playwright_expect
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.skipif(chromium_path() is None, reason="no Chromium binary (set TORNPAY_CHROMIUM)"),
-]
+pytestmark = browser_marks(pytest)
+expect = playwright_expect(pytest)
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the test extra")
-expect = sync_api.expect
-expect.set_options(timeout=WAIT_MS)
 SECRET = "browser-test-cookie-secret-0123456789"  # browser_helpers.write_settings's
 PASSWORD = "console browser password"
 
@@ -78,20 +72,17 @@ def server(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def page(tmp_path):
-    with sync_api.sync_playwright() as playwright:
-        browser = launch(playwright)
-        context = browser.new_context(viewport=MOBILE, device_scale_factor=1, is_mobile=True,
-                                      has_touch=True, locale="zh-CN")
-        context.set_default_timeout(WAIT_MS)
-        guard = LoopbackGuard(context)
-        page = context.new_page()
-        errors = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        yield page
-        assert guard.refused == [] and errors == []
-        context.close()
-        browser.close()
+def page(chromium):
+    context = chromium.new_context(viewport=MOBILE, device_scale_factor=1, is_mobile=True,
+                                   has_touch=True, locale="zh-CN")
+    context.set_default_timeout(WAIT_MS)
+    guard = LoopbackGuard(context)
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page
+    assert guard.refused == [] and errors == []
+    context.close()
 
 
 def test_sign_in_search_timeline_refund(server, page):

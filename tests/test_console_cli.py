@@ -8,8 +8,9 @@ import pytest
 
 import subprocess
 
-from cli_helpers import (API_KEY, db_row, environ, free_port, new_order, order_state, run_cli,
-                         sim, start, stop, wait_until, write_settings)
+from cli_helpers import (API_KEY, db_row, environ, free_port, order_state,
+                         paid_but_notify_lost, run_cli, sim, start, stop, wait_until,
+                         write_settings)
 
 pytestmark = pytest.mark.slow
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -49,10 +50,7 @@ def test_set_password_from_stdin_stores_only_a_hash(server):
 
 def test_bill_reconcile_exits_one_on_an_unsettled_difference(server):
     directory, base = server
-    no = new_order(base)
-    sim(base, "faults", name="notify_drop", count=1)
-    sim(base, "pay", out_trade_no=no)
-    assert order_state(directory, no)[0] == "PREPAID"
+    no = paid_but_notify_lost(directory, base)
     ok = run_cli(directory, "bill", "reconcile", "--date", today())
     assert ok.returncode == 0, ok.stderr
     assert f"settled  PAID_AT_WECHAT  order={no}" in ok.stdout

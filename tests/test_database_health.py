@@ -121,13 +121,22 @@ def _assert_refused_naming_the_database(done):
     assert "Traceback" not in done.stderr
 
 
+def _on_sqlite(tmp_path, name, db_file):
+    """A free port and a settings file (``name``.yaml) for server.py on SQLite ``db_file``."""
+    port = proc_helpers.free_port()
+    return port, proc_helpers.write_settings(tmp_path, name, port, f"sqlite:///{db_file}")
+
+
+def _serve(tmp_path, port, settings_file):
+    return proc_helpers.start_server(tmp_path, settings_file, port,
+                                     proc_helpers.environ(tmp_path))
+
+
 @sqlite_only
 def test_start_is_refused_on_a_database_that_cannot_be_written(tmp_path):
-    port = proc_helpers.free_port()
     db_file = tmp_path / "tp.db"
-    settings_file = proc_helpers.write_settings(tmp_path, "ro", port, f"sqlite:///{db_file}")
-    proc = proc_helpers.start_server(tmp_path, settings_file, port,
-                                     proc_helpers.environ(tmp_path))
+    port, settings_file = _on_sqlite(tmp_path, "ro", db_file)
+    proc = _serve(tmp_path, port, settings_file)
     proc_helpers.terminate(proc)  # a real database with every table, then made read-only
     with read_only(str(db_file)):
         done = _start(tmp_path, port, settings_file)
@@ -135,20 +144,15 @@ def test_start_is_refused_on_a_database_that_cannot_be_written(tmp_path):
 
 
 def test_start_is_refused_on_a_database_that_cannot_be_opened(tmp_path):
-    port = proc_helpers.free_port()
-    settings_file = proc_helpers.write_settings(tmp_path, "gone", port,
-                                                f"sqlite:///{tmp_path}/no/such/dir/tp.db")
+    port, settings_file = _on_sqlite(tmp_path, "gone", f"{tmp_path}/no/such/dir/tp.db")
     done = _start(tmp_path, port, settings_file)
     _assert_refused_naming_the_database(done)
 
 
 def test_a_fatal_signal_is_not_silent(tmp_path):
     """SIGBUS (what a vanished WAL index raises) leaves a trace instead of a silent death."""
-    port = proc_helpers.free_port()
-    settings_file = proc_helpers.write_settings(tmp_path, "bus", port,
-                                                f"sqlite:///{tmp_path}/tp.db")
-    proc = proc_helpers.start_server(tmp_path, settings_file, port,
-                                     proc_helpers.environ(tmp_path))
+    port, settings_file = _on_sqlite(tmp_path, "bus", f"{tmp_path}/tp.db")
+    proc = _serve(tmp_path, port, settings_file)
     proc.send_signal(signal.SIGBUS)
     deadline = time.monotonic() + 20
     while proc.poll() is None and time.monotonic() < deadline:

@@ -10,7 +10,8 @@ import peewee
 import pytest
 from tornado.httpclient import AsyncHTTPClient
 
-from flow_helpers import ALICE, Browser, notify_fields, order_snapshot, signed_notify
+from flow_helpers import (ALICE, Browser, notify_fields, order_snapshot, signed_notify,
+                          wait_for)
 from helpers_orders import make_order
 from tornpay.orders import notify as notify_module
 from tornpay.protocol.xmlcodec import decode_xml
@@ -78,21 +79,14 @@ def send(http_server, base_url):
     client.close()
 
 
-async def until(predicate, limit=30.0):
-    for _ in range(int(limit / 0.01)):
-        if predicate():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not met")
-
-
 @pytest.mark.gen_test(timeout=60)
 @pytest.mark.parametrize("tp_overrides", [{"database": {"wait_timeout": 30}}])
 async def test_pages_answer_while_a_notify_waits_for_a_lock(ctx, send, http_client, base_url):
     make_order("LOCK1", total_fee=9900)
     with external_lock(ctx):
         pending = asyncio.ensure_future(send(notify_body("LOCK1")))
-        await until(lambda: ctx.dbx.submitted >= 1)  # the notify is waiting on the lock
+        # The notify is waiting on the lock.
+        await wait_for(lambda: ctx.dbx.submitted >= 1, timeout=30)
         for path in ("/", "/healthz", "/metrics"):
             reply = await http_client.fetch(base_url + path, raise_error=False)
             assert reply.code == 200, (path, reply.code)
@@ -168,7 +162,7 @@ async def test_concurrent_duplicates_pay_once(ctx, send, grouped):
     with held:
         replies = [asyncio.ensure_future(send(body)) for body in bodies]
         if grouped:
-            await until(lambda: ctx.dbx.submitted >= len(bodies) + 1)
+            await wait_for(lambda: ctx.dbx.submitted >= len(bodies) + 1, timeout=30)
     replies = await asyncio.gather(*replies)
     assert all(r == {"return_code": "SUCCESS", "return_msg": "OK"} for r in replies)
     check_paid_once(numbers, 3)
@@ -197,7 +191,7 @@ async def test_a_failing_notify_never_takes_its_group_down(ctx, send, monkeypatc
     everyone = numbers[:5] + ["BAD", "ONCE"] + numbers[5:]
     with writer_held(ctx):
         replies = [asyncio.ensure_future(send(notify_body(n))) for n in everyone]
-        await until(lambda: ctx.dbx.submitted >= len(everyone) + 1)
+        await wait_for(lambda: ctx.dbx.submitted >= len(everyone) + 1, timeout=30)
     replies = dict(zip(everyone, await asyncio.gather(*replies)))
     assert replies.pop("BAD") == {"return_code": "FAIL", "return_msg": "temporary failure, retry"}
     assert all(r["return_code"] == "SUCCESS" for r in replies.values())

@@ -30,6 +30,14 @@ def dispatcher(hooks, owner="me", **deliveries):
     return Dispatcher(hooks, make_settings(deliveries=deliveries), owner_id=owner)
 
 
+def pay_t1(hooks, **plugins):
+    """Register ``plugins`` (by name) and pay order T1: one on_paid delivery per plugin is due."""
+    for name, plugin in plugins.items():
+        hooks.register(plugin, name=name)
+    make_order()
+    t.mark_paid("T1", hooks=hooks, **paid_fields())
+
+
 async def drain(d, rounds=50):
     for _ in range(rounds):
         await d.run_once()
@@ -84,9 +92,7 @@ async def test_hook_on_refund_gets_refund_view(db, hooks):
 @pytest.mark.gen_test
 async def test_raises_twice_then_succeeds(db, hooks):
     rec = RecordingPlugin(fail={"on_paid": 2})
-    hooks.register(rec, name="rec")
-    make_order()
-    t.mark_paid("T1", hooks=hooks, **paid_fields())
+    pay_t1(hooks, rec=rec)
     d = dispatcher(hooks)
     await drain(d)
     assert len(rec.hooks_called("on_paid")) == 3
@@ -104,9 +110,7 @@ async def test_raises_twice_then_succeeds(db, hooks):
 @pytest.mark.gen_test
 async def test_backoff_schedule(db, hooks):
     rec = RecordingPlugin(fail={"on_paid": 5})
-    hooks.register(rec, name="rec")
-    make_order()
-    t.mark_paid("T1", hooks=hooks, **paid_fields())
+    pay_t1(hooks, rec=rec)
     d = dispatcher(hooks, first_retry_seconds=10, max_retry_seconds=15)
     delays = []
     for _ in range(3):
@@ -129,10 +133,8 @@ async def test_hanging_plugin_times_out_while_another_is_prompt(db, hooks):
     async def quick(order):
         prompt.append(time.monotonic())
 
-    hooks.register(type("H", (), {"on_paid": staticmethod(hang)})(), name="hang")
-    hooks.register(type("Q", (), {"on_paid": staticmethod(quick)})(), name="quick")
-    make_order()
-    t.mark_paid("T1", hooks=hooks, **paid_fields())
+    pay_t1(hooks, hang=type("H", (), {"on_paid": staticmethod(hang)})(),
+           quick=type("Q", (), {"on_paid": staticmethod(quick)})())
     d = dispatcher(hooks, timeout_seconds=0.3)
     d.start()
     start = time.monotonic()
@@ -154,12 +156,8 @@ async def test_hanging_plugin_times_out_while_another_is_prompt(db, hooks):
 async def test_blocking_sync_plugin_does_not_block_the_loop(db, hooks):
     release = threading.Event()
     other = []
-    hooks.register(type("B", (), {"on_paid": lambda self, order: release.wait(5)})(),
-                   name="blocking")
-    hooks.register(type("O", (), {"on_paid": lambda self, order: other.append(1)})(),
-                   name="other")
-    make_order()
-    t.mark_paid("T1", hooks=hooks, **paid_fields())
+    pay_t1(hooks, blocking=type("B", (), {"on_paid": lambda self, order: release.wait(5)})(),
+           other=type("O", (), {"on_paid": lambda self, order: other.append(1)})())
     d = dispatcher(hooks, timeout_seconds=5)
     run = asyncio.ensure_future(d.run_once())
     for _ in range(100):
@@ -175,9 +173,7 @@ async def test_blocking_sync_plugin_does_not_block_the_loop(db, hooks):
 @pytest.mark.gen_test
 async def test_max_attempts_then_failed_then_retry(db, hooks):
     rec = RecordingPlugin(fail={"on_paid": 3})
-    hooks.register(rec, name="rec")
-    make_order()
-    t.mark_paid("T1", hooks=hooks, **paid_fields())
+    pay_t1(hooks, rec=rec)
     d = dispatcher(hooks, max_attempts=3)
     await drain(d)
     delivery = Delivery.get()
@@ -205,9 +201,7 @@ async def test_two_dispatchers_never_deliver_twice(db, hooks):
 
 
 def test_claim_respects_live_leases_and_reclaims_expired_ones(db, hooks):
-    hooks.register(RecordingPlugin(), name="rec")
-    make_order()
-    t.mark_paid("T1", hooks=hooks, **paid_fields())
+    pay_t1(hooks, rec=RecordingPlugin())
     assert len(claim_due_deliveries("a", lease_seconds=60)) == 1
     assert claim_due_deliveries("b", lease_seconds=60) == []
     # Owner "a" died: once its lease has expired, "b" takes the row.
@@ -219,9 +213,7 @@ def test_claim_respects_live_leases_and_reclaims_expired_ones(db, hooks):
 @pytest.mark.gen_test
 async def test_leased_delivery_resumes_after_owner_died(db, hooks):
     rec = RecordingPlugin()
-    hooks.register(rec, name="rec")
-    make_order()
-    t.mark_paid("T1", hooks=hooks, **paid_fields())
+    pay_t1(hooks, rec=rec)
     claim_due_deliveries("dead-process", lease_seconds=0.2)
     d = dispatcher(hooks, owner="restarted")
     assert await d.run_once() == 0
@@ -272,9 +264,7 @@ async def test_stop_releases_leases(db, hooks):
     async def slow(order):
         await asyncio.sleep(10)
 
-    hooks.register(type("S", (), {"on_paid": staticmethod(slow)})(), name="slow")
-    make_order()
-    t.mark_paid("T1", hooks=hooks, **paid_fields())
+    pay_t1(hooks, slow=type("S", (), {"on_paid": staticmethod(slow)})())
     d = dispatcher(hooks, timeout_seconds=20)
     d.start()
     for _ in range(100):
@@ -289,9 +279,7 @@ async def test_stop_releases_leases(db, hooks):
 @pytest.mark.gen_test
 async def test_repeated_failure_logs_one_traceback_then_one_line_per_attempt(db, hooks, caplog):
     rec = RecordingPlugin(fail={"on_paid": 4})
-    hooks.register(rec, name="rec")
-    make_order()
-    t.mark_paid("T1", hooks=hooks, **paid_fields())
+    pay_t1(hooks, rec=rec)
     caplog.set_level(logging.INFO, logger="tornpay.orders.dispatcher")
     await drain(dispatcher(hooks, max_attempts=4))
     delivery = Delivery.get()

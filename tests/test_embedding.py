@@ -6,7 +6,6 @@ import json
 import os
 import pathlib
 import re
-import subprocess
 import sys
 import time
 import urllib.error
@@ -20,10 +19,11 @@ import pytest
 import tornado.web
 from tornado.testing import bind_unused_port
 
-from proc_helpers import terminate
+from proc_helpers import log_tail, running
 
 import tornpay
 from conftest import base_settings_dict
+from flow_helpers import wait_for
 from tornpay.settings import SettingsError
 
 ESTATE_SECRET = "the-estate-own-cookie-secret-0123456789"
@@ -147,17 +147,6 @@ class Browser:
         return response
 
 
-async def _eventually(predicate, timeout=10.0):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = await predicate()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
-
-
 @pytest.mark.gen_test(timeout=30)
 async def test_whole_payment_through_the_estate(http_client, estate):
     base_url = estate.tp.settings.server.public_url  # the address WeChat's redirects use
@@ -203,8 +192,9 @@ async def test_whole_payment_through_the_estate(http_client, estate):
         resp = await browser.fetch(base_url + f"/pay/orders/{out_trade_no}")
         return resp.code == 200 and json.loads(resp.body)["state"] == "PAID"
 
-    await _eventually(paid)  # the simulator's notify reached {prefix}/notify and was accepted
-    await _eventually(lambda: _async(len(estate.recorder.paid) == 1))
+    # The simulator's notify reached {prefix}/notify and was accepted.
+    await wait_for(paid, timeout=10, interval=0.05)
+    await wait_for(lambda: len(estate.recorder.paid) == 1, timeout=10, interval=0.05)
     await asyncio.sleep(0.3)  # duplicates and dispatcher polls must not fire it again
     assert [p[0] for p in estate.recorder.paid] == [out_trade_no]
     assert estate.recorder.paid[0][2] == 1
@@ -221,10 +211,6 @@ async def test_whole_payment_through_the_estate(http_client, estate):
 
     # The estate's access log got our requests, with its own log_function.
     assert any(line.startswith("/pay/pay/") for line in estate.access_lines)
-
-
-async def _async(value):
-    return value
 
 
 @pytest.mark.gen_test
@@ -303,35 +289,27 @@ def test_documented_example_estate_runs(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("TORNPAY_")}
     env["PORT"] = str(port)
     base = f"http://127.0.0.1:{port}"
-    with open(tmp_path / "estate.log", "w+") as log:
-        proc = subprocess.Popen([sys.executable, "estate.py"], cwd=tmp_path, env=env,
-                                stdout=log, stderr=subprocess.STDOUT)
-        try:
-            status = _wait_for(base + "/", proc)
-            assert status == 200, _read(log)
+    with open(tmp_path / "estate.log", "w+") as log, \
+            running([sys.executable, "estate.py"], tmp_path, env, log) as proc:
+        status = _wait_for(base + "/", proc)
+        assert status == 200, log_tail(log)
 
-            class NoRedirect(urllib.request.HTTPRedirectHandler):
-                def redirect_request(self, *args, **kwargs):
-                    return None
+        class NoRedirect(urllib.request.HTTPRedirectHandler):
+            def redirect_request(self, *args, **kwargs):
+                return None
 
-            opener = urllib.request.build_opener(NoRedirect)
-            with pytest.raises(urllib.error.HTTPError) as redirect:
-                # WeChat's browser: JSAPI, so the OAuth redirect (SPEC §9).
-                opener.open(urllib.request.Request(
-                    base + "/pay/checkout/coach-101",
-                    headers={"User-Agent": "Mozilla/5.0 MicroMessenger/8.0.47"}), timeout=5)
-            location = redirect.value.headers["Location"]
-            redirect.value.close()
-            assert redirect.value.code == 302
-            assert location.startswith(base + "/_sim/connect/oauth2/authorize?")
-            with urllib.request.urlopen(base + "/pay/healthz", timeout=5) as response:
-                assert response.status == 200
-        finally:
-            try:
-                code = terminate(proc, timeout=20)
-            except AssertionError as exc:
-                pytest.fail(f"{exc}\n" + _read(log))
-        assert code == 0, _read(log)
+        opener = urllib.request.build_opener(NoRedirect)
+        with pytest.raises(urllib.error.HTTPError) as redirect:
+            # WeChat's browser: JSAPI, so the OAuth redirect (SPEC §9).
+            opener.open(urllib.request.Request(
+                base + "/pay/checkout/coach-101",
+                headers={"User-Agent": "Mozilla/5.0 MicroMessenger/8.0.47"}), timeout=5)
+        location = redirect.value.headers["Location"]
+        redirect.value.close()
+        assert redirect.value.code == 302
+        assert location.startswith(base + "/_sim/connect/oauth2/authorize?")
+        with urllib.request.urlopen(base + "/pay/healthz", timeout=5) as response:
+            assert response.status == 200
 
 
 def _wait_for(url, proc, timeout=30.0):
@@ -343,9 +321,3 @@ def _wait_for(url, proc, timeout=30.0):
         except (OSError, urllib.error.HTTPError):
             time.sleep(0.1)
     return None
-
-
-def _read(log):
-    log.flush()
-    log.seek(0)
-    return log.read()[-3000:]

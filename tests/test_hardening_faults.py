@@ -362,13 +362,18 @@ async def test_notify_before_unified_order_reply_pays_once(ctx, browser, api_ver
     assert page.code == 302 and location(page).endswith(f"/orders/{no}/result")
 
 
+def wechat_pays_with(ctx, order, fault):
+    """The payer pays ``order`` at WeChat, whose notifies then show the simulator's ``fault``."""
+    ctx.simulator.faults.set(fault)
+    ctx.simulator.pay(ctx.simulator.find_order(order.out_trade_no))
+
+
 @pytest.mark.gen_test(timeout=30)
 @pytest.mark.parametrize("tp_overrides", [{"orders": {"reconcile_after_seconds": 0.3,
                                                       "reconcile_interval_seconds": 0.1}}])
 @pytest.mark.parametrize("api_version", ["v2", "v3"])
 async def test_dropped_notify_order_is_paid_by_the_reconciler(ctx, http_client, order):
-    ctx.simulator.faults.set("notify_drop")
-    ctx.simulator.pay(ctx.simulator.find_order(order.out_trade_no))
+    wechat_pays_with(ctx, order, "notify_drop")
     assert Notification.select().count() == 0
     await wait_for(lambda: order_row(order.out_trade_no).state == "PAID", timeout=10)
     row = order_row(order.out_trade_no)
@@ -380,8 +385,7 @@ async def test_dropped_notify_order_is_paid_by_the_reconciler(ctx, http_client, 
 @pytest.mark.gen_test(timeout=30)
 @pytest.mark.parametrize("api_version", ["v2", "v3"])
 async def test_duplicated_concurrent_notifies_from_the_simulator_pay_once(ctx, order):
-    ctx.simulator.faults.set("notify_duplicate")
-    ctx.simulator.pay(ctx.simulator.find_order(order.out_trade_no))
+    wechat_pays_with(ctx, order, "notify_duplicate")
     await wait_for(lambda: Notification.select().count() >= 2)
     assert order_row(order.out_trade_no).state == "PAID"
     outcomes = sorted(n.outcome for n in Notification.select())
@@ -392,8 +396,7 @@ async def test_duplicated_concurrent_notifies_from_the_simulator_pay_once(ctx, o
 @pytest.mark.gen_test(timeout=30)
 @pytest.mark.parametrize("api_version", ["v2", "v3"])
 async def test_wrong_amount_notify_from_wechat_is_refused_and_retried_not_paid(ctx, order):
-    ctx.simulator.faults.set("notify_wrong_total_fee")
-    ctx.simulator.pay(ctx.simulator.find_order(order.out_trade_no))
+    wechat_pays_with(ctx, order, "notify_wrong_total_fee")
     await wait_for(lambda: Notification.select().count() >= 2)  # refused, so WeChat retries
     assert order_row(order.out_trade_no).state == "PREPAID"
     assert {n.reason.split(" ")[0] for n in Notification.select()} == {"total_fee"}

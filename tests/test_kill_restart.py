@@ -10,8 +10,8 @@ import os
 
 import pytest
 
-from proc_helpers import (bind_db, database_url, environ, free_port, kill, make_prepaid,
-                          notify_body, send_notifies, server_log, start_server, terminate,
+from proc_helpers import (bind_db, database_url, free_port, kill, make_prepaid, notify_body,
+                          recording_plugin, send_notifies, server_log, start_server, terminate,
                           wait_until, write_settings)
 from tornpay.storage.db import database_proxy
 from tornpay.storage.models import (DONE, PAID, PENDING, Delivery, Event, Notification, Order,
@@ -42,9 +42,7 @@ def on_paid(order):
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres",
                                                             marks=pytest.mark.postgres)])
 def test_delivery_killed_mid_call_completes_after_restart(backend, tmp_path):
-    (tmp_path / "slow_fulfil.py").write_text(PLUGIN)
-    record = tmp_path / "record.txt"
-    env = environ(tmp_path, TP_RECORD=str(record))
+    record, env = recording_plugin(tmp_path, "slow_fulfil", PLUGIN)
     with database_url(backend, tmp_path) as url:
         db = bind_db(url)
         port = free_port()

@@ -1,6 +1,5 @@
 """Mini Program payments end to end against the simulator; signatures checked by wechatpy."""
 
-import asyncio
 import json
 import logging
 
@@ -9,7 +8,7 @@ from wechatpy.pay.utils import calculate_signature, calculate_signature_hmac
 
 from api_helpers import MINI_APPID, MINI_OVERRIDES, MINI_SECRET, ApiBrowser, error_code
 from conftest import TEST_API_KEY, merge
-from flow_helpers import ALICE, BOB, notify_fields, signed_notify
+from flow_helpers import ALICE, BOB, notify_fields, signed_notify, wait_for
 from tornpay.storage.models import Event, Order
 
 REQUEST_PAYMENT = ("timeStamp", "nonceStr", "package", "signType", "paySign")
@@ -72,14 +71,6 @@ def wechatpy_sign(params, sign_type):
     return calculate_signature(fields, TEST_API_KEY)
 
 
-async def until(predicate, timeout=10.0):
-    for _ in range(int(timeout / 0.02)):
-        if await predicate():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not met in time")
-
-
 @pytest.mark.parametrize("tp_overrides", [
     merge(MINI_OVERRIDES, {"wechat": {"sign_type": sign_type}})
     for sign_type in ("MD5", "HMAC-SHA256")])
@@ -122,18 +113,14 @@ async def test_miniprogram_pays_end_to_end(http_client, base_url, ctx, paid_plug
     async def is_paid():
         _, order = await mini.call("GET", "/orders/" + row.out_trade_no)
         return order["state"] == "PAID"
-    await until(is_paid)
-    await until(lambda: _async(paid_plugin.paid == [row.out_trade_no]))
+    await wait_for(is_paid, timeout=10)
+    await wait_for(lambda: paid_plugin.paid == [row.out_trade_no], timeout=10)
     assert Event.select().where(Event.out_trade_no == row.out_trade_no,
                                 Event.hook == "on_paid").count() == 1
     # The session key and the secret never reach a log line, nor the response.
     assert "SIMSESSION" not in caplog.text and MINI_SECRET not in caplog.text
     assert "session" not in json.dumps(answer).replace("payer_token", "")
     assert "jscode2session" in caplog.text  # the exchange was logged, without them
-
-
-async def _async(value):
-    return value
 
 
 @pytest.mark.gen_test(timeout=30)
@@ -276,5 +263,5 @@ async def test_miniprogram_on_api_v3_is_rsa_signed(http_client, base_url, ctx, a
                       padding.PKCS1v15(), hashes.SHA256())
     paid = await mini.request_payment(params)
     assert paid["ok"], paid
-    await until(lambda: _async(paid_plugin.paid == [row.out_trade_no]))
+    await wait_for(lambda: paid_plugin.paid == [row.out_trade_no], timeout=10)
     assert Order.get_by_id(row.out_trade_no).state == "PAID"

@@ -5,9 +5,9 @@ import random
 
 import pytest
 
-from proc_helpers import (bind_db, database_url, environ, free_port, make_prepaid, notify_body,
-                          send_notifies, server_log, start_server, terminate, wait_until,
-                          write_settings)
+from proc_helpers import (bind_db, database_url, free_port, make_prepaid, notify_body,
+                          recording_plugin, send_notifies, server_log, start_server, terminate,
+                          wait_until, write_settings)
 from tornpay.storage.db import database_proxy
 from tornpay.storage.models import DONE, PAID, Delivery, Event, Notification, Order
 
@@ -43,9 +43,7 @@ def recorded(path):
     "sqlite",  # two processes on one WAL file
 ])
 def test_notify_storm_on_two_processes_pays_and_delivers_once(backend, tmp_path):
-    (tmp_path / "mp_recorder.py").write_text(RECORDER)
-    record = tmp_path / "record.txt"
-    env = environ(tmp_path, TP_RECORD=str(record))
+    record, env = recording_plugin(tmp_path, "mp_recorder", RECORDER)
     with database_url(backend, tmp_path) as url:
         db = bind_db(url)
         procs = []

@@ -1,10 +1,8 @@
 """Issue 20 item 2, merchant side: every genuine notify variant accepted, forgeries refused."""
 
-import json
-
 import pytest
 
-from flow_helpers import ALICE, wait_for
+from flow_helpers import ALICE, sim_control, wait_for
 from tornpay.orders.service import create_order
 from tornpay.storage.models import Notification, Order
 
@@ -28,19 +26,11 @@ def tp_overrides(request):
     return {"wechat": {"sign_type": request.param}}
 
 
-async def control(http_client, base_url, action, method="POST", **data):
-    response = await http_client.fetch(f"{base_url}/_sim/control/{action}", method=method,
-                                       body=json.dumps(data) if method == "POST" else None,
-                                       raise_error=False)
-    assert response.code == 200, response.body
-    return json.loads(response.body)
-
-
 async def pay_with(ctx, http_client, base_url, faults) -> str:
     order = await create_order(ctx, "coach-205", ALICE, "127.0.0.1")
     for name in faults:
-        await control(http_client, base_url, "faults", name=name, count=1)
-    await control(http_client, base_url, "pay", out_trade_no=order.out_trade_no)
+        await sim_control(http_client, base_url, "faults", name=name, count=1)
+    await sim_control(http_client, base_url, "pay", out_trade_no=order.out_trade_no)
     return order.out_trade_no
 
 
@@ -63,7 +53,8 @@ async def test_forged_variants_are_still_refused(app, ctx, http_client, base_url
     no = await pay_with(ctx, http_client, base_url, faults)
 
     async def answered():
-        sim_order = (await control(http_client, base_url, f"orders/{no}", method="GET"))["order"]
+        reply = await sim_control(http_client, base_url, f"orders/{no}", method="GET")
+        sim_order = reply["order"]
         return sim_order["notifies"] and sim_order["notifies"][0]["status"]
 
     await wait_for(answered)

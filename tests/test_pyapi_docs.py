@@ -1,6 +1,5 @@
 """The Python API example estate in docs/embedding.md runs: basket, payment, refunds, close."""
 
-import asyncio
 import importlib.util
 import json
 import pathlib
@@ -10,7 +9,7 @@ import pytest
 import tornado.web
 
 from conftest import base_settings_dict, merge
-from flow_helpers import ALICE
+from flow_helpers import ALICE, wait_for
 from tornpay.storage.models import Event
 
 DOC = pathlib.Path(__file__).resolve().parent.parent / "docs" / "embedding.md"
@@ -56,14 +55,6 @@ async def call(http_client, base_url, method, path, data=None):
     return response.code, json.loads(response.body)
 
 
-async def until(predicate, timeout=10.0):
-    for _ in range(int(timeout / 0.02)):
-        if predicate():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not met in time")
-
-
 @pytest.mark.gen_test(timeout=40)
 async def test_documented_python_api_estate(http_client, base_url, example):
     _app, _tp, shop = example
@@ -74,18 +65,18 @@ async def test_documented_python_api_estate(http_client, base_url, example):
     assert basket["pay_params"]["package"].startswith("prepay_id=")
     await http_client.fetch(base_url + "/_sim/control/pay", method="POST",
                             body=json.dumps({"out_trade_no": number}))
-    await until(lambda: shop.paid == [number])
+    await wait_for(lambda: shop.paid == [number], timeout=10)
 
     status, first = await call(http_client, base_url, "POST", f"/admin/orders/{number}/refund",
                                {"fee": 1500})
     assert status == 200 and first["state"] in ("PROCESSING", "SUCCESS")
-    await until(lambda: shop.refunded == [(number, 1500)])
+    await wait_for(lambda: shop.refunded == [(number, 1500)], timeout=10)
     status, too_much = await call(http_client, base_url, "POST",
                                   f"/admin/orders/{number}/refund", {"fee": 40000})
     assert (status, too_much["error"]) == (409, "invalid_state")
     status, rest = await call(http_client, base_url, "POST", f"/admin/orders/{number}/refund")
     assert status == 200
-    await until(lambda: shop.refunded == [(number, 1500), (number, 32000)])
+    await wait_for(lambda: shop.refunded == [(number, 1500), (number, 32000)], timeout=10)
     status, queried = await call(http_client, base_url, "GET", f"/admin/orders/{number}")
     assert queried == {"state": "REFUNDED", "refunded_fee": 33500}
 

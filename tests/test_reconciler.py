@@ -128,20 +128,15 @@ async def test_next_check_when_closeorder_becomes_allowed(db, hooks):
     assert 8 < wait <= 10.5
 
 
+@pytest.mark.parametrize("close_error,ends", [(BusinessError("ORDERPAID", "paid"), PAID),
+                                              (BusinessError("ORDERCLOSED", "closed"), CLOSED)],
+                         ids=["ORDERPAID", "ORDERCLOSED"])
 @pytest.mark.gen_test
-async def test_close_finds_order_paid(db, hooks):
+async def test_close_finds_order_paid_or_already_closed(db, hooks, close_error, ends):
     make_order(age_seconds=400, expire_in_seconds=350)
-    client = FakePayClient("NOTPAY", close_error=BusinessError("ORDERPAID", "paid"))
+    client = FakePayClient("NOTPAY", close_error=close_error)
     await reconciler(client, hooks).run_once()
-    assert state() == PAID
-
-
-@pytest.mark.gen_test
-async def test_close_finds_order_already_closed(db, hooks):
-    make_order(age_seconds=400, expire_in_seconds=350)
-    client = FakePayClient("NOTPAY", close_error=BusinessError("ORDERCLOSED", "closed"))
-    await reconciler(client, hooks).run_once()
-    assert state() == CLOSED
+    assert state() == ends
 
 
 @pytest.mark.gen_test

@@ -2,7 +2,7 @@
 
 import pytest
 
-from test_refunds import paid_order
+from flow_helpers import paid_order
 from tornpay.orders import refunds as refunds_mod
 from tornpay.simulator.clientcert import NO_CERT
 from tornpay.storage.models import Order

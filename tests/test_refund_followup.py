@@ -2,13 +2,14 @@
 
 import pytest
 
-from flow_helpers import wait_for
-# The refund tests' app (a recording plugin, refunds finished only on request) and helpers.
-from test_refunds import control, paid_order, recorder, tp_plugins  # noqa: F401
+from flow_helpers import paid_order, sim_control, wait_for
+# The refund tests' recording plugin (refunds finish only on request: hold_refunds below).
+from test_refunds import recorder  # noqa: F401
 from tornpay.orders import refunds as refunds_mod
 from tornpay.storage.models import Order, Refund
 
-pytestmark = pytest.mark.hold_refunds  # refunds finish only through the control API
+# Refunds finish only through the control API; every test is a coroutine on the app's loop.
+pytestmark = [pytest.mark.hold_refunds, pytest.mark.gen_test(timeout=20)]
 
 
 @pytest.fixture
@@ -17,16 +18,15 @@ def tp_overrides():
     return {"orders": {"reconcile_after_seconds": 0, "reconcile_interval_seconds": 0.1}}
 
 
-@pytest.mark.gen_test(timeout=20)
 @pytest.mark.parametrize("api_version", ["v2", "v3"])
 async def test_lost_refund_notify_is_settled_by_refundquery(app, ctx, http_client, base_url,
                                                             recorder):
     out_trade_no = await paid_order(ctx, http_client, base_url)
     refund = await refunds_mod.request_refund(ctx, out_trade_no, 9900)
     assert refund.state == "PROCESSING"
-    await control(http_client, base_url, "faults", name="notify_drop", count=1)
-    await control(http_client, base_url, "refunds/finish", out_refund_no=refund.out_refund_no,
-                  status="SUCCESS")
+    await sim_control(http_client, base_url, "faults", name="notify_drop", count=1)
+    await sim_control(http_client, base_url, "refunds/finish", out_refund_no=refund.out_refund_no,
+                      status="SUCCESS")
     # No notify arrives; the background follow-up asks refundquery and applies SUCCESS once.
     await wait_for(lambda: Refund.get_by_id(refund.out_refund_no).state == "SUCCESS")
     assert Order.get_by_id(out_trade_no).state == "REFUNDED"
@@ -37,14 +37,13 @@ async def test_lost_refund_notify_is_settled_by_refundquery(app, ctx, http_clien
     assert len(recorder.calls) == 1
 
 
-@pytest.mark.gen_test(timeout=20)
 @pytest.mark.parametrize("api_version", ["v2", "v3"])
 async def test_timed_out_refund_request_is_resent_with_the_same_bytes(app, ctx, http_client,
                                                                       base_url):
     out_trade_no = await paid_order(ctx, http_client, base_url)
     await ctx.refund_followup.stop()  # drive the pass by hand for this test
-    await control(http_client, base_url, "faults", name="systemerror", count=1,
-                  endpoint="refund")
+    await sim_control(http_client, base_url, "faults", name="systemerror", count=1,
+                      endpoint="refund")
     refund = await refunds_mod.request_refund(ctx, out_trade_no, 500)
     assert refund.state == "REQUESTED"
     stored = refund.request
@@ -57,7 +56,6 @@ async def test_timed_out_refund_request_is_resent_with_the_same_bytes(app, ctx, 
     assert len(ctx.simulator.refunds) == 1
 
 
-@pytest.mark.gen_test(timeout=20)
 async def test_finished_refunds_are_not_checked_again(app, ctx, http_client, base_url):
     out_trade_no = await paid_order(ctx, http_client, base_url)
     await ctx.refund_followup.stop()

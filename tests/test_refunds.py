@@ -1,17 +1,15 @@
 """Refunds over loopback against the in-process simulator: full, partial, over-refund, notify."""
 
-import json
-
 import pytest
 
-from flow_helpers import ALICE, order_snapshot, wait_for
+from flow_helpers import order_snapshot, paid_order, sim_control, wait_for
 from tornpay.orders import refunds as refunds_mod
-from tornpay.orders.service import create_order
 from tornpay.protocol.refundcrypto import encrypt_req_info
 from tornpay.protocol.xmlcodec import decode_xml, encode_xml
 from tornpay.storage.models import Notification, Order, Refund
 
-pytestmark = pytest.mark.hold_refunds  # refunds finish only through the control API
+# Refunds finish only through the control API; every test is a coroutine on the app's loop.
+pytestmark = [pytest.mark.hold_refunds, pytest.mark.gen_test(timeout=20)]
 
 API_KEY = "192006250b4c09247ec02edce69f6a2d"
 
@@ -31,33 +29,13 @@ class RefundRecorder:
 
 @pytest.fixture
 def recorder():
-    return RefundRecorder()
-
-
-@pytest.fixture
-def tp_plugins(recorder):
-    return [recorder]
-
-
-async def control(http_client, base_url, action, **data):
-    response = await http_client.fetch(f"{base_url}/_sim/control/{action}", method="POST",
-                                       body=json.dumps(data), raise_error=False)
-    assert response.code == 200, response.body
-    return json.loads(response.body)
-
-
-async def paid_order(ctx, http_client, base_url, product_id="coach-205") -> str:
-    """Create an order (unified order at the simulator), pay it there, wait for the notify."""
-    order = await create_order(ctx, product_id, ALICE, "127.0.0.1")
-    await control(http_client, base_url, "pay", out_trade_no=order.out_trade_no)
-    await wait_for(lambda: Order.get_by_id(order.out_trade_no).state == "PAID")
-    return order.out_trade_no
+    return RefundRecorder()  # registered in the app by conftest's tp_plugins
 
 
 async def finish(http_client, base_url, out_refund_no, status="SUCCESS"):
     """Have the simulator finish a refund (it then posts the encrypted refund notify)."""
-    await control(http_client, base_url, "refunds/finish", out_refund_no=out_refund_no,
-                  status=status)
+    await sim_control(http_client, base_url, "refunds/finish", out_refund_no=out_refund_no,
+                      status=status)
     await wait_for(lambda: Refund.get_by_id(out_refund_no).state == status)
 
 
@@ -85,7 +63,6 @@ async def post_notify(http_client, base_url, body):
     return decode_xml(response.body)
 
 
-@pytest.mark.gen_test(timeout=20)
 async def test_full_refund_applies_once_and_fires_on_refund_once(app, ctx, http_client,
                                                                  base_url, recorder):
     out_trade_no = await paid_order(ctx, http_client, base_url)
@@ -121,7 +98,6 @@ async def test_full_refund_applies_once_and_fires_on_refund_once(app, ctx, http_
         await refunds_mod.request_refund(ctx, out_trade_no, 1)
 
 
-@pytest.mark.gen_test(timeout=20)
 @pytest.mark.parametrize("api_version", ["v2", "v3"])
 async def test_two_partial_refunds_then_over_refund_refused(app, ctx, http_client, base_url,
                                                             recorder):
@@ -153,7 +129,6 @@ async def test_two_partial_refunds_then_over_refund_refused(app, ctx, http_clien
     assert sorted(c[2] for c in recorder.calls) == [1900, 3000, 5000]
 
 
-@pytest.mark.gen_test(timeout=20)
 @pytest.mark.parametrize("api_version", ["v2", "v3"])
 async def test_closed_refund_releases_the_reservation(app, ctx, http_client, base_url,
                                                       recorder):
@@ -165,13 +140,12 @@ async def test_closed_refund_releases_the_reservation(app, ctx, http_client, bas
     assert recorder.calls == []
 
 
-@pytest.mark.gen_test(timeout=20)
 @pytest.mark.parametrize("api_version", ["v2", "v3"])
 async def test_refund_query_applies_success(app, ctx, http_client, base_url, recorder):
     out_trade_no = await paid_order(ctx, http_client, base_url)
     refund = await refunds_mod.request_refund(ctx, out_trade_no, 100)
     ctx.simulator.refunds[("10000100", refund.out_refund_no)].notify_url = ""  # no notify
-    await control(http_client, base_url, "refunds/finish", out_refund_no=refund.out_refund_no)
+    await sim_control(http_client, base_url, "refunds/finish", out_refund_no=refund.out_refund_no)
     assert Refund.get_by_id(refund.out_refund_no).state == "PROCESSING"
     status, changed = await refunds_mod.query_refund(ctx, refund.out_refund_no)
     assert (status, changed) == ("SUCCESS", True)
@@ -179,17 +153,15 @@ async def test_refund_query_applies_success(app, ctx, http_client, base_url, rec
     assert await refunds_mod.query_refund(ctx, refund.out_refund_no) == ("SUCCESS", False)
 
 
-@pytest.mark.gen_test(timeout=20)
 @pytest.mark.parametrize("api_version", ["v2", "v3"])
 async def test_wechat_refusal_marks_failed_and_releases(app, ctx, http_client, base_url):
     out_trade_no = await paid_order(ctx, http_client, base_url)
-    await control(http_client, base_url, "faults", name="notenough", count=1)
+    await sim_control(http_client, base_url, "faults", name="notenough", count=1)
     refund = await refunds_mod.request_refund(ctx, out_trade_no, 500)
     assert refund.state == "FAILED" and "NOTENOUGH" in refund.last_error
     assert Order.get_by_id(out_trade_no).reserved_refund_fee == 0
 
 
-@pytest.mark.gen_test(timeout=20)
 async def test_bad_req_info_and_unknown_refund_are_refused(app, ctx, http_client, base_url):
     out_trade_no = await paid_order(ctx, http_client, base_url)
     refund = await refunds_mod.request_refund(ctx, out_trade_no, 700)
@@ -219,13 +191,12 @@ async def test_bad_req_info_and_unknown_refund_are_refused(app, ctx, http_client
     assert refused == len(cases)
 
 
-@pytest.mark.gen_test(timeout=20)
 @pytest.mark.parametrize("api_version", ["v2", "v3"])
 async def test_systemerror_keeps_requested_and_resend_repeats_the_same_bytes(
         app, ctx, http_client, base_url):
     out_trade_no = await paid_order(ctx, http_client, base_url)
-    await control(http_client, base_url, "faults", name="systemerror", count=1,
-                  endpoint="refund")
+    await sim_control(http_client, base_url, "faults", name="systemerror", count=1,
+                      endpoint="refund")
     refund = await refunds_mod.request_refund(ctx, out_trade_no, 1200)
     assert refund.state == "REQUESTED" and "SYSTEMERROR" in refund.last_error
     assert Order.get_by_id(out_trade_no).reserved_refund_fee == 1200  # still held

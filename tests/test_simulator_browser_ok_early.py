@@ -2,9 +2,8 @@
 
 import sqlite3
 
-from browser_helpers import MOBILE  # noqa: F401
 from test_browser import (  # noqa: F401  (fixtures and marks)
-    browser, expect, expect_paid, out_trade_no, pytestmark, server, sign_in, visit,
+    expect_paid, pay_under_fault, pytestmark, server, visit,
 )
 
 DELAY = 6.0  # seconds between the bridge's ok and the payment landing at the simulator
@@ -20,15 +19,9 @@ def tornpay_state(server, number):
 
 
 def test_ok_before_the_payment_lands_still_ends_paid(visit, server):
-    server.start()
-    server.sim("POST", "faults", name="bridge_ok_early", count=1, seconds=DELAY)
-    v = visit()
+    # The bridge answers ok; the page asks the server instead of believing it ...
+    v, number = pay_under_fault(visit, server, "bridge_ok_early", seconds=DELAY)
     page = v.page
-    sign_in(v, server, "coach-101")
-    number = out_trade_no(page)
-    page.click("#tornpay-sim-pay")
-    # The bridge answered ok; the page asks the server instead of believing it ...
-    expect(page.locator("#tornpay-status")).to_have_text("Confirming your payment\u2026")
     # ... and at this point WeChat has no payment: orderquery NOTPAY, no notify, not PAID.
     sim_order = server.sim("GET", f"orders/{number}")["order"]
     assert sim_order["trade_state"] == "NOTPAY" and sim_order["notifies"] == []

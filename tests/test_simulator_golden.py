@@ -8,63 +8,14 @@ from tornpay.protocol.xmlcodec import decode_xml
 from tornpay.simulator.notifier import payment_notify_fields
 from tornpay.simulator.records import parse_compact_time
 from tornpay.simulator.refundcipher import encrypt_req_info, req_info_plaintext
-from vectors import REQ_INFO_12_4  # reference §12.4, shared with the merchant-side tests
+from vectors import REQ_INFO_12_4, message_xml  # the reference, shared with the merchant side
 
-UNIFIEDORDER_B3 = """<xml>
-  <appid>wxd930ea5d5a258f4f</appid>
-  <mch_id>10000100</mch_id>
-  <device_info>WEB</device_info>
-  <nonce_str>5K8264ILTKCH16CQ2502SI8ZNMTM67VS</nonce_str>
-  <body>示例商城-会员充值</body>
-  <attach>shop=sz01</attach>
-  <out_trade_no>20240601123045000123</out_trade_no>
-  <fee_type>CNY</fee_type>
-  <total_fee>1</total_fee>
-  <spbill_create_ip>123.12.12.123</spbill_create_ip>
-  <time_start>20240601123045</time_start>
-  <time_expire>20240601143045</time_expire>
-  <notify_url>https://merchant.example.com/wxpay/notify</notify_url>
-  <trade_type>JSAPI</trade_type>
-  <openid>oUpF8uMuAJO_M2pxb1Q9zNjWeS6o</openid>
-  <sign>209867E353F8E8E8D22CF881F9AE3F2B</sign>
-</xml>""".encode()
-
-ORDERQUERY_B9 = b"""<xml>
-  <appid>wxd930ea5d5a258f4f</appid>
-  <mch_id>10000100</mch_id>
-  <out_trade_no>20240601123045000123</out_trade_no>
-  <nonce_str>ec2316275641faa3aacf3cc599e8730f</nonce_str>
-  <sign>C2A59E78C25CB009BD0BE51AF18C5707</sign>
-</xml>"""
-
-CLOSEORDER_B13 = b"""<xml>
-  <appid>wxd930ea5d5a258f4f</appid>
-  <mch_id>10000100</mch_id>
-  <out_trade_no>20240601123045000124</out_trade_no>
-  <nonce_str>4ca93f17ddf3443ceabf72f26d64fe0e</nonce_str>
-  <sign>BFB31A487FC00BA2D35259F7D788ED62</sign>
-</xml>"""
-
-REFUND_B15 = """<xml>
-  <appid>wxd930ea5d5a258f4f</appid>
-  <mch_id>10000100</mch_id>
-  <nonce_str>6cefdb308e1e2e8aabd48cf79e546a02</nonce_str>
-  <transaction_id>4200002315202406013425869417</transaction_id>
-  <out_refund_no>R20240602000001</out_refund_no>
-  <total_fee>1</total_fee>
-  <refund_fee>1</refund_fee>
-  <refund_desc>用户取消订单</refund_desc>
-  <notify_url>https://merchant.example.com/wxpay/refund-notify</notify_url>
-  <sign>B1D261E43643C7889185B5B8A0A42085</sign>
-</xml>""".encode()
-
-REFUNDQUERY_B17 = b"""<xml>
-  <appid>wxd930ea5d5a258f4f</appid>
-  <mch_id>10000100</mch_id>
-  <nonce_str>0b9f35f484df17a732e537c37708d1d0</nonce_str>
-  <out_refund_no>R20240602000001</out_refund_no>
-  <sign>5E15D695B192E55F134ACE62FF123D71</sign>
-</xml>"""
+# The reference's request samples, byte for byte (tests/vectors_v2.xml).
+UNIFIEDORDER_B3 = message_xml("B3")
+ORDERQUERY_B9 = message_xml("B9")
+CLOSEORDER_B13 = message_xml("B13")
+REFUND_B15 = message_xml("B15")
+REFUNDQUERY_B17 = message_xml("B17")
 
 
 def pin(state, **values):

@@ -9,12 +9,12 @@ import shutil
 import pytest
 from wechatpayv3 import WeChatPay, WeChatPayType
 
-from sim_helpers import APPID, MCH_ID, OPENID, sim_config, state, wait_for  # noqa: F401
+from sim_helpers import (APPID, MCH_ID, OPENID, sim_config, simulator_app, state,  # noqa: F401
+                         wait_for)
 from sim_v3_helpers import (MERCHANT_KEY_FILE, PLATFORM_CERT_FILE, PUBLIC_KEY_FILE,
                             TEST_APIV3_KEY, TEST_MERCHANT_SERIAL, TEST_PUB_KEY_ID, HeaderBox,
                             HeaderReceiver, v3_call)
 from tornpay.protocol.v3.keys import load_private_key
-from tornpay.simulator.app import make_simulator_app
 
 
 @pytest.fixture
@@ -24,9 +24,7 @@ def hbox():
 
 @pytest.fixture
 def app(state, hbox):
-    application = make_simulator_app(state)
-    application.add_handlers(".*", [(r"/merchant/(\w+)", HeaderReceiver, {"box": hbox})])
-    return application
+    return simulator_app(state, HeaderReceiver, hbox)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import urllib.request
 import pytest
 import yaml
 
-from proc_helpers import free_port, terminate
+from proc_helpers import free_port, log_tail, running
 
 from conftest import base_settings_dict
 
@@ -57,13 +57,12 @@ def test_zipapp_serves_and_stops_cleanly(pyz, tmp_path):
     env["SHIV_ROOT"] = str(tmp_path / "shiv")
     with open(tmp_path / "server.log", "w+") as log:
         _serve_and_stop(pyz, path, workdir, env, port, tmp_path, log)
+        assert "stopped" in log_tail(log)
 
 
 def _serve_and_stop(pyz, path, workdir, env, port, tmp_path, log):
-    proc = subprocess.Popen([str(pyz), "serve", "--settings", str(path)], cwd=workdir, env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    try:
+    with running([str(pyz), "serve", "--settings", str(path)], workdir, env, log) as proc:
         _wait_healthy(proc, base, log)
         status, body = _get(base + "/")
         assert status == 200 and b"coach-101" in body and b"Pay with WeChat" in body
@@ -75,19 +74,6 @@ def _serve_and_stop(pyz, path, workdir, env, port, tmp_path, log):
         assert status == 200 and b"tornpay_orders" in metrics
         # The code runs from the unpacked zipapp, not from this checkout.
         assert any((tmp_path / "shiv").iterdir())
-    finally:
-        try:
-            code = terminate(proc, timeout=20)
-        except AssertionError as exc:
-            pytest.fail(f"{exc}\n" + _tail(log))
-    assert code == 0, _tail(log)
-    assert "stopped" in _tail(log)
-
-
-def _tail(log):
-    log.flush()
-    log.seek(0)
-    return log.read()[-3000:]
 
 
 PLUGIN = '''"""A merchant's plugin that lives beside settings.yaml, not on PYTHONPATH."""
@@ -129,29 +115,24 @@ def _run_on_postgres(pyz, tmp_path, url):
     workdir.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TORNPAY_", "PYTHON"))}
     env["SHIV_ROOT"] = str(tmp_path / "shiv")
-    with open(tmp_path / "server.log", "w+") as log:
-        proc = subprocess.Popen([str(pyz), "serve", "--settings", str(path)], cwd=workdir,
-                                env=env, stdout=log, stderr=subprocess.STDOUT)
-        base = f"http://127.0.0.1:{port}"
+    base = f"http://127.0.0.1:{port}"
+    with open(tmp_path / "server.log", "w+") as log, \
+            running([str(pyz), "serve", "--settings", str(path)], workdir, env, log) as proc:
+        _wait_healthy(proc, base, log)
+        assert (srv / "plugin-loaded").exists()
+        status, metrics = _get(base + "/metrics")
+        assert status == 200 and b"tornpay_database_up 1.0" in metrics
+        cookie = tornado.web.create_signed_value(
+            settings["server"]["cookie_secret"], "tornpay_openid", "o-zipapp").decode()
+        request = urllib.request.Request(base + "/wxpay/checkout/myshop-1",
+                                         headers={"Cookie": f"tornpay_openid={cookie}"})
+        opener = urllib.request.build_opener(_NoRedirect)
         try:
-            _wait_healthy(proc, base, log)
-            assert (srv / "plugin-loaded").exists()
-            status, metrics = _get(base + "/metrics")
-            assert status == 200 and b"tornpay_database_up 1.0" in metrics
-            cookie = tornado.web.create_signed_value(
-                settings["server"]["cookie_secret"], "tornpay_openid", "o-zipapp").decode()
-            request = urllib.request.Request(base + "/wxpay/checkout/myshop-1",
-                                             headers={"Cookie": f"tornpay_openid={cookie}"})
-            opener = urllib.request.build_opener(_NoRedirect)
-            try:
-                opener.open(request, timeout=10)
-                raise AssertionError("checkout did not redirect")
-            except urllib.error.HTTPError as exc:
-                assert exc.code == 303, _tail(log)
-                out_trade_no = exc.headers["Location"].rstrip("/").rsplit("/", 1)[-1]
-        finally:
-            code = terminate(proc, timeout=20)
-        assert code == 0, _tail(log)
+            opener.open(request, timeout=10)
+            raise AssertionError("checkout did not redirect")
+        except urllib.error.HTTPError as exc:
+            assert exc.code == 303, log_tail(log)
+            out_trade_no = exc.headers["Location"].rstrip("/").rsplit("/", 1)[-1]
     shown = subprocess.run([str(pyz), "orders", "show", out_trade_no, "--settings", str(path)],
                            cwd=workdir, env=env, capture_output=True, text=True, timeout=60)
     assert shown.returncode == 0, shown.stderr
@@ -174,4 +155,4 @@ def _wait_healthy(proc, base, log):
         if status == 200:
             return
         time.sleep(0.2)
-    raise AssertionError(f"never healthy ({status}):\n{_tail(log)}")
+    raise AssertionError(f"never healthy ({status}):\n{log_tail(log)}")

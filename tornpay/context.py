@@ -78,12 +78,11 @@ class Context:
         self.pay_client = PayClient.from_settings(settings, self.http_client,
                                                   observer=self._observe_upstream)
         from tornpay.gateway.router import build_gateways
-        from tornpay.orders.trade_state import order_generation
 
         # The core's way to WeChat: the gateway of each order's API generation.
         self.gateways = build_gateways(settings, self.pay_client, self.http_client,
                                        observer=self._observe_upstream,
-                                       generation_of=order_generation)
+                                       generation_of=self._order_generation)
         self.oauth_client = OAuthClient.from_settings(settings, self.http_client)
         self.simulator = None
         if settings.simulator.enabled:
@@ -143,6 +142,12 @@ class Context:
         """Run the read-only function ``fn`` on a database reader thread; await its result."""
         return await self.dbx.read(fn, *args, **kwargs)
 
+    async def _order_generation(self, out_trade_no: str):
+        """The gateway router's question (which API generation is this order in), off the loop."""
+        from tornpay.orders.trade_state import order_generation
+
+        return await self.dbx.read(order_generation, out_trade_no)
+
     @property
     def prefix(self) -> str:
         return self.settings.server.prefix
@@ -159,7 +164,7 @@ class Context:
         self.refund_followup.start()
         self.bills.start()
         self.db_health.start()
-        if self.simulator is not None and hasattr(self.simulator, "start"):
+        if self.simulator is not None:
             self.simulator.start()
 
     async def stop(self) -> None:
@@ -173,10 +178,8 @@ class Context:
             await self.dispatcher.stop()
             await self.db_health.stop()
             await self.registry.stop()
-            if self.simulator is not None and hasattr(self.simulator, "stop"):
-                result = self.simulator.stop()
-                if hasattr(result, "__await__"):
-                    await result
+            if self.simulator is not None:
+                await self.simulator.stop()
         if self.closed:  # stop() twice (an estate's shutdown and a test's) closes once
             return
         self.closed = True

@@ -1,6 +1,6 @@
 """Typed errors of the programming interfaces: one stable ``code`` each, for Python and JSON."""
 
-from typing import Optional
+from typing import Any, Optional
 
 
 class TornpayError(Exception):
@@ -9,62 +9,54 @@ class TornpayError(Exception):
     code = "error"
     status = 400  # the JSON API's HTTP status for it
 
+    def __init_subclass__(cls, code: str = "", status: int = 0, **kwargs: Any):
+        # Each error names its code and status in its class line (``code=..., status=...``).
+        super().__init_subclass__(**kwargs)
+        if code:
+            cls.code = code
+        if status:
+            cls.status = status
+
     def __init__(self, message: str, out_trade_no: Optional[str] = None):
         super().__init__(message)
         self.message = message
         self.out_trade_no = out_trade_no
 
 
-class OrderNotFound(TornpayError, LookupError):
+class OrderNotFound(TornpayError, LookupError, code="not_found", status=404):
     """No order (or refund) with that number."""
 
-    code, status = "not_found", 404
 
-
-class UnknownProduct(TornpayError, LookupError):
+class UnknownProduct(TornpayError, LookupError, code="unknown_product", status=404):
     """``resolve_product`` knows no such product: nothing was created."""
 
-    code, status = "unknown_product", 404
 
-
-class InvalidState(TornpayError):
+class InvalidState(TornpayError, code="invalid_state", status=409):
     """The order's state (or age) does not allow this; nothing changed."""
 
-    code, status = "invalid_state", 409
 
-
-class InvalidRequest(TornpayError, ValueError):
+class InvalidRequest(TornpayError, ValueError, code="invalid_request", status=400):
     """A bad argument (amount, body, attach, payer); nothing changed."""
 
-    code, status = "invalid_request", 400
 
-
-class TradeTypeNotEnabled(TornpayError, ValueError):
+class TradeTypeNotEnabled(TornpayError, ValueError, code="trade_type_not_enabled", status=400):
     """The trade type is unknown, or not enabled in this merchant's settings."""
 
-    code, status = "trade_type_not_enabled", 400
 
-
-class TooManyOpenOrders(TornpayError):
+class TooManyOpenOrders(TornpayError, code="too_many_open_orders", status=429):
     """The payer (or address) already has as many unpaid orders as the limits allow."""
 
-    code, status = "too_many_open_orders", 429
 
-
-class ProductLookupFailed(TornpayError):
+class ProductLookupFailed(TornpayError, code="product_lookup_failed", status=503):
     """A plugin's ``resolve_product`` failed (raised, timed out): try again later."""
 
-    code, status = "product_lookup_failed", 503
 
-
-class WeChatRefused(TornpayError):
+class WeChatRefused(TornpayError, code="wechat_error", status=502):
     """WeChat refused the call or did not answer; ``wechat_code`` is its own code.
 
     ``retryable`` is true when trying again later may succeed (a timeout,
     SYSTEMERROR); the order, if one was made, is in ``out_trade_no``.
     """
-
-    code, status = "wechat_error", 502
 
     def __init__(self, message: str, wechat_code: str, retryable: bool = False,
                  out_trade_no: Optional[str] = None):

@@ -2,7 +2,9 @@
 
 ``tornpay.context.Context`` (a serving process) and ``orders.admin.AdminContext``
 (the CLI: no background work) both satisfy :class:`CoreContext`, so core
-functions take one typed ``ctx`` instead of probing it with ``getattr``.
+functions take one typed ``ctx`` instead of probing it with ``getattr``: what a
+context may lack is declared here and set to None by the context that lacks it
+(``tests/test_architecture.py`` refuses ``getattr(ctx, ...)`` in product code).
 """
 
 from typing import Any, Protocol, runtime_checkable
@@ -16,6 +18,7 @@ class CoreContext(Protocol):
     db: Any
     dbx: Any  # the DbExecutor running database work off the IOLoop; None in the CLI
     hooks: Any
+    reconciler: Any  # the serving process's Reconciler (orderquery now); None in the CLI
 
     @property
     def pay_client(self) -> Any:
@@ -31,6 +34,7 @@ class CoreContext(Protocol):
 
 @runtime_checkable
 class ServingContext(CoreContext, Protocol):
-    """A serving process's context: also the refused-notify log (the notify pipelines)."""
+    """A serving process's context: also the refused-notify log and the database watch."""
 
-    refusals: Any
+    refusals: Any  # the notify pipelines' refusal log
+    db_health: Any  # DatabaseHealth: pages and notifies refuse while it is not ``ok``

@@ -23,8 +23,8 @@ __all__ = ["Metrics", "CONTENT_TYPE_LATEST"]
 class Metrics:
     """Counters fed by the code paths, plus gauges read from the database at each scrape.
 
-    ``ctx`` is any object with a ``db`` attribute (the app's Context); the
-    database gauges are skipped when it is None.
+    ``ctx`` is the app's Context (any object with a ``db`` attribute) or None;
+    the database gauges are skipped without a context or a database.
     """
 
     def __init__(self, ctx: Any = None):
@@ -94,7 +94,8 @@ class _DatabaseCollector:
         ]
 
     def collect(self):
-        db = getattr(self.metrics.ctx, "db", None)
+        ctx = self.metrics.ctx
+        db = None if ctx is None else ctx.db
         up = GaugeMetricFamily("tornpay_database_up", "1 when the metrics queries succeeded")
         if db is None:
             return

@@ -17,6 +17,7 @@ from tornpay.bills.parse import Bill
 from tornpay.console.queries import beijing_day_utc
 from tornpay.orders.admin import query_order
 from tornpay.protocol.errors import WeChatError
+from tornpay.storage.dbjobs import run_read
 from tornpay.storage.models import PAID, PARTIAL_REFUNDED, REFUNDED, Order, Refund, RefundState
 
 logger = logging.getLogger(__name__)
@@ -66,16 +67,26 @@ async def _settle(ctx: CoreContext, order: Order) -> Difference:
     except (WeChatError, LookupError, ValueError) as exc:
         diff.detail = f"was {order.state}; orderquery failed: {exc}"
         return diff
-    now = Order.get_by_id(no).state
+    now = (await run_read(ctx.dbx, Order.get_by_id, no)).state
     diff.settled = now in PAID_STATES
     diff.detail = f"was {order.state}; orderquery {trade_state}; now {now}"
     return diff
 
 
+def _payments_read(billed: Dict[str, Any], day: datetime.date):
+    """Our orders of the billed lines, and the orders paid here on ``day`` (one reader job)."""
+    start, end = beijing_day_utc(day)
+    paid_here = Order.select().where(Order.state.in_(PAID_STATES) & (Order.paid_at >= start)
+                                     & (Order.paid_at < end))
+    return _matched(billed, Order.out_trade_no), list(paid_here)
+
+
 async def compare_payments(ctx: CoreContext, bill: Bill, day: datetime.date) -> List[Difference]:
     billed = {p.out_trade_no: p for p in bill.payments}
     diffs = []
-    for no, p, order in _matched(billed, Order.out_trade_no):
+    # The reads on a database reader thread (SPEC §12); settling (orderquery) in between.
+    matched, paid_here = await run_read(ctx.dbx, _payments_read, billed, day)
+    for no, p, order in matched:
         if order is None:
             diffs.append(Difference("UNKNOWN_ORDER", no, bill_fee=p.total_fee, detail=(
                 f"appid {p.appid}, transaction_id {p.transaction_id}")))
@@ -88,9 +99,6 @@ async def compare_payments(ctx: CoreContext, bill: Bill, day: datetime.date) -> 
             diffs.append(Difference("TRANSACTION_DIFFERS", no, bill_fee=p.total_fee,
                                     our_fee=order.total_fee, detail=(
                                         f"bill {p.transaction_id}, here {order.transaction_id}")))
-    start, end = beijing_day_utc(day)
-    paid_here = Order.select().where(Order.state.in_(PAID_STATES) & (Order.paid_at >= start)
-                                     & (Order.paid_at < end))
     for order in paid_here:
         if order.out_trade_no not in billed:
             diffs.append(Difference("MISSING_IN_BILL", order.out_trade_no,
@@ -120,4 +128,5 @@ def compare_refunds(bill: Bill, day: datetime.date) -> List[Difference]:
 
 async def compare(ctx: CoreContext, bill: Bill, day: datetime.date) -> List[Difference]:
     """Every difference between ``bill`` (of Beijing day ``day``) and our records."""
-    return await compare_payments(ctx, bill, day) + compare_refunds(bill, day)
+    payments = await compare_payments(ctx, bill, day)
+    return payments + await run_read(ctx.dbx, compare_refunds, bill, day)

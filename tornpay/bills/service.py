@@ -10,7 +10,7 @@ from tornpay.bills.parse import Bill, BillFormatError, parse_bill
 from tornpay.bills.reconcile import Difference, compare
 from tornpay.bills.source import BillSource, BillUnavailable, NoBill, bill_source
 from tornpay.storage.db import database_proxy as db
-from tornpay.storage.dbjobs import run_write
+from tornpay.storage.dbjobs import run_read, run_write
 from tornpay.storage.models import utcnow
 from tornpay.storage.opsmodels import BillDifference, BillRun
 
@@ -137,6 +137,10 @@ def _record(run: BillRun, found: List[Difference], day: datetime.date) -> Report
 
 async def stored_report(ctx: Any, day: datetime.date) -> Report:
     """The day's last reconciliation as stored: the database only, no call to WeChat."""
+    return await run_read(ctx.dbx, _stored_report, day)
+
+
+def _stored_report(day: datetime.date) -> Report:
     run = (BillRun.select().where((BillRun.bill_date == day.isoformat())
                                   & BillRun.reconciled_at.is_null(False))
            .order_by(BillRun.reconciled_at.desc()).first())

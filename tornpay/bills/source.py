@@ -96,7 +96,4 @@ def _error(data: bytes) -> BillUnavailable:
 
 def bill_source(ctx: CoreContext) -> BillSource:
     """The bill source of the settings' API generation (its gateway's)."""
-    gateways = getattr(ctx, "gateways", None)
-    if gateways is None:
-        return V2DownloadBill(ctx.pay_client)
-    return gateways.current.bill_source()
+    return ctx.gateways.current.bill_source()

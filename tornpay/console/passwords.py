@@ -7,9 +7,10 @@ import hmac
 import logging
 import re
 import secrets
-from typing import Optional
+from typing import Any, Optional
 
 from tornpay.storage.db import database_proxy as db
+from tornpay.storage.dbjobs import run_read
 from tornpay.storage.models import utcnow
 from tornpay.storage.opsmodels import Operator
 
@@ -81,13 +82,15 @@ def set_password(name: str, password: str) -> bool:
     return not updated
 
 
-async def authenticate(name: str, password: str) -> Optional[Operator]:
+async def authenticate(name: str, password: str, dbx: Any = None) -> Optional[Operator]:
     """The operator when ``name`` and ``password`` match, else None.
 
     scrypt takes tens of milliseconds of CPU on purpose: it runs in a worker
-    thread so sign-ins never hold up notifies and pages on the IOLoop.
+    thread so sign-ins never hold up notifies and pages on the IOLoop; the
+    operator is read through ``dbx`` (the server's executor; None: right here).
     """
-    operator = Operator.get_or_none(Operator.name == name) if NAME_RE.fullmatch(name) else None
+    operator = await run_read(dbx, Operator.get_or_none, Operator.name == name) \
+        if NAME_RE.fullmatch(name) else None
     stored = operator.password_hash if operator else _DUMMY
     ok = await asyncio.get_running_loop().run_in_executor(
         None, verify_password, password[:MAX_PASSWORD], stored)

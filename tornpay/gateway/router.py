@@ -1,5 +1,6 @@
 """Which gateway serves an order: the generation it was made in; new orders: the settings'."""
 
+import inspect
 import logging
 from typing import Any, Callable, Optional
 
@@ -12,11 +13,12 @@ class Gateways:
     """The configured gateways (v2 always, v3 when its keys are set) and the current one."""
 
     def __init__(self, v2: Any, v3: Optional[Any] = None, current: str = "v2",
-                 generation_of: Optional[Callable[[str], Optional[str]]] = None):
+                 generation_of: Optional[Callable[[str], Any]] = None):
         self._by_generation = {"v2": v2, "v3": v3}
         self.current_generation = current
         # The core's answer to "which generation is this order in" (the gateway reads no
-        # database: the composition hands it orders/trade_state.order_generation).
+        # database: the composition hands it orders/trade_state.order_generation, in the
+        # server a coroutine function that reads it on a database reader thread).
         self._generation_of = generation_of or (lambda out_trade_no: None)
 
     def get(self, generation: str) -> Optional[Any]:
@@ -41,18 +43,23 @@ class Gateways:
     # The reconciler's calls, routed by the order's generation.
     async def order_query(self, out_trade_no: str, sign_type: Optional[str] = None,
                           appid: Optional[str] = None) -> dict:
-        return await self._by_no(out_trade_no).order_query(out_trade_no, sign_type, appid)
+        gateway = await self._by_no(out_trade_no)
+        return await gateway.order_query(out_trade_no, sign_type, appid)
 
     async def close_order(self, out_trade_no: str, sign_type: Optional[str] = None,
                           appid: Optional[str] = None) -> None:
-        await self._by_no(out_trade_no).close_order(out_trade_no, sign_type, appid)
+        gateway = await self._by_no(out_trade_no)
+        await gateway.close_order(out_trade_no, sign_type, appid)
 
-    def _by_no(self, out_trade_no: str) -> Any:
-        return self.of(self._generation_of(out_trade_no) or self.current_generation)
+    async def _by_no(self, out_trade_no: str) -> Any:
+        generation = self._generation_of(out_trade_no)
+        if inspect.isawaitable(generation):
+            generation = await generation
+        return self.of(generation or self.current_generation)
 
 
 def build_gateways(settings: Any, pay_client: Any, http_client: Any, observer: Any = None,
-                   generation_of: Optional[Callable[[str], Optional[str]]] = None) -> Gateways:
+                   generation_of: Optional[Callable[[str], Any]] = None) -> Gateways:
     """v2 from the PayClient; v3 when its keys check out (required with api_version v3)."""
     from tornpay.gateway.v2 import V2Gateway
     from tornpay.gateway.v3settings import load_v3

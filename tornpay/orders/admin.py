@@ -15,6 +15,7 @@ from tornpay.orders.refunds import (NotFound, RefundError, query_refund, request
 from tornpay.protocol.errors import BusinessError
 from tornpay.storage import db as storage
 from tornpay.storage import migrations
+from tornpay.storage.dbjobs import run_read, run_write
 from tornpay.storage.models import (CREATED, DONE, PREPAID, Delivery, Notification, Order,
                                     Refund, RefundState, utcnow)
 
@@ -71,6 +72,7 @@ class AdminContext(DatabaseContext):
         storage.create_tables(self.hooks.models())
         self._http_client = None
         self._pay_client = None
+        self._gateways = None
         self._make_http = make_http_client
         self._pay_cls = PayClient
 
@@ -85,7 +87,7 @@ class AdminContext(DatabaseContext):
     @property
     def gateways(self):
         """The WeChat gateways (v2, and v3 when configured), made on first use."""
-        if getattr(self, "_gateways", None) is None:
+        if self._gateways is None:
             from tornpay.gateway.router import build_gateways
             from tornpay.orders.trade_state import order_generation
             self._gateways = build_gateways(self.settings, self.pay_client, self._http_client,
@@ -136,10 +138,11 @@ def order_details(out_trade_no: str) -> dict:
 
 async def query_order(ctx: CoreContext, out_trade_no: str) -> str:
     """orderquery and apply the answer like the reconciler; return trade_state."""
-    order = get_order(out_trade_no)
+    # In a server on the database threads (SPEC §12); in the CLI (dbx None) right here.
+    order = await run_read(ctx.dbx, get_order, out_trade_no)
     reply = await ctx.gateways.for_order(order).order_query(out_trade_no, order.sign_type,
                                                             appid=order.appid or None)
-    trade_state = apply_trade_state(out_trade_no, reply, ctx.hooks)
+    trade_state = await run_write(ctx.dbx, apply_trade_state, out_trade_no, reply, ctx.hooks)
     ctx.kick()
     return trade_state
 
@@ -150,7 +153,7 @@ async def close_order(ctx: CoreContext, out_trade_no: str) -> str:
     ``CLOSED`` when closed here, or the trade_state found when WeChat says the
     order was paid meanwhile (ORDERPAID: it is queried and marked paid).
     """
-    order = get_order(out_trade_no)
+    order = await run_read(ctx.dbx, get_order, out_trade_no)
     if order.state not in (CREATED, PREPAID):
         raise Refused(f"order {out_trade_no} is {order.state}; only CREATED or PREPAID "
                       "orders can be closed")
@@ -169,10 +172,11 @@ async def close_order(ctx: CoreContext, out_trade_no: str) -> str:
         # ORDERNOTEXIST: WeChat never saw it (failed unified order), so nothing can pay it.
         if exc.err_code not in ("ORDERCLOSED", "ORDERNOTEXIST"):
             raise
-    changed = transitions.mark_closed(out_trade_no, "closed", hooks=ctx.hooks)
+    changed = await run_write(ctx.dbx, transitions.mark_closed, out_trade_no, "closed",
+                              hooks=ctx.hooks)
     ctx.kick()
     if not changed:
-        return get_order(out_trade_no).state
+        return (await run_read(ctx.dbx, get_order, out_trade_no)).state
     return "CLOSED"
 
 
@@ -200,10 +204,10 @@ async def query_everything(ctx: CoreContext, out_trade_no: str) -> List[str]:
 async def refund_and_report(ctx: CoreContext, out_trade_no: str, fee: Optional[int], reason: str,
                             resend: Optional[str]) -> str:
     """``tornpay refund``: request (or re-send) a refund; a line on success, else raise."""
-    get_order(out_trade_no)
+    await run_read(ctx.dbx, get_order, out_trade_no)
     if resend:
-        row = Refund.get_or_none((Refund.out_refund_no == resend)
-                                 & (Refund.order == out_trade_no))
+        row = await run_read(ctx.dbx, Refund.get_or_none, (Refund.out_refund_no == resend)
+                             & (Refund.order == out_trade_no))
         if row is None:
             raise NotFound(f"refund {resend} of order {out_trade_no} not found")
         refund = await send_refund(ctx, resend)

@@ -8,7 +8,7 @@ from typing import Optional
 from tornpay.interfaces import CoreContext
 from tornpay.orders.service import check_once
 from tornpay.storage import models
-from tornpay.storage.dbjobs import is_busy
+from tornpay.storage.dbjobs import is_busy, run_read
 from tornpay.storage.models import Order, OrderState
 
 logger = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ async def back_from_cashier(ctx: CoreContext, order: Order) -> Order:
     while len(_ASKED_ON_RETURN) > _ASKED_MAX:
         _ASKED_ON_RETURN.popitem(last=False)
     await check_once(ctx, order.out_trade_no)
-    return find_order(order.out_trade_no) or order
+    return await run_read(ctx.dbx, find_order, order.out_trade_no) or order
 
 
 async def result_note(ctx: CoreContext, out_trade_no: str) -> Optional[str]:

@@ -91,7 +91,7 @@ async def request_refund(ctx: CoreContext, out_trade_no: str, refund_fee: Option
     text = ctx.gateways.for_order(order).prepare_refund(params, order.sign_type)
     if await run_write(dbx, transitions.reserve_refund, out_trade_no, fee, reason, text,
                        out_refund_no) is None:
-        raise RefundRefused(_why_refused(out_trade_no, fee))
+        raise RefundRefused(await run_read(dbx, _why_refused, out_trade_no, fee))
     logger.info("order %s: refund %s of %d fen requested", out_trade_no, out_refund_no, fee)
     return await send_refund(ctx, out_refund_no)
 

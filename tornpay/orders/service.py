@@ -260,11 +260,10 @@ async def check_once(ctx: CoreContext, out_trade_no: str) -> None:
 
 async def _check_now(ctx: CoreContext, out_trade_no: str) -> None:
     # ORDERPAID / ORDERCLOSED on re-entry: orderquery has the truth (and pays or closes).
-    reconciler = getattr(ctx, "reconciler", None)
-    if reconciler is None:
+    if ctx.reconciler is None:  # the CLI: a serving process's reconciler will ask
         return
     try:
-        await reconciler.check(out_trade_no)
+        await ctx.reconciler.check(out_trade_no)
     except WeChatError as exc:
         logger.warning("order %s: query after a refused prepay refresh failed: %s",
                        out_trade_no, exc)

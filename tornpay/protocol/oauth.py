@@ -1,6 +1,5 @@
 """WeChat Official Account web authorization: the authorize URL and the code -> openid exchange."""
 
-import json
 import logging
 import time
 from urllib.parse import quote, urlencode
@@ -9,6 +8,7 @@ from tornado.httpclient import HTTPRequest
 
 from .client import wechat_urls
 from .errors import OAuthError, ProtocolError, TransportError
+from .jsonobject import json_object
 from tornpay.weblog import install_scrub_filter
 
 logger = logging.getLogger(__name__)
@@ -112,12 +112,7 @@ async def fetch_sns_json(http_client, url: str, timeout: float, what: str) -> di
         raise TransportError(f"{what} failed: network error or timeout")
     if not 200 <= response.code < 300:
         raise TransportError(f"{what}: HTTP {response.code}", response.code)
-    try:
-        data = json.loads(response.body or b"")
-    except ValueError:
-        raise ProtocolError(f"{what} reply is not JSON") from None
-    if not isinstance(data, dict):
-        raise ProtocolError(f"{what} reply is not a JSON object")
+    data = json_object(response.body or b"", f"{what} reply", ProtocolError)
     errcode = data.get("errcode")
     if errcode not in (None, 0):
         logger.warning("%s errcode=%s elapsed=%.3fs", what, errcode, elapsed)

@@ -10,8 +10,19 @@ import defusedxml.ElementTree as DET
 MAX_XML_BYTES = 64 * 1024
 
 
+EMPTY, NOT_UTF8, INVALID = "empty", "not_utf8", "invalid"
+
+
 class XMLError(ValueError):
-    """The body is not an acceptable WeChat XML document; ``str(e)`` says why."""
+    """The body is not an acceptable WeChat XML document; ``str(e)`` says why.
+
+    ``reason`` is EMPTY, NOT_UTF8 or INVALID (anything else), for a caller that
+    answers those apart (the simulator, as WeChat: POST_DATA_EMPTY, NOT_UTF8).
+    """
+
+    def __init__(self, message: str, reason: str = INVALID):
+        super().__init__(message)
+        self.reason = reason
 
 
 def _cdata(text: str) -> str:
@@ -75,11 +86,11 @@ def decode_xml(body: Union[bytes, str], root: str = "xml", limit: int = MAX_XML_
     if len(body) > limit:
         raise XMLError(f"body larger than {limit} bytes")
     if not body.strip():
-        raise XMLError("empty body")
+        raise XMLError("empty body", EMPTY)
     try:
         body.decode("utf-8")
     except UnicodeDecodeError:
-        raise XMLError("body is not UTF-8") from None
+        raise XMLError("body is not UTF-8", NOT_UTF8) from None
     if b"\x00" in body:
         raise XMLError("body contains NUL bytes")
     try:

@@ -56,10 +56,9 @@ class H5NativeBook:
 
 def book_of(state: SimulatorState) -> H5NativeBook:
     """The book kept beside the state (made on first use; reset with it in tests)."""
-    book = getattr(state, "h5native", None)
-    if book is None:
-        book = state.h5native = H5NativeBook()
-    return book
+    if state.h5native is None:
+        state.h5native = H5NativeBook()
+    return state.h5native
 
 
 def check_request(params: Dict[str, str]) -> None:

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 import tornado.web
 
 from tornpay.i18n import HTML_LANG, choose, fen_to_yuan, get_locale
+from tornpay.pagekit import PageLoader
 from tornpay.simulator import h5native
 from tornpay.simulator.h5native import PageRefusal
 from tornpay.simulator.state import SimulatorError, SimulatorState
@@ -29,6 +30,9 @@ class PhonePage(tornado.web.RequestHandler):
 
     def get_template_path(self):
         return TEMPLATES
+
+    def create_template_loader(self, template_path):
+        return PageLoader(template_path)  # the head it shares with tornpay's other pages
 
     def get_user_locale(self):
         return page_locale(self.request)

@@ -6,7 +6,7 @@ import random
 import string
 import time
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from tornado.ioloop import IOLoop
 
@@ -61,6 +61,9 @@ class SimulatorState:
         self.notify_log: List[dict] = []
         self._timers: list = []
         self.notifier = Notifier(self)
+        self.h5native: Optional[Any] = None  # h5native.H5NativeBook, made on first use
+        # v3 bill download tokens: token -> (file bytes, expiry in simulator time).
+        self.v3_bill_tokens: Dict[str, Tuple[bytes, float]] = {}
 
     # -- clock -------------------------------------------------------------
     def now(self) -> float:
@@ -233,6 +236,8 @@ class SimulatorState:
         self.tokens.clear()
         self.notify_log.clear()
         self.faults.clear()
+        self.h5native = None  # NATIVE codes and MWEB launches of the forgotten orders
+        self.v3_bill_tokens.clear()
 
     def _cancel_timers(self) -> None:
         loop = IOLoop.current()

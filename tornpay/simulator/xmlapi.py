@@ -8,12 +8,14 @@ from typing import Dict, Optional
 import tornado.web
 
 from tornpay.protocol.sign import SIGN_TYPES, make_sign, verify_sign
-from tornpay.protocol.xmlcodec import XMLError, decode_xml, encode_xml
+from tornpay.protocol.xmlcodec import EMPTY, NOT_UTF8, XMLError, decode_xml, encode_xml
 from tornpay.simulator.clientcert import check_cert_pair, check_peer_cert
 from tornpay.simulator.state import SimulatorError, SimulatorState
 
 logger = logging.getLogger(__name__)
 
+# Layer 1 of WeChat's checks (reference §16.3): these two have their own answers.
+LAYER1_FAILS = {EMPTY: "POST_DATA_EMPTY: post数据为空", NOT_UTF8: "NOT_UTF8: 编码格式错误，请使用UTF-8"}
 SANDBOX_BAD_SIGN = "沙箱验证签名失败，请确认沙箱签名key是否正确（通过getsignkey调用生成）"
 
 
@@ -75,17 +77,11 @@ class PayApiHandler(tornado.web.RequestHandler):
 
     # -- checks, in WeChat's order (reference §16.3) ------------------------
     def authenticate(self) -> Call:
-        body = self.request.body or b""
-        if not body.strip():
-            raise ProtocolFail("POST_DATA_EMPTY: post数据为空")
         try:
-            body.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ProtocolFail("NOT_UTF8: 编码格式错误，请使用UTF-8") from None
-        try:
-            params = decode_xml(body)
+            params = decode_xml(self.request.body or b"")
         except XMLError as exc:
-            raise ProtocolFail(f"XML_FORMAT_ERROR: XML格式错误 ({exc})") from None
+            raise ProtocolFail(LAYER1_FAILS.get(exc.reason)
+                               or f"XML_FORMAT_ERROR: XML格式错误 ({exc})") from None
         names = (["appid"] if self.needs_appid else []) + ["mch_id", "nonce_str", "sign"]
         for name in names:
             if not params.get(name):

@@ -15,19 +15,35 @@ logger = logging.getLogger(__name__)
 # and the database, e.g.:
 #
 #     def _add_order_note(migrator, db):
-#         from playhouse.migrate import migrate
-#         migrate(migrator.add_column("tornpay_order", "note",
-#                                     peewee.CharField(max_length=64, default="")))
+#         add_missing_columns(migrator, db, "tornpay_order",
+#                             ("note", peewee.CharField(max_length=64, default="")))
 #
-#     MIGRATIONS.append((2, "order note", _add_order_note))
+#     MIGRATIONS.append((11, "order note", _add_order_note))
 #
 # and the model gains the same field, so a fresh database (built by
 # create_tables from the models) and an upgraded one end up identical.
-# Steps are append-only: a released number is never edited or reused.
+# Steps are append-only: a released number is never reused, and what a
+# released step does to a database is never changed.
 Step = Callable[[SchemaMigrator, peewee.Database], None]
 MIGRATIONS: List[Tuple[int, str, Optional[Step]]] = [
     (1, "initial schema (tornpay_order, _notification, _event, _delivery, _refund)", None),
 ]
+
+
+def add_missing_columns(migrator: SchemaMigrator, db: peewee.Database, table: str,
+                        *columns: Tuple[str, peewee.Field]) -> set:
+    """Add each ``(name, field)`` the table lacks; return the column names it had before.
+
+    So a step can run on a database that already has its columns (idempotent).
+    """
+    from playhouse.migrate import migrate
+
+    have = {c.name for c in db.get_columns(table)}
+    missing = [migrator.add_column(table, name, field) for name, field in columns
+               if name not in have]
+    if missing:
+        migrate(*missing)
+    return have
 
 
 def _add_close_at_wechat_after(migrator: SchemaMigrator, db: peewee.Database) -> None:
@@ -58,14 +74,11 @@ MIGRATIONS.append((4, "order index (spbill_create_ip, state) for the per-address
 
 
 def _console_and_bills(migrator: SchemaMigrator, db: peewee.Database) -> None:
-    from playhouse.migrate import migrate
-
     from tornpay.storage.opsmodels import OPS_MODELS
 
     # Idempotent: a database that already has the column (or tables) keeps them.
-    if "trade_type" not in {c.name for c in db.get_columns("tornpay_order")}:
-        migrate(migrator.add_column("tornpay_order", "trade_type",
-                                    peewee.CharField(max_length=16, default="JSAPI")))
+    add_missing_columns(migrator, db, "tornpay_order",
+                        ("trade_type", peewee.CharField(max_length=16, default="JSAPI")))
     for model in OPS_MODELS:
         model._schema.create_table(safe=True)
 
@@ -75,14 +88,10 @@ MIGRATIONS.append((6, "order trade_type; operators, sign-in failures, audit, dai
 
 
 def _add_payer_and_code_url(migrator: SchemaMigrator, db: peewee.Database) -> None:
-    from playhouse.migrate import migrate
-
     # trade_type itself came with step 6. Idempotent, like step 6.
-    have = {c.name for c in db.get_columns("tornpay_order")}
-    wanted = (("payer", peewee.CharField(max_length=128, default="")),
-              ("code_url", peewee.CharField(max_length=256, null=True)))
-    migrate(*[migrator.add_column("tornpay_order", name, field)
-              for name, field in wanted if name not in have])
+    have = add_missing_columns(migrator, db, "tornpay_order",
+                               ("payer", peewee.CharField(max_length=128, default="")),
+                               ("code_url", peewee.CharField(max_length=256, null=True)))
     if "payer" not in have:  # every order so far was JSAPI, owned by its openid
         db.execute_sql("UPDATE tornpay_order SET payer = openid")
 
@@ -92,12 +101,9 @@ MIGRATIONS.append((7, "order payer and code_url (NATIVE and MWEB orders, SPEC §
 
 
 def _add_order_api_version(migrator: SchemaMigrator, db: peewee.Database) -> None:
-    from playhouse.migrate import migrate
-
     # Every order made before API v3 existed is a v2 order.
-    if "api_version" not in {c.name for c in db.get_columns("tornpay_order")}:
-        migrate(migrator.add_column("tornpay_order", "api_version",
-                                    peewee.CharField(max_length=4, default="v2")))
+    add_missing_columns(migrator, db, "tornpay_order",
+                        ("api_version", peewee.CharField(max_length=4, default="v2")))
 
 
 MIGRATIONS.append((8, "order api_version (v2/v3: each order finishes in its generation)",
@@ -105,11 +111,8 @@ MIGRATIONS.append((8, "order api_version (v2/v3: each order finishes in its gene
 
 
 def _add_order_appid(migrator: SchemaMigrator, db: peewee.Database) -> None:
-    from playhouse.migrate import migrate
-
-    if "appid" not in {c.name for c in db.get_columns("tornpay_order")}:
-        migrate(migrator.add_column("tornpay_order", "appid",
-                                    peewee.CharField(max_length=32, default="")))
+    add_missing_columns(migrator, db, "tornpay_order",
+                        ("appid", peewee.CharField(max_length=32, default="")))
 
 
 MIGRATIONS.append((10, "order appid (Official Account or Mini Program)", _add_order_appid))

@@ -47,9 +47,17 @@ def utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
 
 
+def default_table_name(model: type) -> str:
+    """``tornpay_`` and the model's name in snake case: Order is ``tornpay_order``."""
+    return "tornpay_" + peewee.make_snake_case(model.__name__)
+
+
 class BaseModel(peewee.Model):
+    """A tornpay table, named by :func:`default_table_name` unless its Meta says otherwise."""
+
     class Meta:
         database = database_proxy
+        table_function = default_table_name
 
 
 class Order(BaseModel):
@@ -107,7 +115,6 @@ class Order(BaseModel):
     appid = peewee.CharField(max_length=32, default="")
 
     class Meta:
-        table_name = "tornpay_order"
         # The per-address open-order limit (orders/limits.py, migration 4).
         indexes = ((("spbill_create_ip", "state"), False),)
 
@@ -123,9 +130,6 @@ class Notification(BaseModel):
     outcome = peewee.CharField(max_length=16)  # accepted, duplicate, refused
     reason = peewee.CharField(max_length=255, default="")
 
-    class Meta:
-        table_name = "tornpay_notification"
-
 
 class Event(BaseModel):
     """Outbox row: a durable hook event written in the transaction that caused it."""
@@ -135,9 +139,6 @@ class Event(BaseModel):
     out_trade_no = peewee.CharField(max_length=32, index=True)
     payload = peewee.TextField(default="{}")  # JSON: reason, refund
     created_at = peewee.DateTimeField(default=utcnow)
-
-    class Meta:
-        table_name = "tornpay_event"
 
 
 class Delivery(BaseModel):
@@ -155,9 +156,6 @@ class Delivery(BaseModel):
     created_at = peewee.DateTimeField(default=utcnow)
     done_at = peewee.DateTimeField(null=True)
 
-    class Meta:
-        table_name = "tornpay_delivery"
-
 
 class Refund(BaseModel):
     """One refund request (full or partial) of a paid order."""
@@ -173,9 +171,6 @@ class Refund(BaseModel):
     created_at = peewee.DateTimeField(default=utcnow)
     success_time = peewee.CharField(max_length=20, null=True)
     updated_at = peewee.DateTimeField(default=utcnow)
-
-    class Meta:
-        table_name = "tornpay_refund"
 
 
 class ProcessRow(BaseModel):
@@ -216,9 +211,6 @@ class DeliveryAttempt(BaseModel):
     outcome = peewee.CharField(max_length=16)  # done, error, timeout
     error = peewee.TextField(null=True)
     owner = peewee.CharField(max_length=64, null=True)  # the process that made the call
-
-    class Meta:
-        table_name = "tornpay_delivery_attempt"
 
 
 ALL_MODELS = (Order, Notification, Event, Delivery, Refund, DeliveryAttempt, ProcessRow,

@@ -13,9 +13,6 @@ class Operator(BaseModel):
     created_at = peewee.DateTimeField(default=utcnow)
     updated_at = peewee.DateTimeField(default=utcnow)
 
-    class Meta:
-        table_name = "tornpay_operator"
-
 
 class LoginFailure(BaseModel):
     """One failed sign-in, counted per name and per IP for the lockout (pruned after a day)."""
@@ -24,9 +21,6 @@ class LoginFailure(BaseModel):
     name = peewee.CharField(max_length=64, index=True)
     remote_ip = peewee.CharField(max_length=64, index=True)
     at = peewee.DateTimeField(default=utcnow, index=True)
-
-    class Meta:
-        table_name = "tornpay_login_failure"
 
 
 class AuditEntry(BaseModel):
@@ -67,7 +61,6 @@ class BillRun(BaseModel):
     created_at = peewee.DateTimeField(default=utcnow)
 
     class Meta:
-        table_name = "tornpay_bill_run"
         indexes = ((("bill_date", "source"), True),)
 
 
@@ -84,9 +77,6 @@ class BillDifference(BaseModel):
     settled = peewee.BooleanField(default=False)
     detail = peewee.CharField(max_length=500, default="")
     created_at = peewee.DateTimeField(default=utcnow)
-
-    class Meta:
-        table_name = "tornpay_bill_difference"
 
 
 OPS_MODELS = (Operator, LoginFailure, AuditEntry, BillRun, BillDifference)

@@ -2,11 +2,12 @@
 
 import base64
 import binascii
-import json
 from typing import Mapping
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from tornpay.protocol.jsonobject import json_object
 
 ALGORITHM = "AEAD_AES_256_GCM"
 
@@ -62,11 +63,4 @@ def decrypt_resource(apiv3_key: str, resource: Mapping) -> bytes:
 
 
 def decrypt_json(apiv3_key: str, resource: Mapping) -> dict:
-    plain = decrypt_resource(apiv3_key, resource)
-    try:
-        data = json.loads(plain.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise DecryptError("decrypted resource is not JSON") from None
-    if not isinstance(data, dict):
-        raise DecryptError("decrypted resource is not a JSON object")
-    return data
+    return json_object(decrypt_resource(apiv3_key, resource), "decrypted resource", DecryptError)

@@ -12,6 +12,7 @@ from tornado.httpclient import HTTPRequest
 from tornpay.protocol.errors import (BusinessError, ProtocolError, ResponseSignatureError,
                                      TransportError, WeChatError)
 from tornpay.protocol.ids import nonce_str
+from tornpay.protocol.jsonobject import json_object
 from tornpay.protocol.v3.certs import CERTIFICATES_PATH, verify_certificates_reply
 from tornpay.protocol.v3.signing import authorization
 from tornpay.protocol.v3.verify import VerifyError, WeChatPayKeys, verify_signed
@@ -182,13 +183,7 @@ class V3Client:
 def _json_or_empty(raw: bytes) -> dict:
     if not raw.strip():
         return {}  # 204 and empty 200: success without a body (P9)
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise ProtocolError("reply is not JSON") from None
-    if not isinstance(data, dict):
-        raise ProtocolError("reply is not a JSON object")
-    return data
+    return json_object(raw, "reply", ProtocolError)
 
 
 def _error_of(status: int, raw: bytes) -> WeChatError:

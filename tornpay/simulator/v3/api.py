@@ -37,7 +37,7 @@ def param_error(field: str, value: Any, issue: str, location: str = "body") -> V
 
 def sim_keys(state: SimulatorState) -> V3SimKeys:
     """The v3 keys of this simulator: configured, else the shipped TEST-ONLY ones."""
-    keys = getattr(state.config, "v3", None)
+    keys = state.config.v3
     if keys is None:
         keys = V3SimKeys.shipped(mchid=next(iter(state.config.merchants), "10000100"))
         for mchid in state.config.merchants:

@@ -45,7 +45,7 @@ class TradeBillHandler(V3ApiHandler):
         if not data or faults.fire("bill_no_bill", self.endpoint):
             raise V3Fail(400, "NO_STATEMENT_EXIST", "账单文件不存在")
         gz = self.get_query_argument("tar_type", "") == "GZIP"
-        tokens = self.state.__dict__.setdefault("v3_bill_tokens", {})
+        tokens = self.state.v3_bill_tokens
         if len(tokens) >= MAX_TOKENS:
             tokens.clear()
         token = self.state.new_code()
@@ -67,8 +67,7 @@ class BillFileHandler(V3ApiHandler):
         except V3Fail as exc:
             self.send_error_json(exc)
             return
-        tokens = getattr(self.state, "v3_bill_tokens", {})
-        entry = tokens.get(self.get_query_argument("token", ""))
+        entry = self.state.v3_bill_tokens.get(self.get_query_argument("token", ""))
         if entry is None or entry[1] < self.state.now():
             self.send_error_json(V3Fail(400, "INVALID_REQUEST", "下载链接已失效"))
             return

@@ -17,14 +17,14 @@ TRADE_TYPES = {"jsapi": "JSAPI", "native": "NATIVE", "h5": "MWEB"}
 
 
 class PrepayHandler(V3ApiHandler):
+    """``POST /v3/pay/transactions/{kind}``: the path's last part is the kind (TRADE_TYPES)."""
+
     SUPPORTED_METHODS = ("POST",)
     endpoint = "unifiedorder"
+    kind = "jsapi"
 
-    def initialize(self, state, kind: str = "jsapi") -> None:
-        super().initialize(state)
+    async def handle(self, mchid: str, kind: str = "jsapi", *args) -> Tuple[int, Optional[dict]]:
         self.kind = kind
-
-    async def handle(self, mchid: str, *args) -> Tuple[int, Optional[dict]]:
         data = self.body_json
         only(data, TOP_FIELDS)
         appid, no = self._check(data, mchid)
@@ -126,17 +126,16 @@ def _mchid_query(handler: V3ApiHandler, mchid: str) -> None:
 
 
 class QueryHandler(V3ApiHandler):
+    """``GET /v3/pay/transactions/{id|out-trade-no}/{ident}``: by transaction id or our number."""
+
     SUPPORTED_METHODS = ("GET",)
     endpoint = "orderquery"
 
-    def initialize(self, state, by: str = "out_trade_no") -> None:
-        super().initialize(state)
-        self.by = by
-
-    async def handle(self, mchid: str, ident: str = "", *args) -> Tuple[int, Optional[dict]]:
+    async def handle(self, mchid: str, by: str = "", ident: str = "",
+                     *args) -> Tuple[int, Optional[dict]]:
         _mchid_query(self, mchid)
         ident = unquote(ident)
-        if self.by == "id":
+        if by == "id":
             order = self.state.order(mchid, transaction_id=ident)
         else:
             order = self.state.order(mchid, ident)

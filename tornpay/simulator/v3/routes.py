@@ -14,12 +14,10 @@ TX = "/v3/pay/transactions"
 def v3_routes(state, p: str) -> List[URLSpec]:
     kw = {"state": state}
     return [
-        URLSpec(p + TX + "/jsapi", PrepayHandler, dict(kw, kind="jsapi")),
-        URLSpec(p + TX + "/native", PrepayHandler, dict(kw, kind="native")),
-        URLSpec(p + TX + "/h5", PrepayHandler, dict(kw, kind="h5")),
+        # The path says the kind (jsapi, native, h5) and what a query is by (id, out-trade-no).
+        URLSpec(p + TX + "/(jsapi|native|h5)", PrepayHandler, dict(kw)),
         URLSpec(p + TX + "/out-trade-no/([^/]+)/close", CloseHandler, dict(kw)),
-        URLSpec(p + TX + "/out-trade-no/([^/]+)", QueryHandler, dict(kw, by="out_trade_no")),
-        URLSpec(p + TX + "/id/([^/]+)", QueryHandler, dict(kw, by="id")),
+        URLSpec(p + TX + "/(out-trade-no|id)/([^/]+)", QueryHandler, dict(kw)),
         URLSpec(p + "/v3/refund/domestic/refunds", RefundHandler, dict(kw)),
         URLSpec(p + "/v3/refund/domestic/refunds/([^/]+)", RefundQueryHandler, dict(kw)),
         URLSpec(p + "/v3/bill/tradebill", TradeBillHandler, dict(kw)),
