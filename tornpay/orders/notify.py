@@ -83,7 +83,7 @@ async def handle_pay_notify(ctx: ServingContext, body: bytes, remote_ip: str,
     checked on the loop and only its audit row goes to the writer.
     """
     decoded = None
-    cache = getattr(ctx, "paid_cache", None)
+    cache = ctx.paid_cache
     if cache is not None and not is_v3_body(body):
         try:
             decoded = _decode(ctx, body, headers or {})
@@ -126,7 +126,7 @@ def after_commit(ctx: ServingContext, result: NotifyResult) -> NotifyResult:
     if result.paid is not None:
         transitions.log_paid(result.paid[0], "notify", *result.paid[1:])
         ctx.kick()
-    cache = getattr(ctx, "paid_cache", None)
+    cache = ctx.paid_cache
     if result.known is not None and cache is not None:
         order, transaction_id = result.known
         cache.add(order.out_trade_no, order.sign_type, order.total_fee, order.appid,

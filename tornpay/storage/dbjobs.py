@@ -72,12 +72,11 @@ def prepare_connection(db: peewee.Database, sqlite: bool, wait_timeout: float) -
 
     On PostgreSQL a row lock held elsewhere waits at most the bound, then fails cleanly.
     """
-    state = db._state
     conn = db.connection()  # this thread's own, opened on first use
-    if getattr(state, "tp_conn", None) is not conn:
+    if getattr(db._state, "tp_conn", None) is not conn:
         db.execute_sql(f"PRAGMA busy_timeout = {SQLITE_WRITER_BUSY_MS}" if sqlite
                        else f"SET lock_timeout = {int(wait_timeout * 1000)}")
-        state.tp_conn = conn
+        db._state.tp_conn = conn
 
 
 def open_transaction(db: peewee.Database, sqlite: bool, wait_timeout: float, deadline: float):
