@@ -119,7 +119,9 @@ def profiler(proc, tmp, name, seconds):
     import subprocess
 
     exe = _shutil.which("py-spy") or os.path.join(os.path.dirname(bc.PYTHON), "py-spy")
-    return subprocess.Popen([exe, "record", "--nonblocking", "-r", "250", "-f", "raw",
+    # BENCH_PYSPY_ARGS=--gil samples only the thread holding the GIL (Python's CPU).
+    extra = os.environ.get("BENCH_PYSPY_ARGS", "").split()
+    return subprocess.Popen([exe, "record", "--nonblocking", "-r", "250", "-f", "raw", *extra,
                              "-d", str(int(seconds)), "-p", str(proc.pid),
                              "-o", os.path.join(tmp, f"profile-{name}.txt")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -138,6 +138,9 @@ class BaseHandler(tornado.web.RequestHandler):
             self.finish(f"{status_code} {title}")
 
 
+_REPLIES: dict = {}  # (ok, return_msg) -> the encoded reply
+
+
 class XMLHandler(tornado.web.RequestHandler):
     """Speak WeChat's notify XML in every answer, errors included (never an HTML 500)."""
 
@@ -171,7 +174,12 @@ class XMLHandler(tornado.web.RequestHandler):
             reply_v3(self, ok, message)
             return
         self.set_header("Content-Type", "text/xml; charset=utf-8")
-        self.finish(encode_xml({"return_code": "SUCCESS" if ok else "FAIL", "return_msg": message}))
+        body = _REPLIES.get((ok, message))
+        if body is None:
+            body = encode_xml({"return_code": "SUCCESS" if ok else "FAIL", "return_msg": message})
+            if len(_REPLIES) < 64:  # the fixed replies; a refusal's text may vary
+                _REPLIES[(ok, message)] = body
+        self.finish(body)
 
     def write_error(self, status_code, **kwargs):
         self.set_status(200 if status_code < 500 else status_code)

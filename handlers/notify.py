@@ -16,6 +16,8 @@ class PayNotifyHandler(StreamedXMLHandler):
         result = await handle_pay_notify(self.ctx, self.body, self.request.remote_ip or "",
                                           self.request.headers)
         self.notify_outcome = result.outcome  # accepted vs duplicate, for /metrics
+        # A payment's INFO line (order, event) is this request's line: no access line too.
+        self.logged_own_line = result.paid is not None
         self.reply(*result)
 
 

@@ -181,7 +181,7 @@ def test_hot_path_logs_one_info_line_per_payment(db, caplog):
     settings = make_settings(wechat={"appid": "wx2421b1c4370ec43b", "mch_id": "10000100",
                                      "app_secret": "s" * 16,
                                      "api_key": "mp-test-key-0123456789abcdef0123"})
-    ctx = types.SimpleNamespace(settings=settings, hooks=lambda hook: ["p"],
+    ctx = types.SimpleNamespace(settings=settings, hooks=lambda hook: ["p"], paid_cache=None,
                                 kick=lambda: None)
     no = "TP" + "1" * 28
     order(no)

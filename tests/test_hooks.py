@@ -319,3 +319,26 @@ async def test_many_calls_to_one_sync_plugin_queue_for_its_threads():
         assert results == ["T1"] * 30
     finally:
         manager.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_plain_call_whose_pool_shuts_down_first_is_cancelled_and_frees_its_slot():
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tornpay.hookcall import call_in_thread
+
+    pool = ThreadPoolExecutor(1)
+    slots = asyncio.Semaphore(2)
+    gate = __import__("threading").Event()
+    first = asyncio.ensure_future(call_in_thread(gate.wait, {"timeout": 5}, 5, slots,
+                                                 lambda: pool, "busy"))
+    second = asyncio.ensure_future(call_in_thread(lambda: "never", {}, 5, slots,
+                                                  lambda: pool, "busy"))
+    await asyncio.sleep(0.05)
+    pool.shutdown(wait=False, cancel_futures=True)  # the second call never starts
+    with pytest.raises(asyncio.CancelledError):
+        await second
+    gate.set()
+    assert await first is True
+    assert not slots.locked() and slots._value == 2

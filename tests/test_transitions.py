@@ -76,6 +76,23 @@ def test_mark_paid_after_local_close_keeps_the_payment(db, caplog):
     assert [e.hook for e in Event.select().order_by(Event.created_at)] == ["on_cancel", "on_paid"]
 
 
+def test_paying_learns_a_missing_payer_and_keeps_a_known_one(db):
+    make_order("N1", openid="", trade_type="NATIVE")
+    make_order("J1", openid="o-buyer")
+    for number in ("N1", "J1"):
+        assert t.mark_paid(number, hooks=names, openid="o-scanner", **paid_fields(
+            transaction_id=f"42000000000000000000000000{number}"))
+    assert Order.get_by_id("N1").openid == "o-scanner"  # SPEC §9: learnt from the payment
+    assert Order.get_by_id("J1").openid == "o-buyer"
+    make_order("N2", openid="", trade_type="NATIVE")
+    assert t.mark_paid("N2", hooks=names, openid=None, **paid_fields(
+        transaction_id="4200000000000000000000000N2"))
+    order = Order.get_by_id("N2")
+    assert (order.state, order.openid, order.transaction_id) == (
+        PAID, "", "4200000000000000000000000N2")
+    assert not t.mark_paid("N2", hooks=names, **paid_fields())  # already paid: no second move
+
+
 def test_mark_paid_from_payerror(db):
     make_order()
     assert t.mark_payerror("T1", hooks=names)

@@ -14,6 +14,7 @@ from tornpay.settings import Settings, SettingsError
 from tornpay.startup import check_startable, make_http_client  # noqa: F401 (re-exported)
 from tornpay.storage import db as storage
 from tornpay.orders.dbwatch import HealthCollector
+from tornpay.orders.paid_cache import PaidCache
 from tornpay.storage.executor import make_executor
 from tornpay.weblog import install_scrub_filter
 
@@ -42,6 +43,7 @@ class Context:
         self._prepare_database(settings)
         # Every request's database work goes through here, off the IOLoop (SPEC §12).
         self.dbx = make_executor(self.db, settings)
+        self.paid_cache = PaidCache()  # repeats of committed payments (orders/notify.py)
         self._build_gateway(http_client)
         self._build_workers()
         self.started = self.closed = False

@@ -10,6 +10,7 @@ from typing import Any, Callable, Dict, List, Optional
 import pluggy
 
 from tornpay import plugin_sources
+from tornpay.hookcall import PluginBusy, PluginError, call_async, call_in_thread  # noqa: F401
 from tornpay.orders.events import product_from_answer
 from tornpay.plugins import hookspecs
 from tornpay.plugins.hookspecs import HOOK_NAMES
@@ -19,14 +20,6 @@ logger = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "tornpay.plugins"
 # Names that look like a hook: a public one not in the spec is a typo (on_payed).
 HOOK_PREFIXES = ("on_", "resolve_")
-
-
-class PluginError(Exception):
-    """A plugin problem, as one line naming the plugin (fails the start or the checkout)."""
-
-
-class PluginBusy(PluginError):
-    """A plugin's earlier calls still hold its worker threads (it hangs); retry later."""
 
 
 class _Manager(pluggy.PluginManager):
@@ -202,26 +195,16 @@ class HookManager:
         args = {k: kwargs[k] for k in impl.argnames}
         func: Callable = impl.function
         if inspect.iscoroutinefunction(func):
-            return await asyncio.wait_for(func(**args), timeout)
+            return await call_async(func, args, timeout)
         # A timed-out thread cannot be stopped: each plugin gets a few threads
         # so a hung plugin cannot take the whole pool away from the others.
         slots = self._slots.get(plugin_name)
         if slots is None:
             slots = self._slots[plugin_name] = asyncio.Semaphore(self._per_plugin_threads)
-        try:
-            await asyncio.wait_for(slots.acquire(), timeout)
-        except asyncio.TimeoutError:
-            raise PluginBusy(f"plugin {plugin_name}: earlier calls still hold its "
-                             f"{self._per_plugin_threads} worker thread(s)") from None
-        loop = asyncio.get_running_loop()
-        try:
-            future = self._get_executor().submit(_call_in_thread, func, args)
-        except BaseException:
-            slots.release()
-            raise
-        # The slot is freed when the thread is, not when the caller gives up.
-        future.add_done_callback(lambda _f: loop.call_soon_threadsafe(slots.release))
-        result = await asyncio.wait_for(asyncio.wrap_future(future), timeout)
+        result = await call_in_thread(
+            func, args, timeout, slots, self._get_executor,
+            f"plugin {plugin_name}: earlier calls still hold its {self._per_plugin_threads} "
+            f"worker thread(s)")
         if inspect.isawaitable(result):
             result = await asyncio.wait_for(result, timeout)
         return result
@@ -271,18 +254,6 @@ class HookManager:
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
-
-
-def _call_in_thread(func: Callable, args: dict) -> Any:
-    try:
-        return func(**args)
-    finally:
-        # peewee connections are per thread: close the one this call may have
-        # opened, so pool threads never keep stale connections or transactions.
-        from tornpay.storage.db import database_proxy
-
-        if database_proxy.obj is not None and not database_proxy.is_closed():
-            database_proxy.close()
 
 
 def _argnames(func: Callable) -> List[str]:

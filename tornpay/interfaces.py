@@ -34,7 +34,8 @@ class CoreContext(Protocol):
 
 @runtime_checkable
 class ServingContext(CoreContext, Protocol):
-    """A serving process's context: also the refused-notify log and the database watch."""
+    """A serving process's context: also the refusal log, the database watch, the paid cache."""
 
     refusals: Any  # the notify pipelines' refusal log
     db_health: Any  # DatabaseHealth: pages and notifies refuse while it is not ``ok``
+    paid_cache: Any  # orders.paid_cache.PaidCache (repeated notifies), or None: no cache

@@ -40,19 +40,24 @@ class Metrics:
         self.upstream = Histogram(
             "tornpay_upstream_seconds", "Latency of WeChat API calls", ["api", "outcome"],
             buckets=UPSTREAM_BUCKETS, registry=self.registry)
-        for kind in ("pay", "refund"):
-            # Pre-create the series so dashboards see 0, not "no data", before the first notify.
-            self.notifies_received.labels(kind=kind)
-            for outcome in NOTIFY_OUTCOMES:
-                self.notifies.labels(kind=kind, outcome=outcome)
+        # Pre-created so dashboards see 0, not "no data", before the first notify;
+        # kept, so a notify counts without two label lookups.
+        self._notify_series = {
+            (kind, outcome): (self.notifies_received.labels(kind=kind),
+                              self.notifies.labels(kind=kind, outcome=outcome))
+            for kind in ("pay", "refund") for outcome in NOTIFY_OUTCOMES}
         self.registry.register(_DatabaseCollector(self))
 
     # -- fed by the code paths ----------------------------------------------
 
     def notify(self, outcome: str, kind: str = "pay") -> None:
         """Count one notify: ``outcome`` accepted (SUCCESS) or refused (FAIL); kind pay/refund."""
-        self.notifies_received.labels(kind=kind).inc()
-        self.notifies.labels(kind=kind, outcome=outcome).inc()
+        series = self._notify_series.get((kind, outcome))
+        if series is None:
+            series = (self.notifies_received.labels(kind=kind),
+                      self.notifies.labels(kind=kind, outcome=outcome))
+        series[0].inc()
+        series[1].inc()
 
     def observe_upstream(self, api: str, seconds: float, outcome: str) -> None:
         """One WeChat call (``unifiedorder``, ``orderquery``, ...) and how it ended."""

@@ -136,6 +136,8 @@ def install_scrub_filter(secrets: Iterable[str] = (), loggers: Iterable[str] = S
 def log_request(handler) -> None:
     """Tornado ``log_function``: one line per request, scrubbed, level by status."""
     status = handler.get_status()
+    if status < 400 and getattr(handler, "logged_own_line", False):
+        return  # e.g. an accepted notify: "order X: PAID via notify" is its one line
     if status < 400:
         log = access_log.info
     elif status < 500:

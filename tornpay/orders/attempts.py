@@ -6,18 +6,24 @@ from typing import Dict, Iterable, List, Optional
 
 import peewee
 
+from tornpay.storage.fastsql import Statement, param
 from tornpay.storage.models import DeliveryAttempt, utcnow
 
 ERROR_CHARS = 500
 DONE, ERROR, TIMEOUT = "done", "error", "timeout"
 
+# One per delivered call: compiled once (tornpay.storage.fastsql), not built per row.
+_INSERT = Statement("insert_delivery_attempt", lambda: DeliveryAttempt.insert(
+    delivery=param(DeliveryAttempt.delivery), started_at=param(DeliveryAttempt.started_at),
+    finished_at=param(DeliveryAttempt.finished_at), outcome=param(DeliveryAttempt.outcome),
+    error=param(DeliveryAttempt.error), owner=param(DeliveryAttempt.owner)))
+
 
 def record(delivery_id: str, started_at: datetime.datetime, outcome: str,
            error: Optional[str] = None, owner: Optional[str] = None) -> None:
     """Keep one attempt: when it started and ended, its outcome and error (never rewritten)."""
-    DeliveryAttempt.insert(delivery=delivery_id, started_at=started_at, finished_at=utcnow(),
-                           outcome=outcome, error=error[:ERROR_CHARS] if error else None,
-                           owner=owner).execute()
+    _INSERT.execute(delivery=delivery_id, started_at=started_at, finished_at=utcnow(),
+                    outcome=outcome, error=error[:ERROR_CHARS] if error else None, owner=owner)
 
 
 def log_failure(logger: logging.Logger, delivery_id: str, hook: str, plugin: str,

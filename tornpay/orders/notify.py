@@ -2,7 +2,7 @@
 
 import contextlib
 import logging
-from typing import NamedTuple, Optional
+from typing import Optional
 
 import peewee
 
@@ -10,8 +10,9 @@ from tornpay.interfaces import ServingContext
 from tornpay.orders import transitions
 from tornpay.orders.notify_body import Refusal, is_v3_body  # noqa: F401 (is_v3_body: API)
 from tornpay.orders.notify_body import decode_body as _decode
+from tornpay.orders.notify_checks import OrderRef, check_parties, check_v2_signature
+from tornpay.orders.paid_cache import repeats
 from tornpay.protocol.ids import is_valid_out_trade_no
-from tornpay.protocol.sign import verify_sign
 from tornpay.storage.db import database_proxy as db
 from tornpay.storage.db import is_postgres
 from tornpay.storage.executor import is_busy
@@ -21,16 +22,6 @@ from tornpay.storage.models import Notification, Order, utcnow
 logger = logging.getLogger(__name__)
 
 ACCEPTED, DUPLICATE, REFUSED, IGNORED = "accepted", "duplicate", "refused", "ignored"
-
-
-class OrderRef(NamedTuple):
-    """The columns of an order the checks use (building a whole Order row cost the most)."""
-
-    out_trade_no: str
-    sign_type: str
-    total_fee: int
-    api_version: str
-    appid: str  # "" on orders older than the column: the Official Account's
 
 
 # Compiled once per database: peewee rebuilding these per notify cost more than
@@ -52,10 +43,11 @@ _INSERT_NOTIFICATION = Statement("insert_notification", lambda: Notification.ins
 class NotifyResult(tuple):
     """``(ok, return_msg)`` for the XML reply, plus ``outcome`` for metrics."""
 
-    def __new__(cls, ok: bool, message: str, outcome: str, paid=None):
+    def __new__(cls, ok: bool, message: str, outcome: str, paid=None, known=None):
         result = super().__new__(cls, (ok, message))
         result.outcome = outcome
         result.paid = paid  # (out_trade_no, event_id, close_reason) when this notify paid
+        result.known = known  # (OrderRef, transaction_id) of the payment, once committed
         return result
 
 
@@ -87,35 +79,71 @@ async def handle_pay_notify(ctx: ServingContext, body: bytes, remote_ip: str,
 
     Answered only once this notify's own change has committed; a database that
     cannot be had within ``database.wait_timeout`` answers FAIL, nothing written.
+    A repeat of a payment this process saw committed (``ctx.paid_cache``) is
+    checked on the loop and only its audit row goes to the writer.
     """
+    decoded = None
+    cache = ctx.paid_cache
+    if cache is not None and not is_v3_body(body):
+        try:
+            decoded = _decode(ctx, body, headers or {})
+        except Refusal:
+            pass  # refused by the pipeline below, with its row and log line
+        else:
+            fields = decoded[0]
+            paid = cache.get(fields.get("out_trade_no"))
+            if paid is not None and repeats(ctx.settings.wechat, paid, fields):
+                cache.hits += 1
+                return await _repeat(ctx, fields["out_trade_no"], remote_ip)
     try:
         result = await ctx.db_write(apply_pay_notify, ctx, body, remote_ip, headers,
-                                    group=True)
+                                    decoded=decoded, group=True)
     except Exception as exc:  # peewee, driver or DbBusy: nothing of this notify committed
-        logger.log(logging.WARNING if is_busy(exc) else logging.ERROR,
-                   "notify from %s: database unavailable (%s: %s); answering FAIL so WeChat "
-                   "retries", remote_ip, type(exc).__name__, exc, exc_info=not is_busy(exc))
-        return NotifyResult(False, TEMPORARY_FAILURE, "error")
+        return _unavailable(remote_ip, exc)
     return after_commit(ctx, result)
 
 
+async def _repeat(ctx: ServingContext, out_trade_no: str, remote_ip: str) -> NotifyResult:
+    try:
+        # Its audit row is all a repeat writes; answered once that is durable too.
+        await ctx.db_write(_record, out_trade_no, remote_ip, DUPLICATE, "order already paid",
+                           group=True, one_statement=True)
+    except Exception as exc:
+        return _unavailable(remote_ip, exc)
+    logger.debug("notify for order %s: duplicate, nothing changed", out_trade_no)
+    return NotifyResult(True, "OK", DUPLICATE)
+
+
+def _unavailable(remote_ip: str, exc: BaseException) -> NotifyResult:
+    logger.log(logging.WARNING if is_busy(exc) else logging.ERROR,
+               "notify from %s: database unavailable (%s: %s); answering FAIL so WeChat "
+               "retries", remote_ip, type(exc).__name__, exc, exc_info=not is_busy(exc))
+    return NotifyResult(False, TEMPORARY_FAILURE, "error")
+
+
 def after_commit(ctx: ServingContext, result: NotifyResult) -> NotifyResult:
-    """Log a payment and wake the dispatcher, once the transaction has committed."""
+    """Log a payment, wake the dispatcher, remember the payment: after the commit."""
     if result.paid is not None:
         transitions.log_paid(result.paid[0], "notify", *result.paid[1:])
         ctx.kick()
+    cache = ctx.paid_cache
+    if result.known is not None and cache is not None:
+        order, transaction_id = result.known
+        cache.add(order.out_trade_no, order.sign_type, order.total_fee, order.appid,
+                  transaction_id)
     return result
 
 
 def apply_pay_notify(ctx: ServingContext, body: bytes, remote_ip: str,
-                     headers=None) -> NotifyResult:
+                     headers=None, decoded=None) -> NotifyResult:
     """Every check and the change of one notify, inside the caller's transaction.
 
+    ``decoded``: ``(fields, generation)`` if the caller decoded ``body`` already.
     Raises database errors (the caller's transaction is then rolled back).
     """
     out_trade_no = None
     try:
-        fields, generation = _decode(ctx, body, headers or {})
+        fields, generation = decoded or _decode(ctx, body, headers or {})
         out_trade_no = fields.get("out_trade_no")
         order = _check(ctx, fields, generation)
     except Refusal as refusal:
@@ -129,12 +157,15 @@ def apply_pay_notify(ctx: ServingContext, body: bytes, remote_ip: str,
         _record(order.out_trade_no, remote_ip, IGNORED, why)
         return NotifyResult(True, "OK", IGNORED)
     try:
-        paid = _apply(ctx, order, fields, remote_ip)
+        paid, paid_by = _apply(ctx, order, fields, remote_ip)
     except Refusal as refusal:
         return _refused(ctx, refusal, remote_ip, out_trade_no)
+    # Only v2 repeats are answered from the cache (a v3 body is decrypted first).
+    known = (order, paid_by) if paid_by == fields["transaction_id"] and generation == "v2" \
+        else None
     if paid is None:
-        return NotifyResult(True, "OK", DUPLICATE)
-    return NotifyResult(True, "OK", ACCEPTED, (order.out_trade_no,) + tuple(paid))
+        return NotifyResult(True, "OK", DUPLICATE, known=known)
+    return NotifyResult(True, "OK", ACCEPTED, (order.out_trade_no,) + tuple(paid), known)
 
 
 def _refused(ctx: ServingContext, refusal: Refusal, remote_ip: str,
@@ -169,57 +200,21 @@ def _check(ctx: ServingContext, fields: dict, generation: str = "v2") -> OrderRe
         raise Refusal(f"a {generation} notify for a {order.api_version} order",
                       "wrong API generation", out_trade_no)
     if generation == "v2":
-        _check_v2_signature(wechat, order, fields)
+        check_v2_signature(wechat, order, fields)
     try:
-        _check_parties(wechat, order, fields)
+        check_parties(wechat, order, fields)
     except Refusal as refusal:
         refusal.signed = True  # signed by WeChat: its out_trade_no may name the log line
         raise
     return order
 
 
-def _check_v2_signature(wechat, order: OrderRef, fields: dict) -> None:
-    out_trade_no = order.out_trade_no
-    # The order decides the algorithm (an HMAC order's notify usually has no
-    # sign_type, reference P2); a notify claiming another one is not ours.
-    declared = fields.get("sign_type")
-    if declared is not None and declared != order.sign_type:
-        raise Refusal(f"sign_type {declared!r} differs from the order's {order.sign_type}",
-                      "signature failed", out_trade_no)
-    if not verify_sign(fields, wechat.api_key, order.sign_type):
-        raise Refusal("bad signature", "signature failed", out_trade_no)
-
-
-def _check_parties(wechat, order: OrderRef, fields: dict) -> None:
-    out_trade_no = order.out_trade_no
-    # A Mini Program order's notify carries the Mini Program's appid: the order's own.
-    if fields.get("appid") != (order.appid or wechat.appid):
-        raise Refusal(f"appid {fields.get('appid')!r} is not ours", "appid mismatch",
-                      out_trade_no)
-    if fields.get("mch_id") != wechat.mch_id:
-        raise Refusal(f"mch_id {fields.get('mch_id')!r} is not ours", "mch_id mismatch",
-                      out_trade_no)
-    if fields.get("result_code") == "SUCCESS":
-        _check_amount(order, fields)
-
-
-def _check_amount(order: OrderRef, fields: dict) -> None:
-    total = fields.get("total_fee", "")
-    if not (total.isascii() and total.isdigit()) or int(total) != order.total_fee:
-        # Correctly signed yet a different amount: someone must look at this.
-        logger.error("ALERT order %s: signed notify total_fee %r differs from the order's %d "
-                     "fen; not marked paid", order.out_trade_no, total, order.total_fee)
-        raise Refusal(f"total_fee {total!r} != {order.total_fee}", "total_fee mismatch",
-                      order.out_trade_no)
-    if fields.get("fee_type", "CNY") != "CNY":
-        raise Refusal(f"fee_type {fields.get('fee_type')!r}", "fee_type mismatch",
-                      order.out_trade_no)
-    if not fields.get("transaction_id"):
-        raise Refusal("no transaction_id", "missing transaction_id", order.out_trade_no)
-
-
 def _apply(ctx: ServingContext, order: OrderRef, fields: dict, remote_ip: str):
-    """PAID once, with its Notification row; ``(event_id, close_reason)`` if this call won."""
+    """PAID once, with its Notification row.
+
+    ``((event_id, close_reason), transaction_id)`` if this call won, else
+    ``(None, the transaction_id that paid the order)``.
+    """
     try:
         # SQLite undoes a failed statement by itself (the order UPDATE, the first
         # statement, is the one the unique transaction_id can fail); PostgreSQL
@@ -254,7 +249,7 @@ def _apply_once(ctx: ServingContext, order: OrderRef, fields: dict, remote_ip: s
         source="notify", hooks=ctx.hooks, openid=fields.get("openid"))
     if paid is not None:
         _record(order.out_trade_no, remote_ip, ACCEPTED, "")
-        return paid
+        return paid, fields["transaction_id"]
     state, transaction_id = _CURRENT.one(out_trade_no=order.out_trade_no)
     reason = f"order already {state}"
     if transaction_id != fields["transaction_id"]:
@@ -266,7 +261,7 @@ def _apply_once(ctx: ServingContext, order: OrderRef, fields: dict, remote_ip: s
     _record(order.out_trade_no, remote_ip, DUPLICATE, reason)
     # WeChat repeats every notify until answered: routine, not news.
     logger.debug("notify for order %s: duplicate, nothing changed", order.out_trade_no)
-    return None
+    return None, transaction_id
 
 
 def _record(out_trade_no: Optional[str], remote_ip: str, outcome: str, reason: str) -> None:

@@ -1,8 +1,14 @@
-"""The executor's thread-free parts: jobs and their settling, busy errors, run-or-await helpers."""
+"""The executor's parts outside its threads: jobs, settling, the writer's transaction."""
 
+import time
 from typing import Any, Callable, Optional
 
 import peewee
+
+# The writer's own SQLite busy wait is short: it retries BEGIN IMMEDIATE until
+# the earliest deadline of its batch instead, so a queued job never waits
+# twice and a job past its deadline is dropped before it touches anything.
+SQLITE_WRITER_BUSY_MS = 50
 
 
 class DbBusy(Exception):
@@ -10,11 +16,12 @@ class DbBusy(Exception):
 
 
 class _Job:
-    __slots__ = ("fn", "args", "kwargs", "group", "deadline", "loop", "future")
+    __slots__ = ("fn", "args", "kwargs", "group", "deadline", "loop", "future", "one_statement")
 
-    def __init__(self, fn, args, kwargs, group, deadline, loop, future):
+    def __init__(self, fn, args, kwargs, group, deadline, loop, future, one_statement=False):
         self.fn, self.args, self.kwargs = fn, args, kwargs
         self.group, self.deadline, self.loop, self.future = group, deadline, loop, future
+        self.one_statement = one_statement
 
     def run(self):
         return self.fn(*self.args, **self.kwargs)
@@ -50,6 +57,44 @@ class _Entered:
 
     def __exit__(self, *exc):
         return self.txn.__exit__(*exc)
+
+
+def _extend(deferred, item) -> None:
+    # The writers' queue holds single jobs, lists of jobs (one turn of the loop) and a stop mark.
+    if type(item) is list:
+        deferred.extend(item)
+    else:
+        deferred.append(item)
+
+
+def prepare_connection(db: peewee.Database, sqlite: bool, wait_timeout: float) -> None:
+    """Once per writer connection: a short busy wait (SQLite), a bounded lock wait (PostgreSQL).
+
+    On PostgreSQL a row lock held elsewhere waits at most the bound, then fails cleanly.
+    """
+    conn = db.connection()  # this thread's own, opened on first use
+    if getattr(db._state, "tp_conn", None) is not conn:
+        db.execute_sql(f"PRAGMA busy_timeout = {SQLITE_WRITER_BUSY_MS}" if sqlite
+                       else f"SET lock_timeout = {int(wait_timeout * 1000)}")
+        db._state.tp_conn = conn
+
+
+def open_transaction(db: peewee.Database, sqlite: bool, wait_timeout: float, deadline: float):
+    """A writer's transaction: SQLite's BEGIN IMMEDIATE retried until ``deadline``."""
+    prepare_connection(db, sqlite, wait_timeout)
+    if not sqlite:
+        return db.atomic()
+    while True:
+        txn = db.atomic("IMMEDIATE")
+        try:
+            txn.__enter__()
+        except peewee.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() >= deadline:
+                raise DbBusy("database locked by another connection; nothing written")
+            continue
+        return _Entered(txn)
 
 
 def is_busy(exc: BaseException) -> bool:

@@ -14,16 +14,14 @@ import peewee
 
 from tornpay.storage.db import is_postgres, is_sqlite
 # Kept importable from here: the names every caller knows.
-from tornpay.storage.dbjobs import (DbBusy, _Entered, _GroupFailure, _Job, _settle,  # noqa: F401
-                                    is_busy, run_read, run_write)
+from tornpay.storage.dbjobs import (SQLITE_WRITER_BUSY_MS, DbBusy, _Entered,  # noqa: F401
+                                    _extend, _GroupFailure, _Job, _settle, is_busy,
+                                    open_transaction, prepare_connection, run_read,
+                                    run_write)
 
 logger = logging.getLogger(__name__)
 
 GROUP_MAX = 64  # jobs made durable by one commit at most
-# The writer's own SQLite busy wait is short: it retries BEGIN IMMEDIATE until
-# the earliest deadline of its batch instead, so a queued job never waits
-# twice and a job past its deadline is dropped before it touches anything.
-SQLITE_WRITER_BUSY_MS = 50
 SWITCH_INTERVAL = 0.001  # seconds, see DbExecutor._start
 _STOP = object()
 
@@ -65,6 +63,7 @@ class DbExecutor:
         self._readers: Optional[ThreadPoolExecutor] = None
         self._n_readers = max(1, readers)
         self._lock = threading.Lock()
+        self._pending: List[_Job] = []  # handed off at the end of this turn of the loop
         self.closed = False
         self.commits = 0  # transactions committed by writers (a group counts once)
         self.jobs = 0  # write jobs run
@@ -72,16 +71,40 @@ class DbExecutor:
 
     # -- the loop side --------------------------------------------------
 
-    async def write(self, fn: Callable, *args, group: bool = False,
+    async def write(self, fn: Callable, *args, group: bool = False, one_statement: bool = False,
                     timeout: Optional[float] = None, **kwargs) -> Any:
-        """Run ``fn(*args, **kwargs)`` in a writer's transaction; its result once committed."""
+        """Run ``fn(*args, **kwargs)`` in a writer's transaction; its result once committed.
+
+        ``one_statement``: ``fn`` runs a single statement, atomic by itself, so on
+        PostgreSQL it runs without BEGIN and COMMIT (two round trips fewer).
+        """
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         deadline = time.monotonic() + (self.wait_timeout if timeout is None else timeout)
         self._start()
         self.submitted += 1
-        self._queue.put(_Job(fn, args, kwargs, group, deadline, loop, future))
+        job = _Job(fn, args, kwargs, group, deadline, loop, future, one_statement)
+        if self.writers > 1:
+            self._queue.put(job)  # one job each, so idle writers take them in parallel
+        else:
+            self._hand_off(loop, job)
         return await future
+
+    def _hand_off(self, loop, job: _Job) -> None:
+        # The jobs of one turn of the loop go to the writer as one list: one
+        # queue put and one writer wake-up per turn instead of one per job
+        # (each wake-up is the writer competing for the GIL with the loop).
+        with self._lock:
+            self._pending.append(job)
+            if len(self._pending) > 1:
+                return
+        loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        with self._lock:
+            jobs, self._pending = self._pending, []
+        if jobs:
+            self._queue.put(jobs)
 
     async def read(self, fn: Callable, *args, timeout: Optional[float] = None, **kwargs) -> Any:
         """Run ``fn(*args, **kwargs)`` on a reader thread (no transaction)."""
@@ -122,6 +145,7 @@ class DbExecutor:
         self.closed = True
         if self.jobs:
             logger.info("database writers: %d jobs in %d commits", self.jobs, self.commits)
+        self._flush()  # jobs handed off in this turn of the loop still run
         for _ in self._threads:
             self._queue.put(_STOP)
         for thread in self._threads:
@@ -144,31 +168,35 @@ class DbExecutor:
     def _writer_main(self) -> None:
         deferred: "collections.deque[_Job]" = collections.deque()
         while True:
-            job = deferred.popleft() if deferred else self._queue.get()
+            if not deferred:
+                _extend(deferred, self._queue.get())
+            job = deferred.popleft()
             if job is _STOP:
                 break
             batch = [job]
-            if job.group:
-                stop = self._gather(batch, deferred)
-                if stop:
-                    deferred.append(_STOP)
+            if job.group and self.group_max > 1:
+                self._gather(batch, deferred)
             try:
                 self._run_batch(batch)
             except BaseException:  # pragma: no cover - a bug here must not kill the writer
                 logger.exception("database writer: batch failed unexpectedly")
         self._close_connection()
 
-    def _gather(self, batch: list, deferred) -> bool:
-        """Add queued group jobs to ``batch``; others wait in ``deferred``. True on stop."""
-        while len(batch) < self.group_max:
+    def _gather(self, batch: list, deferred) -> None:
+        """Move queued group jobs into ``batch``; the others keep their order in ``deferred``."""
+        while True:  # everything handed off so far (one writer: nobody else takes it)
             try:
-                job = self._queue.get_nowait()
+                _extend(deferred, self._queue.get_nowait())
             except queue.Empty:
-                return False
-            if job is _STOP:
-                return True
-            (batch if job.group else deferred).append(job)
-        return False
+                break
+        skipped = []
+        while deferred and len(batch) < self.group_max:
+            job = deferred.popleft()
+            if job is _STOP:  # jobs queued before the stop still run, then the writer ends
+                skipped.append(job)
+                break
+            (batch if job.group else skipped).append(job)
+        deferred.extendleft(reversed(skipped))
 
     def _run_batch(self, batch: List[_Job]) -> None:
         now = time.monotonic()
@@ -213,7 +241,13 @@ class DbExecutor:
         # No savepoint per job: a failing job rolls the whole batch back and
         # ``_recover`` re-runs the others (failures are rare; savepoints are not free).
         outcomes = []
-        with self._transaction(min(job.deadline for job in live)):
+        if len(live) == 1 and live[0].one_statement and not self.sqlite:
+            prepare_connection(self.db, self.sqlite, self.wait_timeout)
+            outcomes.append((live[0], True, live[0].run()))  # autocommitted
+            self.jobs += 1
+            return outcomes
+        deadline = min(job.deadline for job in live)
+        with open_transaction(self.db, self.sqlite, self.wait_timeout, deadline):
             if len(live) == 1:
                 outcomes.append((live[0], True, live[0].run()))
             else:
@@ -225,37 +259,6 @@ class DbExecutor:
         self.commits += 1
         self.jobs += len(live)
         return outcomes
-
-    def _transaction(self, deadline: float):
-        if not self.sqlite:
-            self._prepare_postgres()
-            return self.db.atomic()
-        self._prepare_sqlite()
-        while True:
-            txn = self.db.atomic("IMMEDIATE")
-            try:
-                txn.__enter__()
-            except peewee.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc):
-                    raise
-                if time.monotonic() >= deadline:
-                    raise DbBusy("database locked by another connection; nothing written")
-                continue
-            return _Entered(txn)
-
-    def _prepare_sqlite(self) -> None:
-        conn = self.db.connection()  # this thread's own, opened on first use
-        if getattr(self.db._state, "tp_conn", None) is not conn:
-            self.db.execute_sql(f"PRAGMA busy_timeout = {SQLITE_WRITER_BUSY_MS}")
-            self.db._state.tp_conn = conn
-
-    def _prepare_postgres(self) -> None:
-        # A row lock held elsewhere waits at most the bound, then fails cleanly.
-        conn = self.db.connection()
-        if getattr(self.db._state, "tp_conn", None) is not conn:
-            ms = int(self.wait_timeout * 1000)
-            self.db.execute_sql(f"SET lock_timeout = {ms}")
-            self.db._state.tp_conn = conn
 
     def _answer(self, outcomes) -> None:
         by_loop: dict = {}
