@@ -318,8 +318,12 @@ def report_checkouts(checkouts, cfg) -> bool:
         slow, fast = by[(conns, lat)], by[(conns, 0)]
         r = slow["rps"] / fast["rps"] if fast["rps"] else 0
         errs = slow["errors"] + fast["errors"]
+        # A closed loop of `conns` clients, each waiting `lat` on WeChat, can do
+        # no more than conns / lat checkouts/s even with a server that takes no time.
+        ceiling = conns / cfg["latency"] / fast["rps"] if fast["rps"] and lat else 0
         print(f"  checkout {conns:>4}: {lat} ms / 0 ms >= 90%:  {pct(r):>6}  "
-              f"{verdict(r >= 0.9 and errs == 0)} ({errs} errors)")
+              f"{verdict(r >= 0.9 and errs == 0)} ({errs} errors; the most any server "
+              f"could reach here: {pct(min(ceiling, 1.0))})")
     peak = max(r.get("vmhwm_mb", 0) for r in checkouts)
     print(f"  peak RSS <= 100 MB (checkouts, up to {max(cfg['checkout_conns'])} conns): "
           f"{peak:.1f}  {verdict(peak <= 100)}")
