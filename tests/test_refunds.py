@@ -2,6 +2,7 @@
 
 import pytest
 
+from api_helpers import MINI_APPID, MINI_OVERRIDES
 from flow_helpers import order_snapshot, paid_order, sim_control, wait_for
 from tornpay.orders import refunds as refunds_mod
 from tornpay.protocol.refundcrypto import encrypt_req_info
@@ -39,7 +40,8 @@ async def finish(http_client, base_url, out_refund_no, status="SUCCESS"):
     await wait_for(lambda: Refund.get_by_id(out_refund_no).state == status)
 
 
-def refund_notify_body(ours, *, key=API_KEY, status="SUCCESS", **changes) -> bytes:
+def refund_notify_body(ours, *, key=API_KEY, status="SUCCESS", appid="wxd930ea5d5a258f4f",
+                       **changes) -> bytes:
     """The notify WeChat would send for our refund ``ours``, with ``changes`` to req_info."""
     refund = Refund.get_by_id(ours)
     order = Order.get_by_id(refund.out_trade_no)
@@ -51,7 +53,7 @@ def refund_notify_body(ours, *, key=API_KEY, status="SUCCESS", **changes) -> byt
              "settlement_total_fee": order.total_fee, "success_time": "2024-06-02 10:15:32",
              "total_fee": order.total_fee, "transaction_id": order.transaction_id}
     inner.update(changes)
-    return encode_xml({"return_code": "SUCCESS", "appid": "wxd930ea5d5a258f4f",
+    return encode_xml({"return_code": "SUCCESS", "appid": appid,
                        "mch_id": "10000100", "nonce_str": "TeqClE3i0mvn3DrK",
                        "req_info": encrypt_req_info(inner, key)})
 
@@ -189,6 +191,23 @@ async def test_bad_req_info_and_unknown_refund_are_refused(app, ctx, http_client
     # The two bodies that do not decrypt, from one sender, are one stored refusal
     # plus a count (orders/refusals.py); the rest are each stored.
     assert refused == len(cases)
+
+
+@pytest.mark.parametrize("tp_overrides", [MINI_OVERRIDES])
+async def test_refund_notify_must_name_the_orders_own_appid(app, ctx, http_client, base_url):
+    # Both appids are ours, but this order was paid through the Official Account:
+    # a notify naming the Mini Program's appid is not about it.
+    out_trade_no = await paid_order(ctx, http_client, base_url)
+    refund = await refunds_mod.request_refund(ctx, out_trade_no, 700)
+    before = order_snapshot(out_trade_no)
+    reply = await post_notify(http_client, base_url,
+                              refund_notify_body(refund.out_refund_no, appid=MINI_APPID))
+    assert (reply["return_code"], reply["return_msg"]) == ("FAIL", "appid mismatch")
+    assert order_snapshot(out_trade_no) == before
+    assert Refund.get_by_id(refund.out_refund_no).state == "PROCESSING"
+    reply = await post_notify(http_client, base_url, refund_notify_body(refund.out_refund_no))
+    assert reply["return_code"] == "SUCCESS"
+    assert Refund.get_by_id(refund.out_refund_no).state == "SUCCESS"
 
 
 @pytest.mark.parametrize("api_version", ["v2", "v3"])

@@ -37,8 +37,8 @@ def _record(out_trade_no: Optional[str], remote_ip: str, outcome: str, reason: s
                         remote_ip=(remote_ip or "")[:64], outcome=outcome, reason=reason[:255])
 
 
-def _decrypt(ctx: ServingContext, body: bytes) -> dict:
-    """The checked, decrypted req_info fields of one notify body."""
+def _decrypt(ctx: ServingContext, body: bytes) -> Tuple[dict, str]:
+    """The checked, decrypted req_info fields of one notify body, and its outer appid."""
     if len(body) > MAX_XML_BYTES:
         raise Refused(f"body of {len(body)} bytes is over {MAX_XML_BYTES}", "body too large")
     try:
@@ -49,14 +49,15 @@ def _decrypt(ctx: ServingContext, body: bytes) -> dict:
         raise Refused(f"return_code {fields.get('return_code')!r}: {fields.get('return_msg')}",
                       "return_code is not SUCCESS")
     wechat = ctx.settings.wechat
-    # Either of our appids: a Mini Program order's refunds are notified with its appid.
+    # Either of our appids here (cheap, before decrypting); _check then holds it to
+    # the order's own: a Mini Program order's refunds are notified with its appid.
     if fields.get("appid") not in (wechat.appid, wechat.miniprogram_appid or wechat.appid):
         raise Refused(f"appid {fields.get('appid')!r} is not ours", "appid mismatch")
     if fields.get("mch_id") != wechat.mch_id:
         raise Refused(f"mch_id {fields.get('mch_id')!r} is not ours", "mch_id mismatch")
     # No outer signature exists: decrypting with our key is the authentication (§12.1).
     try:
-        return decrypt_req_info(fields.get("req_info") or "", wechat.api_key)
+        return decrypt_req_info(fields.get("req_info") or "", wechat.api_key), fields["appid"]
     except RefundDecryptError as exc:
         raise Refused(f"req_info: {exc}", "req_info decryption failed") from None
 
@@ -75,8 +76,9 @@ def _open_v3(ctx: ServingContext, headers, body: bytes) -> dict:
     return info
 
 
-def _check(info: dict, generation: str = "v2") -> Refund:
-    """The Refund row ``info`` is about, when ids and amounts all match ours."""
+def _check(ctx: ServingContext, info: dict, generation: str = "v2",
+           appid: Optional[str] = None) -> Refund:
+    """The Refund row ``info`` is about, when ids, appid and amounts all match ours."""
     out_trade_no, out_refund_no = info.get("out_trade_no"), info.get("out_refund_no")
     refund = Refund.get_or_none(Refund.out_refund_no == (out_refund_no or ""))
     if refund is None or refund.out_trade_no != out_trade_no:
@@ -86,6 +88,9 @@ def _check(info: dict, generation: str = "v2") -> Refund:
     if order.api_version != generation:
         raise Refused(f"a {generation} refund notify for a {order.api_version} order",
                       "wrong API generation", out_trade_no)
+    # A v2 notify names an appid outside req_info; v3's resource names none.
+    if appid is not None and appid != (order.appid or ctx.settings.wechat.appid):
+        raise Refused(f"appid {appid!r} is not the order's", "appid mismatch", out_trade_no)
     if (str(info.get("refund_fee")) != str(refund.refund_fee)
             or str(info.get("total_fee")) != str(order.total_fee)):
         logger.error("ALERT refund %s: notify amounts refund_fee=%r total_fee=%r differ from ours "
@@ -103,11 +108,12 @@ def process_refund_notify(ctx: ServingContext, body: bytes, remote_ip: str,
     """Check and apply one refund notify (XML v2 or JSON v3); return ``(ok, msg, changed)``."""
     info: dict = {}
     try:
+        appid = None
         if is_v3_body(body):
             info, generation = _open_v3(ctx, headers or {}, body), "v3"
         else:
-            info, generation = _decrypt(ctx, body), "v2"
-        refund = _check(info, generation)
+            (info, appid), generation = _decrypt(ctx, body), "v2"
+        refund = _check(ctx, info, generation, appid)
         status = info["refund_status"]
         with db.atomic():
             won = apply_refund_result(
