@@ -186,3 +186,16 @@ def test_apply_trade_state_amount_mismatch(db, caplog):
     assert apply_trade_state("T1", fields, names) == "AMOUNT_MISMATCH"
     assert state() == PREPAID
     assert "ALERT" in caplog.text
+
+
+def test_apply_trade_state_transaction_of_another_order(db, caplog):
+    make_order("T0")
+    assert t.mark_paid("T0", **paid_fields(7), hooks=names)
+    make_order()
+    fields = {"trade_state": "SUCCESS", "total_fee": "100", "out_trade_no": "T1",
+              "transaction_id": paid_fields(7)["transaction_id"]}
+    for _ in range(2):  # the reconciler asks again: each answer is refused the same way
+        assert apply_trade_state("T1", fields, names) == "TRANSACTION_REUSED"
+    assert state() == PREPAID and Event.select().count() == 1
+    alerts = [r for r in caplog.records if "ALERT" in r.getMessage()]
+    assert len(alerts) == 2 and all("T0" in r.getMessage() and not r.exc_info for r in alerts)

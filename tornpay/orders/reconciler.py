@@ -179,7 +179,7 @@ class Reconciler(PeriodicWorker):
                     trade_state = await self._apply(no, reply)
                 elif exc.err_code != "ORDERCLOSED":
                     raise
-        if trade_state in ("USERPAYING", "AMOUNT_MISMATCH"):
+        if trade_state in ("USERPAYING", "AMOUNT_MISMATCH", "TRANSACTION_REUSED"):
             # The payer is mid-payment (or the answer is suspect): ask again later.
             logger.warning("reconcile %s: cancelled here, WeChat says %s; retrying later",
                            no, trade_state)

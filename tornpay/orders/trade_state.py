@@ -3,6 +3,8 @@
 import logging
 from typing import Any, Mapping, Optional
 
+import peewee
+
 from tornpay.orders.transitions import Hooks, mark_closed, mark_paid, mark_payerror
 from tornpay.storage.models import Order
 
@@ -10,7 +12,10 @@ logger = logging.getLogger("tornpay.orders.transitions")  # the name operators g
 
 
 def apply_trade_state(out_trade_no: str, query_fields: Mapping[str, Any], hooks: Hooks) -> str:
-    """Apply a verified ``orderquery`` reply; return its trade_state (or ``AMOUNT_MISMATCH``).
+    """Apply a verified ``orderquery`` reply; return its trade_state.
+
+    Or ``AMOUNT_MISMATCH`` / ``TRANSACTION_REUSED`` when a SUCCESS cannot be ours
+    (another amount, another order's transaction_id): nothing changes, one ALERT.
 
     SUCCESS pays (same transition as a notify), CLOSED/REVOKED close with reason
     ``closed``, PAYERROR -> PAYERROR; NOTPAY, USERPAYING and REFUND change nothing.
@@ -31,15 +36,34 @@ def apply_trade_state(out_trade_no: str, query_fields: Mapping[str, Any], hooks:
                          "not marked paid", out_trade_no, query_fields.get("total_fee"),
                          order.total_fee)
             return "AMOUNT_MISMATCH"
-        mark_paid(out_trade_no, transaction_id=query_fields.get("transaction_id"),
-                  time_end=query_fields.get("time_end"), bank_type=query_fields.get("bank_type"),
-                  cash_fee=query_fields.get("cash_fee"), source="orderquery", hooks=hooks,
-                  openid=query_fields.get("openid"))
+        try:
+            mark_paid(out_trade_no, transaction_id=query_fields.get("transaction_id"),
+                      time_end=query_fields.get("time_end"),
+                      bank_type=query_fields.get("bank_type"),
+                      cash_fee=query_fields.get("cash_fee"), source="orderquery", hooks=hooks,
+                      openid=query_fields.get("openid"))
+        except peewee.IntegrityError as error:
+            return _reused_transaction(out_trade_no, query_fields.get("transaction_id"), error)
     elif trade_state in ("CLOSED", "REVOKED"):
         mark_closed(out_trade_no, "closed", hooks=hooks)
     elif trade_state == "PAYERROR":
         mark_payerror(out_trade_no, hooks=hooks)
     return trade_state
+
+
+def _reused_transaction(out_trade_no: str, transaction_id: Optional[str],
+                        error: peewee.IntegrityError) -> str:
+    # transaction_id is unique: WeChat naming another order's transaction is no
+    # database hiccup and asking again cannot fix it (mark_paid's savepoint
+    # undid the attempt). The notify path refuses the same case the same way.
+    holder = (Order.select(Order.out_trade_no)
+              .where((Order.transaction_id == transaction_id)
+                     & (Order.out_trade_no != out_trade_no)).first())
+    if holder is None:
+        raise error  # another constraint: a real database error
+    logger.error("ALERT order %s: orderquery reports transaction_id %s, which already paid "
+                 "order %s; not marked paid", out_trade_no, transaction_id, holder.out_trade_no)
+    return "TRANSACTION_REUSED"
 
 
 def order_generation(out_trade_no: str) -> Optional[str]:
