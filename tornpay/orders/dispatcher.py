@@ -85,6 +85,8 @@ class Dispatcher:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        if self._done_job is not None:  # finished calls' bookkeeping, before the release
+            await asyncio.gather(self._done_job, return_exceptions=True)
         await run_write(self.dbx, self._release_leases)
 
     def _release_leases(self) -> None:
