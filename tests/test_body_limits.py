@@ -118,3 +118,23 @@ async def test_small_bodies_still_work(http_client, base_url, tp_settings):
     cancel = await browser.fetch(f"/wxpay/orders/{number}/cancel", method="POST",
                                  body=f"_xsrf={token}")
     assert cancel.code == 303, (page.code, cancel.body)
+
+
+@pytest.mark.gen_test(timeout=30)
+@pytest.mark.parametrize("tp_overrides", [{"server": {"body_timeout_seconds": 0.3}}])
+async def test_a_body_in_time_leaves_the_kept_alive_connection_open(tp_overrides, http_server,
+                                                                    http_port):
+    # The body's deadline ends with the body: a connection that idles past it
+    # afterwards still answers its next request.
+    stream = await TCPClient().connect("127.0.0.1", http_port)
+    try:
+        for _ in range(2):
+            await stream.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            head = await asyncio.wait_for(stream.read_until(b"\r\n\r\n"), 5)
+            assert head.startswith(b"HTTP/1.1 200"), head
+            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            await stream.read_bytes(length)
+            await asyncio.sleep(0.6)  # twice the body timeout
+        assert not stream.closed()
+    finally:
+        stream.close()

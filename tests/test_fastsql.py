@@ -15,7 +15,7 @@ from tornpay.orders import notify as n
 from tornpay.orders import transitions as t
 from tornpay.orders.events import OrderView
 from tornpay.storage import fastsql
-from tornpay.storage.db import database_proxy
+from tornpay.storage.db import database_proxy, is_postgres
 from tornpay.storage.models import (CLOSED, PAID, PENDING, PREPAID, Delivery, Event,
                                     Notification, Order, utcnow)
 
@@ -129,7 +129,7 @@ def test_claim_finds_what_the_peewee_query_finds(db):
                         next_attempt_at=created if i != 4 else base + datetime.timedelta(days=1),
                         lease_until=base if i == 1 else None, lease_owner="x" if i == 1 else None)
     now = utcnow()
-    statement = outbox_sql.CLAIM_PG if d.is_postgres(db) else outbox_sql.CLAIM
+    statement = outbox_sql.CLAIM_PG if is_postgres(db) else outbox_sql.CLAIM
     for limit in (1, 2, 10):
         mine = [r[0] for r in statement.all(now=now, limit=limit)]
         assert mine == reference_claim(now, limit)

@@ -1,5 +1,6 @@
 """Issue 14.10: attacker text cannot name an order in a log line, nor raise an ALERT."""
 
+import io
 import json
 import logging
 
@@ -7,7 +8,8 @@ import pytest
 
 from flow_helpers import notify_fields, signed_notify
 from test_notify import order  # noqa: F401  (the fixture: a PREPAID order by checkout)
-from tornpay.logs import JSONFormatter, KeyValueFormatter
+from tornpay.logs import JSONFormatter, KeyValueFormatter, configure
+from tornpay.weblog import ScrubFilter
 
 KEY = "192006250b4c09247ec02edce69f6a2d"
 VICTIM = "TP20240501080000a1B2c3D4e5F6g7"
@@ -97,3 +99,45 @@ def test_untrusted_quotes_escapes_and_bounds():
     assert "\n" not in text and "\r" not in text and "\x1b" not in text and "\u202e" not in text
     assert "ALERT" not in text.upper().replace("\\X41LERT", "").replace("\\X61LERT", "")
     assert text.startswith("'") and text.endswith("...") and len(text) < 300
+
+
+@pytest.fixture
+def standalone_logging():
+    """``configure()``'s root handler on a StringIO; the session's handlers and flags restored."""
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level, logging._srcfile, logging.logThreads,
+             logging.logProcesses, logging.logMultiprocessing)
+    stream = io.StringIO()
+    yield stream
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in saved[0]:
+        root.addHandler(handler)
+    root.setLevel(saved[1])
+    (logging._srcfile, logging.logThreads, logging.logProcesses,
+     logging.logMultiprocessing) = saved[2:]
+
+
+def test_a_record_through_two_scrub_filters_loses_both_filters_secrets(standalone_logging):
+    # The second filter skips a record the first scrubbed only for the same secrets.
+    configure("INFO", "text", stream=standalone_logging, secrets=["handler-secret-1"])
+    logger = logging.getLogger("tornado.access")
+    flt = ScrubFilter(["logger-secret-2"])
+    logger.addFilter(flt)
+    try:
+        logger.info("GET /x handler-secret-1 logger-secret-2 (%s)", "ip")
+    finally:
+        logger.removeFilter(flt)
+    line = standalone_logging.getvalue()
+    assert "handler-secret-1" not in line and "logger-secret-2" not in line
+    assert line.count("[secret]") == 2
+    assert "tornpay_scrubbed" not in line
+
+
+def test_extra_fields_keep_their_order_and_internal_marks_stay_out(standalone_logging):
+    configure("INFO", "text", stream=standalone_logging)
+    logging.getLogger("tornpay.test").info("hello", extra={"zeta": 1, "alpha": 2})
+    logging.getLogger("tornpay.test").info("plain")
+    first, second = standalone_logging.getvalue().splitlines()
+    assert first.endswith("msg=hello zeta=1 alpha=2")
+    assert second.endswith("msg=plain")

@@ -13,7 +13,7 @@ import tornado.web
 
 from tornpay import webheaders
 from tornpay.context import Context
-from tornpay.httpserver import make_http_server
+from tornpay.httpserver import BodyDeadline, make_http_server
 from tornpay.settings import Settings
 from tornpay.weblog import log_request
 
@@ -49,10 +49,12 @@ class TornpayApplication(tornado.web.Application):
         # only the one serve() builds: set them on each request's connection
         # before its body is read. /notify raises its own in prepare().
         server = self.settings["tornpay"].settings.server
+        delegate = super().start_request(server_conn, request_conn)
         if hasattr(request_conn, "set_max_body_size"):
             request_conn.set_max_body_size(server.max_body_bytes)
-            request_conn.set_body_timeout(server.body_timeout_seconds)
-        return super().start_request(server_conn, request_conn)
+            if server.body_timeout_seconds:
+                return BodyDeadline(delegate, request_conn, server.body_timeout_seconds)
+        return delegate
 
     def find_handler(self, request, **kwargs):
         # Called once per request as it starts; log_request once as it finishes.

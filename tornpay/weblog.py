@@ -83,6 +83,12 @@ class ScrubFilter(logging.Filter):
                               key=len, reverse=True)
 
     def filter(self, record: logging.LogRecord) -> bool:
+        # A record passes a logger's filter and then the handler's: scrubbed
+        # once for the same secrets (a filter with other secrets scrubs again).
+        done = getattr(record, "tornpay_scrubbed", None)
+        if done is not None and (done is self.secrets or done == self.secrets):
+            return True
+        record.tornpay_scrubbed = self.secrets
         if is_sql_record(record):
             # peewee's (sql, params): URI scrubbing would garble the statement's "?".
             record.msg, record.args = scrub_sql(record.msg, self.secrets), None

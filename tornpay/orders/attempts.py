@@ -20,9 +20,11 @@ _INSERT = Statement("insert_delivery_attempt", lambda: DeliveryAttempt.insert(
 
 
 def record(delivery_id: str, started_at: datetime.datetime, outcome: str,
-           error: Optional[str] = None, owner: Optional[str] = None) -> None:
+           error: Optional[str] = None, owner: Optional[str] = None,
+           finished_at: Optional[datetime.datetime] = None) -> None:
     """Keep one attempt: when it started and ended, its outcome and error (never rewritten)."""
-    _INSERT.execute(delivery=delivery_id, started_at=started_at, finished_at=utcnow(),
+    _INSERT.execute(delivery=delivery_id, started_at=started_at,
+                    finished_at=finished_at or utcnow(),
                     outcome=outcome, error=error[:ERROR_CHARS] if error else None, owner=owner)
 
 

@@ -9,80 +9,25 @@ import os
 import socket
 import uuid
 from types import SimpleNamespace
-from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Set, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional
 
 from tornpay.orders import attempts as history
 from tornpay.orders import outbox_sql as sql
+from tornpay.orders.claims import BATCH, claim_and_load, claim_due_deliveries  # noqa: F401
 from tornpay.orders.events import OrderView, RefundView
 from tornpay.orders.registry import loaded_plugins
 from tornpay.storage.db import database_proxy as db
-from tornpay.storage.db import is_postgres
 from tornpay.storage.executor import run_write
 from tornpay.storage.models import FAILED, PENDING, Delivery, Event, Order, utcnow
 
 logger = logging.getLogger(__name__)
 
-BATCH = 100  # deliveries claimed per pass
 ERROR_CHARS = 500
 
 
 def default_owner_id() -> str:
     """A lease owner id unique to this process (host, pid, random)."""
     return f"{socket.gethostname()[:24]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def claim_due_deliveries(owner_id: str, lease_seconds: float, limit: int = BATCH,
-                         exclude: Optional[Set[str]] = None,
-                         plugins: Optional[List[str]] = None) -> List[str]:
-    """Lease up to ``limit`` due pending deliveries for ``owner_id``; return their ids.
-
-    ``plugins``: only deliveries to these plugins (the ones this process has
-    loaded); None means any.
-
-    PostgreSQL: one short transaction selects the rows ``FOR UPDATE SKIP
-    LOCKED`` (a row another process is claiming right now is skipped, not
-    waited for) and sets their lease. SQLite (one writer at a time): select
-    candidates, then take each with a conditional UPDATE that only succeeds
-    while the lease is free or expired (all in one commit). Either way the
-    lease, not the lock, is what is held during the call, so a dead process's
-    rows come back when its lease expires.
-    """
-    now = utcnow()
-    until = now + datetime.timedelta(seconds=lease_seconds)
-    exclude = exclude or set()
-    # ``exclude`` (our own calls still running) is filtered here rather than in
-    # the SQL, so the statement stays one compiled text whatever its size.
-    args = {"now": now, "limit": limit + len(exclude)}
-    pg = is_postgres(db.obj)
-    if plugins is None:
-        claim = sql.CLAIM_PG if pg else sql.CLAIM
-    elif not plugins:
-        return []
-    else:
-        claim = (sql.CLAIM_PG_FOR if pg else sql.CLAIM_FOR)[len(plugins)]
-        args.update((f"p{i}", name) for i, name in enumerate(plugins))
-    if pg:
-        with db.atomic():
-            ids = [r[0] for r in claim.all(**args) if r[0] not in exclude][:limit]
-            if ids:
-                sql.LEASE_PG.execute(ids=ids, owner=owner_id, until=until)
-        return ids
-    candidates = [r[0] for r in claim.all(**args) if r[0] not in exclude][:limit]
-    claimed = []
-    if candidates:
-        with db.atomic():
-            for delivery_id in candidates:
-                if sql.LEASE.rowcount(id=delivery_id, owner=owner_id, until=until, now=now) == 1:
-                    claimed.append(delivery_id)
-    return claimed
-
-
-def claim_and_load(owner_id: str, lease_seconds: float, *, exclude: Set[str],
-                   plugins: Optional[Iterable[str]] = None
-                   ) -> List[Tuple[str, Optional[sql.Loaded]]]:
-    """Claim due deliveries and load each one's delivery, event and order columns."""
-    ids = claim_due_deliveries(owner_id, lease_seconds, exclude=exclude, plugins=plugins)
-    return [(delivery_id, sql.load(delivery_id)) for delivery_id in ids]
 
 
 class _Loaded(NamedTuple):
@@ -105,6 +50,8 @@ class Dispatcher:
         self._loop_task: Optional[asyncio.Task] = None
         self._stopping = False
         self.dbx = None  # the app's DbExecutor (set by Context): database work off the loop
+        self._done_batch: Optional[list] = None  # successes of this turn of the loop
+        self._done_job: Optional[asyncio.Future] = None
 
     @property
     def lease_seconds(self) -> float:
@@ -138,6 +85,8 @@ class Dispatcher:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        if self._done_job is not None:  # finished calls' bookkeeping, before the release
+            await asyncio.gather(self._done_job, return_exceptions=True)
         await run_write(self.dbx, self._release_leases)
 
     def _release_leases(self) -> None:
@@ -217,7 +166,40 @@ class Dispatcher:
                 await run_write(self.dbx, self._failed, delivery,
                                 f"{type(exc).__name__}: {exc}", started, group=True)
         else:
-            await run_write(self.dbx, self._done, delivery, started, group=True)
+            await self._record_done(delivery, started)
+
+    async def _record_done(self, delivery: _Loaded, started: datetime.datetime) -> None:
+        # The calls that succeed in one turn of the loop share one writer job
+        # (each one's done mark and attempt row): a delivery costs no job of its own.
+        if self._done_batch is None:
+            self._done_batch = []
+            self._done_job = asyncio.ensure_future(self._write_done(self._done_batch))
+        self._done_batch.append((delivery, started, utcnow()))
+        # Shielded: a delivery cancelled at stop() must not cancel the others' bookkeeping.
+        error = (await asyncio.shield(self._done_job)).get(delivery.id)
+        if error is not None:
+            raise error
+
+    async def _write_done(self, batch: list) -> Dict[str, BaseException]:
+        self._done_batch = None  # runs on the next turn: later successes start a new batch
+        try:
+            await run_write(self.dbx, self._done_many, batch, group=True)
+            return {}
+        except Exception as exc:
+            if len(batch) == 1:
+                return {batch[0][0].id: exc}
+        # One failing row must not undo the others' bookkeeping (their calls
+        # would be made again): each alone, so each failure is its own.
+        results = await asyncio.gather(*(run_write(self.dbx, self._done, *item, group=True)
+                                         for item in batch), return_exceptions=True)
+        return {item[0].id: result for item, result in zip(batch, results)
+                if isinstance(result, BaseException)}
+
+    def _done_many(self, batch: list) -> None:
+        # All or none (a savepoint per batch on a writer), so a retry alone never repeats a row.
+        with db.atomic():
+            for item in batch:
+                self._done(*item)
 
     @staticmethod
     def _hook_kwargs(row: "sql.Loaded", delivery_id: str) -> dict:
@@ -237,14 +219,17 @@ class Dispatcher:
             kwargs["refund"] = RefundView.from_payload(payload["refund"])
         return kwargs
 
-    def _done(self, delivery: _Loaded, started: datetime.datetime) -> None:
+    def _done(self, delivery: _Loaded, started: datetime.datetime,
+              finished: Optional[datetime.datetime] = None) -> None:
         # One conditional UPDATE and the attempt's history row (group-committed).
-        n = sql.MARK_DONE.rowcount(id=delivery.id, owner=self.owner_id, done_at=utcnow())
+        finished = finished or utcnow()
+        n = sql.MARK_DONE.rowcount(id=delivery.id, owner=self.owner_id, done_at=finished)
         if n != 1:
             logger.warning("delivery %s returned after its lease was lost", delivery.id)
         else:
             logger.debug("delivery %s done (%s)", delivery.id, delivery.plugin)
-        history.record(delivery.id, started, history.DONE, owner=self.owner_id)
+        history.record(delivery.id, started, history.DONE, owner=self.owner_id,
+                       finished_at=finished)
 
     def _failed(self, delivery: _Loaded, error: str, started: datetime.datetime,
                 outcome: str = "error") -> None:

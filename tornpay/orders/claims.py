@@ -1,0 +1,65 @@
+"""The dispatcher's claim: lease due deliveries to one process and load what each call needs."""
+
+import datetime
+from typing import Iterable, List, Optional, Set, Tuple
+
+from tornpay.orders import outbox_sql as sql
+from tornpay.storage.db import database_proxy as db
+from tornpay.storage.db import is_postgres
+from tornpay.storage.models import utcnow
+
+BATCH = 100  # deliveries claimed per pass
+
+
+def claim_due_deliveries(owner_id: str, lease_seconds: float, limit: int = BATCH,
+                         exclude: Optional[Set[str]] = None,
+                         plugins: Optional[List[str]] = None) -> List[str]:
+    """Lease up to ``limit`` due pending deliveries for ``owner_id``; return their ids.
+
+    ``plugins``: only deliveries to these plugins (the ones this process has
+    loaded); None means any.
+
+    PostgreSQL: one short transaction selects the rows ``FOR UPDATE SKIP
+    LOCKED`` (a row another process is claiming right now is skipped, not
+    waited for) and sets their lease. SQLite (one writer at a time): select
+    candidates, then take each with a conditional UPDATE that only succeeds
+    while the lease is free or expired (all in one commit). Either way the
+    lease, not the lock, is what is held during the call, so a dead process's
+    rows come back when its lease expires.
+    """
+    now = utcnow()
+    until = now + datetime.timedelta(seconds=lease_seconds)
+    exclude = exclude or set()
+    # ``exclude`` (our own calls still running) is filtered here rather than in
+    # the SQL, so the statement stays one compiled text whatever its size.
+    args = {"now": now, "limit": limit + len(exclude)}
+    pg = is_postgres(db.obj)
+    if plugins is None:
+        claim = sql.CLAIM_PG if pg else sql.CLAIM
+    elif not plugins:
+        return []
+    else:
+        claim = (sql.CLAIM_PG_FOR if pg else sql.CLAIM_FOR)[len(plugins)]
+        args.update((f"p{i}", name) for i, name in enumerate(plugins))
+    if pg:
+        with db.atomic():
+            ids = [r[0] for r in claim.all(**args) if r[0] not in exclude][:limit]
+            if ids:
+                sql.LEASE_PG.execute(ids=ids, owner=owner_id, until=until)
+        return ids
+    candidates = [r[0] for r in claim.all(**args) if r[0] not in exclude][:limit]
+    claimed = []
+    if candidates:
+        with db.atomic():
+            for delivery_id in candidates:
+                if sql.LEASE.rowcount(id=delivery_id, owner=owner_id, until=until, now=now) == 1:
+                    claimed.append(delivery_id)
+    return claimed
+
+
+def claim_and_load(owner_id: str, lease_seconds: float, *, exclude: Set[str],
+                   plugins: Optional[Iterable[str]] = None
+                   ) -> List[Tuple[str, Optional[sql.Loaded]]]:
+    """Claim due deliveries and load each one's delivery, event and order columns."""
+    ids = claim_due_deliveries(owner_id, lease_seconds, exclude=exclude, plugins=plugins)
+    return [(delivery_id, sql.load(delivery_id)) for delivery_id in ids]
