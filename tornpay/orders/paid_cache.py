@@ -3,7 +3,7 @@
 import sys
 from typing import Any, Dict, Mapping, NamedTuple, Optional
 
-from tornpay.protocol.sign import verify_sign
+from tornpay.orders.notify_checks import OrderRef, v2_failure
 
 # WeChat repeats a notify until it is answered, within minutes mostly; the
 # newest orders are the ones repeated. ~330 bytes an entry: ~3 MB when full.
@@ -56,19 +56,14 @@ class PaidCache:
 def repeats(wechat: Any, paid: Paid, fields: Mapping[str, Any]) -> bool:
     """True when ``fields`` pass every check of SPEC §5 against ``paid`` and name its payment.
 
-    The same checks as the database path (signature in constant time with the
-    order's algorithm, appid, mch_id, amount, currency), and the same
-    ``transaction_id``. Anything else (a refusal, a second payment to alert
-    on) is False: the full pipeline then refuses, logs and records it.
+    The database path's own checks (``notify_checks``: signature in constant
+    time with the order's algorithm, appid, mch_id, amount, currency), and the
+    same ``transaction_id``. Anything else (a refusal, a second payment to
+    alert on) is False: the full pipeline then refuses, logs and records it.
     """
-    total = fields.get("total_fee")
-    declared = fields.get("sign_type")
-    return (fields.get("return_code") == "SUCCESS" and fields.get("result_code") == "SUCCESS"
-            and fields.get("transaction_id") == paid.transaction_id
-            and (declared is None or declared == paid.sign_type)
-            and fields.get("appid") == (paid.appid or wechat.appid)
-            and fields.get("mch_id") == wechat.mch_id
-            and isinstance(total, str) and total.isascii() and total.isdigit()
-            and int(total) == paid.total_fee
-            and fields.get("fee_type", "CNY") == "CNY"
-            and verify_sign(fields, wechat.api_key, paid.sign_type))
+    if (fields.get("return_code") != "SUCCESS" or fields.get("result_code") != "SUCCESS"
+            or fields.get("transaction_id") != paid.transaction_id):
+        return False
+    order = OrderRef(fields.get("out_trade_no"), paid.sign_type, paid.total_fee, "v2",
+                     paid.appid)
+    return v2_failure(wechat, order, fields) is None
