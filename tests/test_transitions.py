@@ -55,6 +55,23 @@ def test_mark_paid_once_with_event_and_deliveries(db):
     assert sorted(d.id for d in Delivery.select()) == [f"{event.id}:a", f"{event.id}:b"]
 
 
+def test_event_ids_are_unique_and_in_time_order(db):
+    # Time-ordered keys append to the event and delivery indexes (fewer pages
+    # written per commit, bench/README.md); the random tail keeps them unique.
+    import re
+    import time
+
+    from tornpay.orders.outbox import new_event_id
+
+    ids = []
+    for _ in range(3):
+        ids += [new_event_id() for _ in range(200)]
+        time.sleep(0.002)
+    assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids) and len(set(ids)) == len(ids)
+    assert [i[:14] for i in ids] == sorted(i[:14] for i in ids)
+    assert ids[0][:14] < ids[200][:14] < ids[400][:14]
+
+
 def test_mark_paid_accepts_hook_manager_like_object(db):
     make_order()
 

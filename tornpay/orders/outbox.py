@@ -3,7 +3,8 @@
 import datetime
 import json
 import logging
-import uuid
+import secrets
+import time
 from typing import Any, Callable, Iterable, Mapping, Optional, Union
 
 from tornpay.orders.registry import with_known_plugins
@@ -23,6 +24,15 @@ def _plugin_names(hooks: Hooks, hook: str) -> list:
     return with_known_plugins(hook, list(names(hook)))
 
 
+def new_event_id() -> str:
+    """A unique event id: 32 hex digits, microseconds since the epoch then 72 random bits."""
+    # Why not uuid4: events and deliveries are keyed (and indexed) by this id,
+    # and random keys put each new row on another page of those B-trees, every
+    # such page written to the WAL at each commit and again at the checkpoint.
+    # Time-ordered keys append to the same few pages (bench/README.md, 2026-12-02).
+    return f"{time.time_ns() // 1000:014x}{secrets.token_hex(9)}"
+
+
 def write_event(out_trade_no: str, hook: str, payload: Mapping[str, Any], hooks: Hooks,
                 now: Optional[datetime.datetime] = None) -> str:
     """Write one outbox Event and a Delivery per plugin implementing ``hook``; return its id.
@@ -32,7 +42,7 @@ def write_event(out_trade_no: str, hook: str, payload: Mapping[str, Any], hooks:
     Call it inside the ``db.atomic()`` block of the state change it reports
     (e.g. ``on_refund`` with ``{"refund": RefundView.as_payload()}``).
     """
-    event_id = uuid.uuid4().hex
+    event_id = new_event_id()
     now = now or utcnow()
     _INSERT_EVENT.execute(id=event_id, hook=hook, out_trade_no=out_trade_no,
                           payload=json.dumps(dict(payload), sort_keys=True), created_at=now)

@@ -134,7 +134,7 @@ class Notification(BaseModel):
 class Event(BaseModel):
     """Outbox row: a durable hook event written in the transaction that caused it."""
 
-    id = peewee.CharField(max_length=32, primary_key=True)  # uuid4 hex
+    id = peewee.CharField(max_length=32, primary_key=True)  # outbox.new_event_id()
     hook = peewee.CharField(max_length=32)  # on_paid, on_cancel, on_refund
     out_trade_no = peewee.CharField(max_length=32, index=True)
     payload = peewee.TextField(default="{}")  # JSON: reason, refund
