@@ -138,6 +138,32 @@ def test_claim_finds_what_the_peewee_query_finds(db):
     assert d.claim_due_deliveries("other", 60) == ["e0:p"]  # the others are leased now
 
 
+def test_a_claim_leases_and_loads_in_a_few_statements_whatever_its_size(db, monkeypatch):
+    # 140 due deliveries: more than one padded id list (128), fewer than a lease each.
+    base = utcnow() - datetime.timedelta(minutes=5)
+    for i in range(140):
+        order(f"T{i}", state=PAID)
+        Event.create(id=f"e{i:03d}", hook="on_paid", out_trade_no=f"T{i}", created_at=base)
+        Delivery.create(id=f"e{i:03d}:p", event=f"e{i:03d}", plugin="p", created_at=base,
+                        next_attempt_at=base + datetime.timedelta(microseconds=i))
+    Delivery.update(lease_owner="x", lease_until=utcnow() + datetime.timedelta(minutes=1)).where(
+        Delivery.id == "e007:p").execute()  # held by a live process: not claimable
+    statements = []
+    real = db.execute_sql
+    monkeypatch.setattr(db, "execute_sql", lambda sql, *a, **k: (statements.append(sql),
+                                                                  real(sql, *a, **k))[1])
+    with db.atomic():
+        claimed = d.claim_and_load("me", 60, exclude={"e000:p"}, plugins=["p"])
+    ids = [f"e{i:03d}:p" for i in range(1, 140) if i != 7][:d.BATCH]
+    assert [delivery_id for delivery_id, _ in claimed] == ids  # in claim order
+    assert len(statements) <= 6  # was 2 per delivery (a lease and a load each)
+    monkeypatch.setattr(db, "execute_sql", real)
+    assert all(row == outbox_sql.load(delivery_id) for delivery_id, row in claimed)
+    assert Delivery.select().where(Delivery.lease_owner == "me").count() == d.BATCH
+    more = d.claim_due_deliveries("other", 60, limit=140)
+    assert more == ["e000:p"] + [f"e{i:03d}:p" for i in range(1, 140) if i != 7][d.BATCH:]
+
+
 def test_done_and_retry_only_for_the_lease_owner(db):
     Event.create(id="e1", hook="on_paid", out_trade_no="T1")
     Delivery.create(id="e1:p", event="e1", plugin="p", attempts=1, lease_owner="me",

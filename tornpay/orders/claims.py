@@ -1,7 +1,7 @@
 """The dispatcher's claim: lease due deliveries to one process and load what each call needs."""
 
 import datetime
-from typing import Iterable, List, Optional, Set, Tuple
+from typing import Dict, Iterable, List, Optional, Set, Tuple
 
 from tornpay.orders import outbox_sql as sql
 from tornpay.storage.db import database_proxy as db
@@ -22,14 +22,19 @@ def claim_due_deliveries(owner_id: str, lease_seconds: float, limit: int = BATCH
     PostgreSQL: one short transaction selects the rows ``FOR UPDATE SKIP
     LOCKED`` (a row another process is claiming right now is skipped, not
     waited for) and sets their lease. SQLite (one writer at a time): select
-    candidates, then take each with a conditional UPDATE that only succeeds
-    while the lease is free or expired (all in one commit). Either way the
+    candidates, then take them with one conditional UPDATE that only succeeds
+    on rows whose lease is free or expired (all in one commit). Either way the
     lease, not the lock, is what is held during the call, so a dead process's
     rows come back when its lease expires.
     """
+    return list(_claim(owner_id, lease_seconds, limit, exclude or set(), plugins))
+
+
+def _claim(owner_id: str, lease_seconds: float, limit: int, exclude: Set[str],
+           plugins: Optional[List[str]]) -> Dict[str, Optional[sql.Loaded]]:
+    """``{id: Loaded}`` in claim order (SQLite loads while it checks the lease; PG: None)."""
     now = utcnow()
     until = now + datetime.timedelta(seconds=lease_seconds)
-    exclude = exclude or set()
     # ``exclude`` (our own calls still running) is filtered here rather than in
     # the SQL, so the statement stays one compiled text whatever its size.
     args = {"now": now, "limit": limit + len(exclude)}
@@ -37,7 +42,7 @@ def claim_due_deliveries(owner_id: str, lease_seconds: float, limit: int = BATCH
     if plugins is None:
         claim = sql.CLAIM_PG if pg else sql.CLAIM
     elif not plugins:
-        return []
+        return {}
     else:
         claim = (sql.CLAIM_PG_FOR if pg else sql.CLAIM_FOR)[len(plugins)]
         args.update((f"p{i}", name) for i, name in enumerate(plugins))
@@ -46,20 +51,26 @@ def claim_due_deliveries(owner_id: str, lease_seconds: float, limit: int = BATCH
             ids = [r[0] for r in claim.all(**args) if r[0] not in exclude][:limit]
             if ids:
                 sql.LEASE_PG.execute(ids=ids, owner=owner_id, until=until)
-        return ids
+        return dict.fromkeys(ids)
     candidates = [r[0] for r in claim.all(**args) if r[0] not in exclude][:limit]
-    claimed = []
-    if candidates:
-        with db.atomic():
-            for delivery_id in candidates:
-                if sql.LEASE.rowcount(id=delivery_id, owner=owner_id, until=until, now=now) == 1:
-                    claimed.append(delivery_id)
-    return claimed
+    mine: Dict[str, Optional[sql.Loaded]] = {}
+    with db.atomic():
+        for start in range(0, len(candidates), sql.SIZES[-1]):
+            chunk = candidates[start:start + sql.SIZES[-1]]
+            # One conditional UPDATE per chunk, then load those it leased to us.
+            values = sql.padded(chunk)
+            sql.LEASE_MANY[len(values)].execute(owner=owner_id, until=until, now=now, **values)
+            mine.update(sql.load_mine(chunk, owner_id))
+    return {delivery_id: mine[delivery_id] for delivery_id in candidates if delivery_id in mine}
 
 
 def claim_and_load(owner_id: str, lease_seconds: float, *, exclude: Set[str],
                    plugins: Optional[Iterable[str]] = None
                    ) -> List[Tuple[str, Optional[sql.Loaded]]]:
     """Claim due deliveries and load each one's delivery, event and order columns."""
-    ids = claim_due_deliveries(owner_id, lease_seconds, exclude=exclude, plugins=plugins)
-    return [(delivery_id, sql.load(delivery_id)) for delivery_id in ids]
+    claimed = _claim(owner_id, lease_seconds, BATCH, exclude,
+                     None if plugins is None else list(plugins))
+    missing = [delivery_id for delivery_id, row in claimed.items() if row is None]
+    for start in range(0, len(missing), sql.SIZES[-1]):  # PostgreSQL: one query per chunk
+        claimed.update(sql.load_mine(missing[start:start + sql.SIZES[-1]], owner_id))
+    return list(claimed.items())

@@ -61,6 +61,19 @@ LEASE = Statement("lease", lambda: Delivery.update(lease_values()).where(
     (Delivery.id == param(Delivery.id)) & (Delivery.state == PENDING)
     & (Delivery.lease_until.is_null()
        | (Delivery.lease_until < param(Delivery.lease_until, "now")))))
+# The SQLite claim leases its candidates with one UPDATE (was one per row); the
+# id list is padded to a size of SIZES so a handful of texts stay compiled.
+SIZES = (1, 2, 4, 8, 16, 32, 64, 128)
+
+
+def ids_param(n: int) -> list:
+    return [param(Delivery.id, f"id{i}") for i in range(n)]
+
+
+LEASE_MANY = Family("lease_many", lambda n: Delivery.update(lease_values()).where(
+    Delivery.id.in_(ids_param(n)) & (Delivery.state == PENDING)
+    & (Delivery.lease_until.is_null()
+       | (Delivery.lease_until < param(Delivery.lease_until, "now")))))
 # A delivery with its event and the order's plugin-visible columns, in one query.
 ORDER_COLUMNS = (Order.out_trade_no, Order.product_id, Order.openid, Order.total_fee,
                  Order.state, Order.transaction_id, Order.attach, Order.created_at,
@@ -74,6 +87,21 @@ LOAD = Statement("load_delivery", lambda: (
     .where(Delivery.id == param(Delivery.id))))
 
 
+# The same for the rows of a claim that ``owner`` holds, in one query (padded like LEASE_MANY).
+LOAD_MINE = Family("load_mine", lambda n: (
+    Delivery.select(Delivery.id, *LOAD_COLUMNS)
+    .join(Event, JOIN.LEFT_OUTER, on=(Delivery.event == Event.id))
+    .join(Order, JOIN.LEFT_OUTER, on=(Event.out_trade_no == Order.out_trade_no))
+    .where(Delivery.id.in_(ids_param(n))
+           & (Delivery.lease_owner == param(Delivery.lease_owner, "owner")))))
+
+
+def padded(ids: list) -> dict:
+    """``{"id0": .., "id{n-1}": ..}`` for the smallest size in SIZES, repeating the last id."""
+    n = next(size for size in SIZES if size >= len(ids))
+    return {f"id{i}": ids[min(i, len(ids) - 1)] for i in range(n)}
+
+
 class Loaded(NamedTuple):
     """One LOAD row by name: the delivery, its event (None if gone) and the order's columns."""
 
@@ -85,6 +113,13 @@ class Loaded(NamedTuple):
     payload: Optional[str]
     out_trade_no: Optional[str]
     order: tuple  # ORDER_COLUMNS' values; all None when the order is gone
+
+
+def load_mine(ids: list, owner: str) -> dict:
+    """``{delivery id: Loaded}`` for those of ``ids`` leased to ``owner`` (at most SIZES[-1])."""
+    values = padded(ids)
+    rows = LOAD_MINE[len(values)].all(owner=owner, **values)
+    return {row[0]: Loaded(*row[1:8], order=tuple(row[8:])) for row in rows}
 
 
 def load(delivery_id: str) -> Optional[Loaded]:
