@@ -342,3 +342,37 @@ async def test_a_plain_call_whose_pool_shuts_down_first_is_cancelled_and_frees_i
     gate.set()
     assert await first is True
     assert not slots.locked() and slots._value == 2
+
+
+@pytest.mark.gen_test
+async def test_thread_calls_that_finish_together_wake_the_loop_once(monkeypatch):
+    # Each plain-def call used to cost its own loop wake-up (a pipe write);
+    # calls finishing before the loop runs again are now handed over together.
+    import time as _time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tornpay import hookcall
+
+    loop = asyncio.get_running_loop()
+    wakeups = []
+    real = loop.call_soon_threadsafe
+    monkeypatch.setattr(loop, "call_soon_threadsafe",
+                        lambda *a, **k: (wakeups.append(a), real(*a, **k))[1])
+    pool = ThreadPoolExecutor(8)
+    slots = asyncio.Semaphore(8)
+    started = threading.Barrier(9)
+
+    def call(i):
+        started.wait(5)
+        return i * 2
+
+    calls = [asyncio.ensure_future(hookcall.call_in_thread(call, {"i": i}, 5, slots,
+                                                           lambda: pool, "busy"))
+             for i in range(8)]
+    await asyncio.sleep(0)  # every call submitted
+    started.wait(5)
+    _time.sleep(0.3)  # the loop busy elsewhere while all eight finish
+    assert await asyncio.gather(*calls) == [i * 2 for i in range(8)]
+    assert len(wakeups) == 1
+    assert slots._value == 8  # every slot given back
+    pool.shutdown()

@@ -1,6 +1,8 @@
 """One plugin call: an ``async def`` awaited with a timeout, a plain ``def`` on a worker thread."""
 
 import asyncio
+import threading
+import weakref
 from typing import Any, Callable
 
 # Python 3.11+: a timeout around an await without a task of its own per call.
@@ -45,9 +47,47 @@ async def call_in_thread(func: Callable, args: dict, timeout, slots: asyncio.Sem
     except BaseException:
         slots.release()
         raise
-    # One wake-up of the loop per call: the slot freed and the outcome handed over.
-    future.add_done_callback(lambda f: loop.call_soon_threadsafe(_thread_done, slots, f, done))
-    return await asyncio.wait_for(done, timeout)
+    handoff = _handoffs.get(loop)
+    if handoff is None:
+        handoff = _handoffs[loop] = _Handoff(loop)
+    future.add_done_callback(lambda f: handoff.add((slots, f, done)))
+    if _timeout is None:
+        return await asyncio.wait_for(done, timeout)
+    async with _timeout(timeout):  # cheaper than wait_for's extra future per call
+        return await done
+
+
+class _Handoff:
+    """Calls that finished on worker threads, handed to the loop in batches.
+
+    One wake-up of the loop (``call_soon_threadsafe``, a write to its pipe)
+    for all the calls that finish before it runs, rather than one per call.
+    """
+
+    __slots__ = ("loop", "lock", "items", "__weakref__")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.loop, self.lock, self.items = loop, threading.Lock(), []
+
+    def add(self, item: tuple) -> None:
+        with self.lock:
+            self.items.append(item)
+            if len(self.items) > 1:
+                return  # a drain is already scheduled and will take this one too
+        try:
+            self.loop.call_soon_threadsafe(self._drain)
+        except RuntimeError:  # the loop is closed: nobody waits any more
+            pass
+
+    def _drain(self) -> None:
+        with self.lock:
+            items, self.items = self.items, []
+        for slots, future, done in items:
+            _thread_done(slots, future, done)
+
+
+_handoffs: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Handoff]" = \
+    weakref.WeakKeyDictionary()
 
 
 def _thread_done(slots: asyncio.Semaphore, future, done: asyncio.Future) -> None:
