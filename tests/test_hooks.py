@@ -322,26 +322,63 @@ async def test_many_calls_to_one_sync_plugin_queue_for_its_threads():
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_a_plain_call_whose_pool_shuts_down_first_is_cancelled_and_frees_its_slot():
-    import asyncio
-    from concurrent.futures import ThreadPoolExecutor
+async def test_a_plain_call_still_queued_at_close_is_cancelled_and_never_made():
+    from tornpay.hookcall import Lane
 
-    from tornpay.hookcall import call_in_thread
-
-    pool = ThreadPoolExecutor(1)
-    slots = asyncio.Semaphore(2)
-    gate = __import__("threading").Event()
-    first = asyncio.ensure_future(call_in_thread(gate.wait, {"timeout": 5}, 5, slots,
-                                                 lambda: pool, "busy"))
-    second = asyncio.ensure_future(call_in_thread(lambda: "never", {}, 5, slots,
-                                                  lambda: pool, "busy"))
+    lane = Lane("one", 1)
+    gate = threading.Event()
+    made = []
+    first = asyncio.ensure_future(lane.call(gate.wait, {"timeout": 5}, 5, "busy"))
+    second = asyncio.ensure_future(lane.call(lambda: made.append(1), {}, 5, "busy"))
     await asyncio.sleep(0.05)
-    pool.shutdown(wait=False, cancel_futures=True)  # the second call never starts
+    lane.close()  # the second call never starts
     with pytest.raises(asyncio.CancelledError):
         await second
     gate.set()
     assert await first is True
-    assert not slots.locked() and slots._value == 2
+    await asyncio.sleep(0.05)
+    assert made == []
+    with pytest.raises(PluginError, match="shut down"):
+        await lane.call(lambda: 1, {}, 5, "busy")
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_call_that_waited_too_long_for_a_thread_is_busy_and_never_made():
+    from tornpay.hookcall import Lane, PluginBusy
+
+    lane = Lane("slow", 1)
+    gate = threading.Event()
+    made = []
+    first = asyncio.ensure_future(lane.call(gate.wait, {"timeout": 5}, 5, "busy"))
+    await asyncio.sleep(0.05)  # the lane's one thread is held
+    with pytest.raises(PluginBusy, match="^held$"):
+        await lane.call(lambda: made.append(1), {}, 0.1, "held")
+    gate.set()
+    assert await first is True
+    assert await lane.call(lambda: "next", {}, 1, "busy") == "next"
+    assert made == []  # the queued call was dropped when its caller gave up
+    lane.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_call_gets_its_whole_timeout_from_when_a_thread_takes_it():
+    # Queued 0.2 s behind another call, then 0.3 s of work: inside a 0.4 s timeout,
+    # because the call's own time starts when it starts.
+    import time as _time
+
+    from tornpay.hookcall import Lane
+
+    def nap(secs):
+        _time.sleep(secs)
+
+    lane = Lane("one", 1)
+    first = asyncio.ensure_future(lane.call(nap, {"secs": 0.2}, 1, "busy"))
+    await asyncio.sleep(0)
+    assert await lane.call(lambda: (_time.sleep(0.3), "done")[1], {}, 0.4, "busy") == "done"
+    await first
+    with pytest.raises(asyncio.TimeoutError):
+        await lane.call(nap, {"secs": 0.3}, 0.1, "busy")
+    lane.close()
 
 
 @pytest.mark.gen_test
@@ -349,30 +386,25 @@ async def test_thread_calls_that_finish_together_wake_the_loop_once(monkeypatch)
     # Each plain-def call used to cost its own loop wake-up (a pipe write);
     # calls finishing before the loop runs again are now handed over together.
     import time as _time
-    from concurrent.futures import ThreadPoolExecutor
 
-    from tornpay import hookcall
+    from tornpay.hookcall import Lane
 
     loop = asyncio.get_running_loop()
     wakeups = []
     real = loop.call_soon_threadsafe
     monkeypatch.setattr(loop, "call_soon_threadsafe",
                         lambda *a, **k: (wakeups.append(a), real(*a, **k))[1])
-    pool = ThreadPoolExecutor(8)
-    slots = asyncio.Semaphore(8)
+    lane = Lane("eight", 8)
     started = threading.Barrier(9)
 
     def call(i):
         started.wait(5)
         return i * 2
 
-    calls = [asyncio.ensure_future(hookcall.call_in_thread(call, {"i": i}, 5, slots,
-                                                           lambda: pool, "busy"))
-             for i in range(8)]
-    await asyncio.sleep(0)  # every call submitted
+    calls = [asyncio.ensure_future(lane.call(call, {"i": i}, 5, "busy")) for i in range(8)]
+    await asyncio.sleep(0)  # every call queued
     started.wait(5)
     _time.sleep(0.3)  # the loop busy elsewhere while all eight finish
     assert await asyncio.gather(*calls) == [i * 2 for i in range(8)]
     assert len(wakeups) == 1
-    assert slots._value == 8  # every slot given back
-    pool.shutdown()
+    lane.close()

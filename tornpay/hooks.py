@@ -4,13 +4,12 @@ import asyncio
 import importlib
 import inspect
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Dict, List, Optional
 
 import pluggy
 
 from tornpay import plugin_sources
-from tornpay.hookcall import PluginBusy, PluginError, call_async, call_in_thread  # noqa: F401
+from tornpay.hookcall import Lane, PluginBusy, PluginError, call_async  # noqa: F401
 from tornpay.orders.events import product_from_answer
 from tornpay.plugins import hookspecs
 from tornpay.plugins.hookspecs import HOOK_NAMES
@@ -44,12 +43,11 @@ class HookManager:
         self._names: List[str] = []  # registration order (pluggy calls LIFO)
         self._objects: Dict[str, Any] = {}
         self._sources: List[Any] = []  # what was passed to register (before tornpay_configure)
-        # Plain (sync) hook functions run here so a blocking plugin cannot
-        # freeze the IOLoop; created lazily so building a manager is cheap.
-        self._max_workers = max_workers
+        # Plain (sync) hook functions run on their plugin's own threads (a
+        # quarter of max_workers each, started when needed) so a blocking
+        # plugin can freeze neither the IOLoop nor another plugin.
         self._per_plugin_threads = max(1, max_workers // 4)
-        self._slots: Dict[str, asyncio.Semaphore] = {}  # worker threads per plugin
-        self._executor: Optional[ThreadPoolExecutor] = None
+        self._lanes: Dict[str, Lane] = {}
 
     # -- loading -------------------------------------------------------------
 
@@ -196,13 +194,13 @@ class HookManager:
         func: Callable = impl.function
         if inspect.iscoroutinefunction(func):
             return await call_async(func, args, timeout)
-        # A timed-out thread cannot be stopped: each plugin gets a few threads
-        # so a hung plugin cannot take the whole pool away from the others.
-        slots = self._slots.get(plugin_name)
-        if slots is None:
-            slots = self._slots[plugin_name] = asyncio.Semaphore(self._per_plugin_threads)
-        result = await call_in_thread(
-            func, args, timeout, slots, self._get_executor,
+        # A timed-out thread cannot be stopped: each plugin has threads of its
+        # own so a hung plugin cannot take the others' away.
+        lane = self._lanes.get(plugin_name)
+        if lane is None:
+            lane = self._lanes[plugin_name] = Lane(plugin_name, self._per_plugin_threads)
+        result = await lane.call(
+            func, args, timeout,
             f"plugin {plugin_name}: earlier calls still hold its {self._per_plugin_threads} "
             f"worker thread(s)")
         if inspect.isawaitable(result):
@@ -243,17 +241,11 @@ class HookManager:
     def _timeout(self) -> Optional[float]:
         return getattr(getattr(self.settings, "deliveries", None), "timeout_seconds", None)
 
-    def _get_executor(self) -> ThreadPoolExecutor:
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=self._max_workers,
-                                                thread_name_prefix="tornpay-plugin")
-        return self._executor
-
     def close(self) -> None:
         """Shut the worker threads down (without waiting for a hung plugin)."""
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = None
+        lanes, self._lanes = list(self._lanes.values()), {}
+        for lane in lanes:
+            lane.close()
 
 
 def _argnames(func: Callable) -> List[str]:
