@@ -166,6 +166,16 @@ def test_a_claim_leases_and_loads_in_a_few_statements_whatever_its_size(db, monk
     assert more == ["e000:p"] + [f"e{i:03d}:p" for i in range(1, 140) if i != 7][d.BATCH:]
 
 
+def test_the_one_query_claim_finds_its_rows_by_key_on_sqlite(tmp_path):
+    # Through the state index the lease would visit every pending delivery: a
+    # whole backlog per claim while a plugin is down.
+    db = bind_db(f"sqlite:///{tmp_path}/plan.db")
+    for statement in (outbox_sql.LEASE_MANY[8], outbox_sql.LOAD_MINE[8]):
+        text, _ = statement.compiled(db)
+        plan = db.execute_sql("EXPLAIN QUERY PLAN " + text, ["x"] * text.count("?")).fetchall()
+        assert "USING INDEX sqlite_autoindex_tornpay_delivery_1 (id=?)" in plan[0][3], plan
+
+
 def test_done_and_retry_only_for_the_lease_owner(db):
     Event.create(id="e1", hook="on_paid", out_trade_no="T1")
     Delivery.create(id="e1:p", event="e1", plugin="p", attempts=1, lease_owner="me",
