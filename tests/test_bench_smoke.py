@@ -33,3 +33,18 @@ def test_bench_smoke(tmp_path):
     lock = data["lock"]
     assert lock["check"]["ok"] and lock["check"]["paid"] == lock["check"]["notified"] > 0
     assert lock["health"]["errors"] == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script, args, expected", [
+    ("notify_storm.py", ["--orders", "30", "--connections", "3"], "RESULT               OK"),
+    ("junk_flood.py", ["--junk", "60", "--valid", "5", "--connections", "3"],
+     "orders paid: 10 of 10"),
+])
+def test_the_other_bench_scripts_still_run(script, args, expected):
+    # Both broke unnoticed once (a shipped test key the server now refuses, a
+    # raw INSERT missing a new column): each must at least run and pay.
+    proc = subprocess.run([sys.executable, os.path.join(REPO, "bench", script), *args],
+                          capture_output=True, text=True, timeout=240, cwd=REPO)
+    output = proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.returncode == 0 and expected in proc.stdout, output
