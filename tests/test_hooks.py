@@ -321,14 +321,19 @@ async def test_many_calls_to_one_sync_plugin_queue_for_its_threads():
         manager.close()
 
 
-@pytest.mark.gen_test(timeout=30)
-async def test_a_plain_call_still_queued_at_close_is_cancelled_and_never_made():
+async def _held_lane():
+    """A one-thread Lane whose thread waits on a gate, and a list a later call would fill."""
     from tornpay.hookcall import Lane
 
-    lane = Lane("one", 1)
-    gate = threading.Event()
-    made = []
+    lane, gate, made = Lane("one", 1), threading.Event(), []
     first = asyncio.ensure_future(lane.call(gate.wait, {"timeout": 5}, 5, "busy"))
+    await asyncio.sleep(0.05)  # the lane's one thread is held
+    return lane, gate, made, first
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_plain_call_still_queued_at_close_is_cancelled_and_never_made():
+    lane, gate, made, first = await _held_lane()
     second = asyncio.ensure_future(lane.call(lambda: made.append(1), {}, 5, "busy"))
     await asyncio.sleep(0.05)
     lane.close()  # the second call never starts
@@ -344,13 +349,9 @@ async def test_a_plain_call_still_queued_at_close_is_cancelled_and_never_made():
 
 @pytest.mark.gen_test(timeout=30)
 async def test_a_call_that_waited_too_long_for_a_thread_is_busy_and_never_made():
-    from tornpay.hookcall import Lane, PluginBusy
+    from tornpay.hookcall import PluginBusy
 
-    lane = Lane("slow", 1)
-    gate = threading.Event()
-    made = []
-    first = asyncio.ensure_future(lane.call(gate.wait, {"timeout": 5}, 5, "busy"))
-    await asyncio.sleep(0.05)  # the lane's one thread is held
+    lane, gate, made, first = await _held_lane()
     with pytest.raises(PluginBusy, match="^held$"):
         await lane.call(lambda: made.append(1), {}, 0.1, "held")
     gate.set()
