@@ -69,7 +69,8 @@ async def test_partial_refunds_idempotency_and_over_refund(sim):
     assert by_tid["err_code"] == "ERROR"  # nothing left to refund
 
 
-@pytest.mark.gen_test(timeout=30)  # 54 round trips: pytest-tornado's 5 s was tight under load
+# 54 round trips: pytest-tornado's 5 s default was tight under load.
+@pytest.mark.gen_test(timeout=30)
 async def test_refund_limits_overdue_and_notenough(sim):
     order = await sim.paid_order()
     for n in range(50):

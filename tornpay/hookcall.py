@@ -1,4 +1,4 @@
-"""One plugin call: an ``async def`` awaited with a timeout, a plain ``def`` on its plugin's threads."""
+"""One plugin call: ``async def`` awaited with a timeout, plain ``def`` on its plugin's threads."""
 
 import asyncio
 import queue

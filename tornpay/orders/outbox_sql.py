@@ -11,9 +11,14 @@ from tornpay.storage.models import DONE, FAILED, PENDING, Delivery, Event, Order
 # dispatcher's cost (bench/README.md).
 
 
+def lease_free():
+    """No lease on the row, or one that ended before ``now``."""
+    return Delivery.lease_until.is_null() | (Delivery.lease_until < param(Delivery.lease_until,
+                                                                           "now"))
+
+
 def claim_query(sqlite: bool = False, plugins: int = 0):
-    free = (Delivery.lease_until.is_null()
-            | (Delivery.lease_until < param(Delivery.lease_until, "now")))
+    free = lease_free()
     # A plugin sees one order's events in the order they happened (a cancel of
     # a closed order before the late payment's on_paid), so a delivery waits
     # while an earlier one for the same plugin and order is still pending.
@@ -57,10 +62,6 @@ CLAIM_PG_FOR = Family("claim_pg_for", lambda n: claim_query(plugins=n).for_updat
     of=Delivery, skip_locked=True))
 LEASE_PG = Statement("lease_pg", lambda: Delivery.update(lease_values()).where(
     Delivery.id == fn.ANY(param("ids"))))  # one array parameter, whatever the count
-LEASE = Statement("lease", lambda: Delivery.update(lease_values()).where(
-    (Delivery.id == param(Delivery.id)) & (Delivery.state == PENDING)
-    & (Delivery.lease_until.is_null()
-       | (Delivery.lease_until < param(Delivery.lease_until, "now")))))
 # The SQLite claim leases its candidates with one UPDATE (was one per row); the
 # id list is padded to a size of SIZES so a handful of texts stay compiled.
 SIZES = (1, 2, 4, 8, 16, 32, 64, 128)
@@ -74,28 +75,27 @@ def ids_param(n: int) -> list:
 # index it would visit every pending delivery, a whole backlog per claim.)
 LEASE_MANY = Family("lease_many", lambda n: Delivery.update(lease_values()).where(
     Delivery.id.in_(ids_param(n)) & (NodeList((SQL("+"), Delivery.state), glue="") == PENDING)
-    & (Delivery.lease_until.is_null()
-       | (Delivery.lease_until < param(Delivery.lease_until, "now")))))
+    & lease_free()))
 # A delivery with its event and the order's plugin-visible columns, in one query.
 ORDER_COLUMNS = (Order.out_trade_no, Order.product_id, Order.openid, Order.total_fee,
                  Order.state, Order.transaction_id, Order.attach, Order.created_at,
                  Order.paid_at, Order.trade_type)
 LOAD_COLUMNS = (Delivery.state, Delivery.plugin, Delivery.attempts, Event.id, Event.hook,
                 Event.payload, Event.out_trade_no) + ORDER_COLUMNS
-LOAD = Statement("load_delivery", lambda: (
-    Delivery.select(*LOAD_COLUMNS)
-    .join(Event, JOIN.LEFT_OUTER, on=(Delivery.event == Event.id))
-    .join(Order, JOIN.LEFT_OUTER, on=(Event.out_trade_no == Order.out_trade_no))
-    .where(Delivery.id == param(Delivery.id))))
 
 
+def _loaded(*columns):
+    return (Delivery.select(*columns)
+            .join(Event, JOIN.LEFT_OUTER, on=(Delivery.event == Event.id))
+            .join(Order, JOIN.LEFT_OUTER, on=(Event.out_trade_no == Order.out_trade_no)))
+
+
+LOAD = Statement("load_delivery", lambda: _loaded(*LOAD_COLUMNS).where(
+    Delivery.id == param(Delivery.id)))
 # The same for the rows of a claim that ``owner`` holds, in one query (padded like LEASE_MANY).
-LOAD_MINE = Family("load_mine", lambda n: (
-    Delivery.select(Delivery.id, *LOAD_COLUMNS)
-    .join(Event, JOIN.LEFT_OUTER, on=(Delivery.event == Event.id))
-    .join(Order, JOIN.LEFT_OUTER, on=(Event.out_trade_no == Order.out_trade_no))
-    .where(Delivery.id.in_(ids_param(n))
-           & (Delivery.lease_owner == param(Delivery.lease_owner, "owner")))))
+LOAD_MINE = Family("load_mine", lambda n: _loaded(Delivery.id, *LOAD_COLUMNS).where(
+    Delivery.id.in_(ids_param(n)) & (Delivery.lease_owner == param(Delivery.lease_owner,
+                                                                   "owner"))))
 
 
 def padded(ids: list) -> dict:
