@@ -59,6 +59,8 @@ def _cpu_split():
     # With two or more CPUs the server under test gets one of its own and the
     # simulator and the load generator share the rest, so neither steals the
     # server's core and figures within a run compare like with like.
+    if os.environ.get("BENCH_NO_PIN"):  # as a harness that pins nothing would see it
+        return None, None
     try:
         cpus = sorted(os.sched_getaffinity(0))
     except (AttributeError, OSError):
@@ -73,7 +75,7 @@ SERVER_CPUS, HELPER_CPUS = _cpu_split()
 
 def pin_description() -> str:
     if SERVER_CPUS is None:
-        return "processes not pinned (one CPU)"
+        return "processes not pinned (BENCH_NO_PIN, or one CPU)"
     return (f"server pinned to CPU {sorted(SERVER_CPUS)}, simulator and load generator to "
             f"CPU {sorted(HELPER_CPUS)}")
 
@@ -99,9 +101,13 @@ class Proc:
 
     def cpu_seconds(self) -> float:
         """utime + stime of the process so far (fields 14 and 15 of /proc/PID/stat)."""
+        return sum(self.cpu_times())
+
+    def cpu_times(self):
+        """(utime, stime) of the process so far: user space, and the kernel's work for it."""
         with open(f"/proc/{self.pid}/stat") as fh:
             fields = fh.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+        return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
 
     def status(self, key: str) -> int:
         """A kB figure from /proc/PID/status (VmHWM, VmRSS)."""

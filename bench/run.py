@@ -45,12 +45,14 @@ def children_cpu() -> float:
 
 def measured(load, procs):
     """Run ``load()``; add each process's CPU share (CPU seconds / wall seconds) to its result."""
-    before = {name: proc.cpu_seconds() for name, proc in procs.items()}
+    before = {name: proc.cpu_times() for name, proc in procs.items()}
     gen_before, started = children_cpu(), time.monotonic()
     result = load()
     wall = time.monotonic() - started
     for name, proc in procs.items():
-        result[f"cpu_{name}"] = (proc.cpu_seconds() - before[name]) / wall
+        user, kernel = (after - then for after, then in zip(proc.cpu_times(), before[name]))
+        result[f"cpu_{name}"] = (user + kernel) / wall
+        result[f"kernel_{name}"] = kernel / max(user + kernel, 1e-9)
     # wrk/loadgen is the only child reaped in between.
     result["cpu_loadgen"] = (children_cpu() - gen_before) / wall
     return result
@@ -252,7 +254,8 @@ def report(hello, notify, checkouts, cfg) -> bool:
         rows.append((name, str(conns), f"{r['rps']:.0f}", f"{r['rps'] / hello['rps']:.2f}",
                      f"{per_cpu(r) / per_cpu(hello):.2f}",
                      f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}", str(r["errors"]),
-                     pct(r["cpu_server"]), upstream, pct(r["cpu_loadgen"])))
+                     f"{pct(r['cpu_server'])} ({pct(r['kernel_server'])} sys)", upstream,
+                     pct(r["cpu_loadgen"])))
 
     row("hello-world (ceiling)", cfg["notify_conns"], hello)
     if notify:

@@ -141,3 +141,27 @@ def test_extra_fields_keep_their_order_and_internal_marks_stay_out(standalone_lo
     first, second = standalone_logging.getvalue().splitlines()
     assert first.endswith("msg=hello zeta=1 alpha=2")
     assert second.endswith("msg=plain")
+
+
+@pytest.mark.parametrize("text", ["order T1: PAID via notify", 'say "hi"', "back\\slash x",
+                                  "tab\there", "line\nbreak", "nul\x00 x", "中文 订单", "", "a=b",
+                                  "\u2028 separator"])
+def test_a_quoted_value_is_exactly_what_json_would_write(text):
+    from tornpay.logs import _kv
+
+    quoted = _kv(text)
+    assert quoted == json.dumps(text, ensure_ascii=False)
+    assert json.loads(quoted) == text
+
+
+def test_the_time_field_is_utc_to_the_millisecond_across_a_second():
+    import datetime
+
+    from tornpay.logs import _timestamp
+
+    for created in (1700000000.9995, 1700000001.0004, 1700000001.25, 1700000061.999):
+        record = logging.LogRecord("x", logging.INFO, "", 0, "m", (), None)
+        record.created, record.msecs = created, int((created - int(created)) * 1000) + 0.0
+        moment = datetime.datetime.fromtimestamp(created, datetime.timezone.utc)
+        expected = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        assert _timestamp(record) == expected

@@ -37,9 +37,15 @@ def order_log(logger: logging.Logger, out_trade_no: Optional[str],
     return OrderLogAdapter(logger, dict({"out_trade_no": out_trade_no}, **fields))
 
 
+# What json.dumps(ensure_ascii=False) escapes: without any of these, quoting is enough.
+_NEEDS_ESCAPE_RE = re.compile(r'["\\\x00-\x1f]')
+
+
 def _kv(value: Any) -> str:
     text = str(value)
     if text == "" or any(c in text for c in ' "=\n\t'):
+        if _NEEDS_ESCAPE_RE.search(text) is None:
+            return f'"{text}"'  # what json.dumps gives, for a message line at a third of the cost
         return json.dumps(text, ensure_ascii=False)
     return text
 
@@ -77,9 +83,20 @@ def _message(record: logging.LogRecord) -> str:
     return message if is_own_alert(record) else disarm_alert(message)
 
 
+# (second, "YYYY-MM-DDTHH:MM:SS") of the last line: most lines share their second
+# with the one before. One tuple, replaced whole, so threads never see half of it.
+_last_second = (-1, "")
+
+
 def _timestamp(record: logging.LogRecord) -> str:
-    moment = datetime.datetime.fromtimestamp(record.created, datetime.timezone.utc)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    global _last_second
+    second = int(record.created)
+    cached, prefix = _last_second
+    if second != cached:
+        moment = datetime.datetime.fromtimestamp(second, datetime.timezone.utc)
+        prefix = moment.strftime("%Y-%m-%dT%H:%M:%S")
+        _last_second = (second, prefix)
+    return f"{prefix}.{int(record.msecs):03d}Z"
 
 
 class KeyValueFormatter(logging.Formatter):
