@@ -173,26 +173,42 @@ class XMLHandler(tornado.web.RequestHandler):
         if self.v3:
             reply_v3(self, ok, message)
             return
-        self.set_header("Content-Type", "text/xml; charset=utf-8")
-        body = _REPLIES.get((ok, message))
-        if body is None:
-            body = encode_xml({"return_code": "SUCCESS" if ok else "FAIL", "return_msg": message})
-            if len(_REPLIES) < 64:  # the fixed replies; a refusal's text may vary
-                _REPLIES[(ok, message)] = body
-        self.finish(body)
+        self.set_header("Content-Type", XML_CONTENT_TYPE)
+        self.finish(xml_reply(ok, message))
 
     def write_error(self, status_code, **kwargs):
         self.set_status(200 if status_code < 500 else status_code)
         self.reply(False, "request refused" if status_code < 500 else "internal error, retry")
 
 
-def reply_v3(handler, ok: bool, message: str) -> None:
-    """SPEC §10: 204 on success; a refusal 400 (a temporary failure 500) so WeChat retries."""
+XML_CONTENT_TYPE = "text/xml; charset=utf-8"
+JSON_CONTENT_TYPE = "application/json; charset=utf-8"
+
+
+def xml_reply(ok: bool, message: str) -> bytes:
+    """The v2 reply document: ``<xml><return_code>SUCCESS|FAIL</return_code>...``."""
+    body = _REPLIES.get((ok, message))
+    if body is None:
+        body = encode_xml({"return_code": "SUCCESS" if ok else "FAIL", "return_msg": message})
+        if len(_REPLIES) < 64:  # the fixed replies; a refusal's text may vary
+            _REPLIES[(ok, message)] = body
+    return body
+
+
+def v3_reply(ok: bool, message: str):
+    """SPEC §10: ``(204, None)`` on success; a refusal 400 (a temporary failure 500) with JSON."""
     if ok:
-        handler.set_status(204)
+        return 204, None
+    temporary = "retry" in message or "internal" in message
+    return (500 if temporary else 400), json.dumps({"code": "FAIL", "message": message}).encode()
+
+
+def reply_v3(handler, ok: bool, message: str) -> None:
+    """A v3 notify's answer from a handler (see :func:`v3_reply`)."""
+    status, body = v3_reply(ok, message)
+    handler.set_status(status)
+    if body is None:
         handler.finish()
         return
-    temporary = "retry" in message or "internal" in message
-    handler.set_status(500 if temporary else 400)
-    handler.set_header("Content-Type", "application/json; charset=utf-8")
-    handler.finish(json.dumps({"code": "FAIL", "message": message}))
+    handler.set_header("Content-Type", JSON_CONTENT_TYPE)
+    handler.finish(body)

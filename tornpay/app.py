@@ -38,10 +38,21 @@ def tornpay_routes(ctx: Context, prefix: Optional[str] = None, include_root: boo
 
 
 class TornpayApplication(tornado.web.Application):
-    """A Tornado application that counts requests in flight, for a graceful SIGTERM."""
+    """A Tornado application that counts requests in flight, for a graceful SIGTERM.
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    With ``direct_notify`` (a Context) POST ``{prefix}/notify`` is answered by
+    ``handlers/notify_direct.py`` before any route is tried; an estate's
+    application never has it and keeps the handler.
+    """
+
+    def __init__(self, handlers=None, *args, direct_notify: Optional[Context] = None, **kwargs):
+        rules = list(handlers or [])
+        if direct_notify is not None:
+            from tornpay.handlers.notify_direct import direct_notify_rule
+
+            rules.insert(0, direct_notify_rule(direct_notify.prefix + "/notify", direct_notify,
+                                               self))
+        super().__init__(rules, *args, **kwargs)
         self.in_flight = 0
 
     def start_request(self, server_conn, request_conn):
@@ -65,17 +76,24 @@ class TornpayApplication(tornado.web.Application):
         self.in_flight = max(0, self.in_flight - 1)
         super().log_request(handler)
 
+    def request_abandoned(self) -> None:
+        """A request that started but will never be answered or logged (the client left)."""
+        self.in_flight = max(0, self.in_flight - 1)
+
 
 def make_app(settings: Settings, *, plugins: Iterable = (), hooks=None, http_client=None,
-             database=None, start: bool = True) -> tornado.web.Application:
+             database=None, start: bool = True,
+             direct_notify: bool = True) -> tornado.web.Application:
     """Build the Tornado application for ``settings``; its Context is ``app.settings['tornpay']``.
 
     ``start`` starts the dispatcher and reconciler on the current IOLoop.
+    ``direct_notify=False`` answers every notify with the handler, as embedded.
     """
     ctx = Context(settings, plugins=plugins, hooks=hooks, http_client=http_client,
                   database=database)
     app = TornpayApplication(
         tornpay_routes(ctx),
+        direct_notify=ctx if direct_notify else None,
         tornpay=ctx,
         xsrf_cookies=True,
         cookie_secret=settings.server.cookie_secret,
