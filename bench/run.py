@@ -219,10 +219,15 @@ def bench_checkout(tmp, cfg, use_wrk):
                         sim_url + "/control/faults", method="DELETE"), timeout=10).read()
                 wait_idle(server)
                 prepaid = count_orders(db_path, "PREPAID")
+                name = f"checkout-{conns}-{int(latency * 1000)}ms"
+                spy = profiler(server, tmp, name, cfg["checkout_s"]) if cfg.get("profile") else None
                 result = measured(lambda: bc.run_load(
                     url, connections=conns, duration=cfg["checkout_s"], tmp=tmp,
-                    name=f"checkout-{conns}-{int(latency * 1000)}ms", headers=headers,
-                    use_wrk=use_wrk), {"server": server, "simulator": sim})
+                    name=name, headers=headers, use_wrk=use_wrk),
+                    {"server": server, "simulator": sim})
+                if spy is not None:
+                    spy.wait(30)
+                    print(summarize_profile(os.path.join(tmp, f"profile-{name}.txt")))
                 # Requests in flight when wrk stopped still run in the server: let
                 # them finish so they neither count nor slow down the next run.
                 wait_idle(server)

@@ -35,7 +35,7 @@ async def test_merchant_file_without_simulator_section_runs_against_real_wechat(
     ctx = app.settings["tornpay"]
     try:
         assert ctx.simulator is None
-        assert not any(spec.regex.pattern.startswith("/_sim") for spec in
+        assert not any(spec.matcher.regex.pattern.startswith("/_sim") for spec in
                        app.default_router.rules[0].target.rules)
         assert settings.effective_wechat_urls()["pay_api_base"] == "https://api.mch.weixin.qq.com"
     finally:
