@@ -82,18 +82,16 @@ class TornpayApplication(tornado.web.Application):
 
 
 def make_app(settings: Settings, *, plugins: Iterable = (), hooks=None, http_client=None,
-             database=None, start: bool = True,
-             direct_notify: bool = True) -> tornado.web.Application:
+             database=None, start: bool = True) -> tornado.web.Application:
     """Build the Tornado application for ``settings``; its Context is ``app.settings['tornpay']``.
 
     ``start`` starts the dispatcher and reconciler on the current IOLoop.
-    ``direct_notify=False`` answers every notify with the handler, as embedded.
     """
     ctx = Context(settings, plugins=plugins, hooks=hooks, http_client=http_client,
                   database=database)
     app = TornpayApplication(
         tornpay_routes(ctx),
-        direct_notify=ctx if direct_notify else None,
+        direct_notify=ctx,
         tornpay=ctx,
         xsrf_cookies=True,
         cookie_secret=settings.server.cookie_secret,
