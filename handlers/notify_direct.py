@@ -95,7 +95,7 @@ class NotifyDelegate(httputil.HTTPMessageDelegate):
         # Closed before the body was whole: nothing runs and nothing is logged
         # (as with the handler), but the request leaves the in-flight count.
         self.chunks = []
-        self.router.application.request_abandoned()
+        self.router.application.request_abandoned(self.request)
 
     async def _answer(self, body: bytes) -> None:
         ctx = self.router.ctx

@@ -136,9 +136,15 @@ async def test_a_repeat_and_an_internal_error_answer_as_the_handler(app, http_se
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_a_client_gone_mid_body_leaves_nothing_in_flight(app, http_server, http_port):
+@pytest.mark.parametrize("path", ["/wxpay/notify", "/wxpay/refund-notify",
+                                  "/wxpay/orders/TP20240101000000abcdefABCDEF12/cancel"])
+async def test_a_client_gone_mid_body_leaves_nothing_in_flight(app, http_server, http_port,
+                                                               path):
+    # The direct path, a streamed handler and a plain one: a graceful stop
+    # waits for the count, so a request nobody will answer must leave it.
     stream = await TCPClient().connect("127.0.0.1", http_port)
-    await stream.write(b"POST /wxpay/notify HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n<xml>")
+    await stream.write(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n<xml>"
+                       % path.encode())
     await wait_for(lambda: app.in_flight == 1, timeout=10)
     stream.close()
     await wait_for(lambda: app.in_flight == 0, timeout=10)

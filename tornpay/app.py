@@ -10,6 +10,7 @@ import sys
 from typing import Iterable, Optional
 
 import tornado.web
+from tornado import httputil
 
 from tornpay import webheaders
 from tornpay.context import Context
@@ -68,17 +69,51 @@ class TornpayApplication(tornado.web.Application):
         return delegate
 
     def find_handler(self, request, **kwargs):
-        # Called once per request as it starts; log_request once as it finishes.
+        # Called once per request as it starts; it leaves the count once, when
+        # logged as it finishes or when its client left before its body was in.
         self.in_flight += 1
+        request.tornpay_in_flight = True
         return super().find_handler(request, **kwargs)
 
+    def get_handler_delegate(self, request, target_class, *args, **kwargs):
+        delegate = super().get_handler_delegate(request, target_class, *args, **kwargs)
+        return _LeavesInFlight(self, request, delegate)
+
     def log_request(self, handler):
-        self.in_flight = max(0, self.in_flight - 1)
+        self.request_abandoned(handler.request)
         super().log_request(handler)
 
-    def request_abandoned(self) -> None:
-        """A request that started but will never be answered or logged (the client left)."""
-        self.in_flight = max(0, self.in_flight - 1)
+    def request_abandoned(self, request) -> None:
+        """``request`` leaves the in-flight count (once, however often this is called)."""
+        if getattr(request, "tornpay_in_flight", False):
+            request.tornpay_in_flight = False
+            self.in_flight = max(0, self.in_flight - 1)
+
+
+class _LeavesInFlight(httputil.HTTPMessageDelegate):
+    """A handler's delegate: a client gone before the body was in takes its request off the count.
+
+    Tornado never creates (or logs) the handler of such a request, and a
+    graceful stop would otherwise wait its whole bound for it.
+    """
+
+    __slots__ = ("app", "request", "delegate")
+
+    def __init__(self, app: TornpayApplication, request, delegate):
+        self.app, self.request, self.delegate = app, request, delegate
+
+    def headers_received(self, start_line, headers):
+        return self.delegate.headers_received(start_line, headers)
+
+    def data_received(self, chunk):
+        return self.delegate.data_received(chunk)
+
+    def finish(self):
+        return self.delegate.finish()
+
+    def on_connection_close(self):
+        self.delegate.on_connection_close()
+        self.app.request_abandoned(self.request)
 
 
 def make_app(settings: Settings, *, plugins: Iterable = (), hooks=None, http_client=None,
