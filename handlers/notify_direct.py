@@ -1,7 +1,6 @@
 """POST /notify answered without a RequestHandler: the standalone server's hot path."""
 
 import asyncio
-import logging
 import time
 from typing import Optional
 
@@ -14,8 +13,6 @@ from tornpay.handlers.base import JSON_CONTENT_TYPE, XML_CONTENT_TYPE, v3_reply,
 from tornpay.handlers.xmlbody import DISCARD_LIMIT
 from tornpay.orders.notify import handle_pay_notify, is_v3_body
 from tornpay.protocol.xmlcodec import MAX_XML_BYTES
-
-logger = logging.getLogger(__name__)
 
 # Why: a notify is most of what a busy shop's server answers, and a
 # RequestHandler (its object, header dict, prepare/finish/flush, transforms)
@@ -76,6 +73,7 @@ class NotifyDelegate(httputil.HTTPMessageDelegate):
         self.router, self.request = router, request
         self.chunks: list = []
         self.size = 0
+        self.answering: Optional[asyncio.Future] = None  # the task answering it, kept alive
 
     def headers_received(self, start_line, headers):
         # As StreamedXMLHandler.prepare: bodies up to DISCARD_LIMIT are read
