@@ -12,6 +12,7 @@ from tornpay.orders.notify_body import Refusal, is_v3_body  # noqa: F401 (is_v3_
 from tornpay.orders.notify_body import decode_body as _decode
 from tornpay.orders.notify_checks import OrderRef, check_parties, check_v2_signature
 from tornpay.orders.paid_cache import repeats
+from tornpay.orders.trade_state import transaction_holder
 from tornpay.protocol.ids import is_valid_out_trade_no
 from tornpay.storage.db import database_proxy as db
 from tornpay.storage.db import is_postgres
@@ -31,9 +32,6 @@ _LOOKUP = Statement("notify_lookup", lambda: Order.select(
     Order.out_trade_no == param(Order.out_trade_no)))
 _CURRENT = Statement("notify_current", lambda: Order.select(
     Order.state, Order.transaction_id).where(Order.out_trade_no == param(Order.out_trade_no)))
-_HOLDER = Statement("notify_tx_holder", lambda: Order.select(Order.out_trade_no).where(
-    (Order.transaction_id == param(Order.transaction_id))
-    & (Order.out_trade_no != param(Order.out_trade_no))))
 _INSERT_NOTIFICATION = Statement("insert_notification", lambda: Notification.insert(
     kind="pay", out_trade_no=param(Notification.out_trade_no),
     received_at=param(Notification.received_at), remote_ip=param(Notification.remote_ip),
@@ -226,14 +224,13 @@ def _apply(ctx: ServingContext, order: OrderRef, fields: dict, remote_ip: str):
         # transaction is no database hiccup, and retrying can never succeed, so
         # refuse it (WeChat may still repeat it; each repeat is refused the same
         # way, without a traceback).
-        holder = _HOLDER.one(transaction_id=fields["transaction_id"],
-                             out_trade_no=order.out_trade_no)
+        holder = transaction_holder(fields["transaction_id"], order.out_trade_no)
         if holder is None:
             raise
         logger.error("ALERT order %s: signed notify carries transaction_id %s, which already "
                      "paid order %s; refused, nothing changed", order.out_trade_no,
-                     fields["transaction_id"], holder[0])
-        raise Refusal(f"transaction_id {fields['transaction_id']} belongs to order {holder[0]}",
+                     fields["transaction_id"], holder)
+        raise Refusal(f"transaction_id {fields['transaction_id']} belongs to order {holder}",
                       "transaction_id already used by another order", order.out_trade_no,
                       alerted=True) from None
 

@@ -6,6 +6,7 @@ from typing import Any, Mapping, Optional
 import peewee
 
 from tornpay.orders.transitions import Hooks, mark_closed, mark_paid, mark_payerror
+from tornpay.storage.fastsql import Statement, param
 from tornpay.storage.models import Order
 
 logger = logging.getLogger("tornpay.orders.transitions")  # the name operators grep for
@@ -56,14 +57,23 @@ def _reused_transaction(out_trade_no: str, transaction_id: Optional[str],
     # transaction_id is unique: WeChat naming another order's transaction is no
     # database hiccup and asking again cannot fix it (mark_paid's savepoint
     # undid the attempt). The notify path refuses the same case the same way.
-    holder = (Order.select(Order.out_trade_no)
-              .where((Order.transaction_id == transaction_id)
-                     & (Order.out_trade_no != out_trade_no)).first())
+    holder = transaction_holder(transaction_id, out_trade_no)
     if holder is None:
         raise error  # another constraint: a real database error
     logger.error("ALERT order %s: orderquery reports transaction_id %s, which already paid "
-                 "order %s; not marked paid", out_trade_no, transaction_id, holder.out_trade_no)
+                 "order %s; not marked paid", out_trade_no, transaction_id, holder)
     return "TRANSACTION_REUSED"
+
+
+_HOLDER = Statement("tx_holder", lambda: Order.select(Order.out_trade_no).where(
+    (Order.transaction_id == param(Order.transaction_id))
+    & (Order.out_trade_no != param(Order.out_trade_no))))
+
+
+def transaction_holder(transaction_id: Optional[str], out_trade_no: str) -> Optional[str]:
+    """The other order ``transaction_id`` (unique) already paid, or None."""
+    row = _HOLDER.one(transaction_id=transaction_id, out_trade_no=out_trade_no)
+    return row[0] if row else None
 
 
 def order_generation(out_trade_no: str) -> Optional[str]:
