@@ -167,9 +167,7 @@ class XMLHandler(tornado.web.RequestHandler):
             self.reply(False, "temporary failure, retry")
 
     def reply(self, ok: bool, message: str = "OK"):
-        if self.ctx.metrics is not None:
-            outcome = self.notify_outcome or ("accepted" if ok else "refused")
-            self.ctx.metrics.notify(outcome, kind=self.notify_kind)
+        count_notify(self.ctx, self.notify_outcome, ok, self.notify_kind)
         if self.v3:
             reply_v3(self, ok, message)
             return
@@ -179,6 +177,12 @@ class XMLHandler(tornado.web.RequestHandler):
     def write_error(self, status_code, **kwargs):
         self.set_status(200 if status_code < 500 else status_code)
         self.reply(False, "request refused" if status_code < 500 else "internal error, retry")
+
+
+def count_notify(ctx, outcome, ok: bool, kind: str = "pay") -> None:
+    """One notify in /metrics: its outcome if known, else accepted or refused by its reply."""
+    if ctx.metrics is not None:
+        ctx.metrics.notify(outcome or ("accepted" if ok else "refused"), kind=kind)
 
 
 XML_CONTENT_TYPE = "text/xml; charset=utf-8"

@@ -9,10 +9,10 @@ from tornado.log import app_log
 from tornado.routing import PathMatches, Router, Rule
 
 from tornpay import webheaders
-from tornpay.handlers.base import JSON_CONTENT_TYPE, XML_CONTENT_TYPE, v3_reply, xml_reply
-from tornpay.handlers.xmlbody import DISCARD_LIMIT
+from tornpay.handlers.base import (JSON_CONTENT_TYPE, XML_CONTENT_TYPE, count_notify, v3_reply,
+                                   xml_reply)
+from tornpay.handlers.xmlbody import DISCARD_LIMIT, CappedBody, declared_over_discard_limit
 from tornpay.orders.notify import handle_pay_notify, is_v3_body
-from tornpay.protocol.xmlcodec import MAX_XML_BYTES
 
 # Why: a notify is most of what a busy shop's server answers, and a
 # RequestHandler (its object, header dict, prepare/finish/flush, transforms)
@@ -32,11 +32,9 @@ class DirectNotifyMatches(PathMatches):
         self.ctx = ctx
 
     def match(self, request):
-        if request.method != "POST" or not self.ctx.db_health.ok:
-            return None
-        length = request.headers.get("Content-Length")
-        if length is not None and not (length.isdigit() and int(length) <= DISCARD_LIMIT):
-            return None  # the handler refuses it, with its warning line
+        if (request.method != "POST" or not self.ctx.db_health.ok
+                or declared_over_discard_limit(request.headers)):
+            return None  # the handler answers (a huge body: refused with its warning line)
         return super().match(request)
 
 
@@ -63,7 +61,11 @@ class AnsweredNotify:
         return self.status
 
     def _request_summary(self) -> str:
-        return f"{self.request.method} {self.request.uri} ({self.request.remote_ip})"
+        return _summary(self.request)
+
+
+def _summary(request) -> str:
+    return f"{request.method} {request.uri} ({request.remote_ip})"
 
 
 class NotifyDelegate(httputil.HTTPMessageDelegate):
@@ -71,8 +73,7 @@ class NotifyDelegate(httputil.HTTPMessageDelegate):
 
     def __init__(self, router: DirectNotifyRouter, request):
         self.router, self.request = router, request
-        self.chunks: list = []
-        self.size = 0
+        self.body = CappedBody()
         self.answering: Optional[asyncio.Future] = None  # the task answering it, kept alive
 
     def headers_received(self, start_line, headers):
@@ -81,19 +82,15 @@ class NotifyDelegate(httputil.HTTPMessageDelegate):
         self.request.connection.set_max_body_size(DISCARD_LIMIT)
 
     def data_received(self, chunk):
-        if self.size <= MAX_XML_BYTES:
-            self.chunks.append(chunk[:MAX_XML_BYTES + 1 - self.size])
-        self.size += len(chunk)
+        self.body.add(chunk)
 
     def finish(self):
-        body, self.chunks = b"".join(self.chunks), []
-        self.answering = asyncio.ensure_future(self._answer(body))
+        self.answering = asyncio.ensure_future(self._answer(self.body.value()))
 
     def on_connection_close(self):
         # Closed before the body was whole: nothing runs and nothing is logged
         # (as with the handler), but the request leaves the in-flight count.
-        self.chunks = []
-        self.router.application.request_abandoned(self.request)
+        self.router.application.leave_in_flight(self.request)
 
     async def _answer(self, body: bytes) -> None:
         ctx = self.router.ctx
@@ -104,10 +101,9 @@ class NotifyDelegate(httputil.HTTPMessageDelegate):
             ok, message, outcome = result[0], result[1], result.outcome
             own_line = result.paid is not None  # "order X: PAID via notify" is its line
         except Exception:
-            app_log.error("Uncaught exception %s", self._summary(), exc_info=True)
+            app_log.error("Uncaught exception %s", _summary(self.request), exc_info=True)
             ok, message, status = False, INTERNAL_ERROR, 500
-        if ctx.metrics is not None:
-            ctx.metrics.notify(outcome or ("accepted" if ok else "refused"), kind="pay")
+        count_notify(ctx, outcome, ok)
         try:
             status = self._send(ok, message, v3, status)
         finally:
@@ -136,9 +132,6 @@ class NotifyDelegate(httputil.HTTPMessageDelegate):
         except iostream.StreamClosedError:
             pass  # WeChat hung up; what was committed stays, and it sends again
         return status
-
-    def _summary(self) -> str:
-        return f"{self.request.method} {self.request.uri} ({self.request.remote_ip})"
 
 
 def direct_notify_rule(path: str, ctx, application) -> Rule:

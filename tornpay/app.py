@@ -80,10 +80,10 @@ class TornpayApplication(tornado.web.Application):
         return _LeavesInFlight(self, request, delegate)
 
     def log_request(self, handler):
-        self.request_abandoned(handler.request)
+        self.leave_in_flight(handler.request)
         super().log_request(handler)
 
-    def request_abandoned(self, request) -> None:
+    def leave_in_flight(self, request) -> None:
         """``request`` leaves the in-flight count (once, however often this is called)."""
         if getattr(request, "tornpay_in_flight", False):
             request.tornpay_in_flight = False
@@ -113,7 +113,7 @@ class _LeavesInFlight(httputil.HTTPMessageDelegate):
 
     def on_connection_close(self):
         self.delegate.on_connection_close()
-        self.app.request_abandoned(self.request)
+        self.app.leave_in_flight(self.request)
 
 
 def make_app(settings: Settings, *, plugins: Iterable = (), hooks=None, http_client=None,
