@@ -12,11 +12,12 @@ from proc_helpers import bind_db, database_url, notify_body
 from tornpay.orders import dispatcher as d
 from tornpay.orders import outbox, outbox_sql
 from tornpay.orders import notify as n
+from tornpay.orders import notify_apply, transition_sql
 from tornpay.orders import transitions as t
 from tornpay.orders.events import OrderView
 from tornpay.storage import fastsql
 from tornpay.storage.db import database_proxy, is_postgres
-from tornpay.storage.models import (CLOSED, PAID, PENDING, PREPAID, Delivery, Event,
+from tornpay.storage.models import (CLOSED, PAID, PENDING, PREPAID, Delivery, Event, KnownPlugin,
                                     Notification, Order, utcnow)
 
 
@@ -65,13 +66,16 @@ def test_event_and_deliveries_stored_as_peewee_stores_them(db):
                             created_at=now)
     Event.create(id="e2", hook="on_paid", out_trade_no="T1", payload="{}", created_at=now)
     assert raw(db, "tornpay_event", "id", "e1")[1:] == raw(db, "tornpay_event", "id", "e2")[1:]
-    outbox._INSERT_DELIVERIES[2].execute(event="e1", now=now, id0="e1:a", plugin0="a",
-                                    id1="e1:b", plugin1="b")
+    # "a" is known (another process loaded it) and local too; "b" is only local.
+    KnownPlugin.create(name="a", on_paid=True, seen_by="other")
+    insert_deliveries = outbox._INSERT_DELIVERIES[("on_paid", 2)]
+    insert_deliveries.execute(event="e1", now=now, prefix="e1:", plugin0="a", plugin1="b")
     Delivery.insert_many([{"id": f"e2:{p}", "event": "e2", "plugin": p, "attempts": 0,
                            "next_attempt_at": now, "created_at": now} for p in "ab"]).execute()
     for p in "ab":
         mine, theirs = (raw(db, "tornpay_delivery", "id", f"{e}:{p}") for e in ("e1", "e2"))
         assert mine[2:] == theirs[2:] and (mine[1], theirs[1]) == ("e1", "e2")
+    assert Delivery.select().where(Delivery.event == "e1").count() == 2
 
 
 def test_conditional_update_same_effect_and_as_conditional(db):
@@ -93,8 +97,8 @@ def test_conditional_update_same_effect_and_as_conditional(db):
 
 def test_notification_row_as_peewee_writes_it(db):
     now = utcnow()
-    n._INSERT_NOTIFICATION.execute(out_trade_no="T1", received_at=now, remote_ip="1.2.3.4",
-                                   outcome="accepted", reason="")
+    notify_apply._INSERT_NOTIFICATION.execute(out_trade_no="T1", received_at=now,
+                                              remote_ip="1.2.3.4", outcome="accepted", reason="")
     Notification.insert(kind="pay", out_trade_no="T1", received_at=now, remote_ip="1.2.3.4",
                         outcome="accepted", reason="").execute()
     first, second = Notification.select().order_by(Notification.id)
@@ -244,7 +248,7 @@ def test_compiled_new_order_insert_stores_what_order_create_does(db):
                   expire_at=now + datetime.timedelta(hours=1), trade_type="NATIVE", payer="o",
                   appid="wx4f4bc4dec97d474b")
     Order.create(out_trade_no="VIA_PEEWEE", **values)
-    t._INSERT_ORDER.execute(out_trade_no="VIA_FASTSQL", refunded_fee=0,
+    transition_sql.INSERT_ORDER.execute(out_trade_no="VIA_FASTSQL", refunded_fee=0,
                                   reserved_refund_fee=0, check_attempts=0, **values)
     a = raw(db, "tornpay_order", "out_trade_no", "VIA_PEEWEE")
     b = raw(db, "tornpay_order", "out_trade_no", "VIA_FASTSQL")

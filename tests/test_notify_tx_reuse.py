@@ -7,6 +7,8 @@ import pytest
 from flow_helpers import (ALICE, Browser, location, notify_fields, order_row,
                                 order_snapshot, out_trade_no_of, signed_notify)
 from tornpay.protocol.xmlcodec import decode_xml
+from tornpay.orders import transitions
+from tornpay.storage.db import database_proxy, is_postgres
 from tornpay.storage.models import Event, Notification
 
 KEY = "192006250b4c09247ec02edce69f6a2d"
@@ -61,3 +63,56 @@ async def test_transaction_id_of_another_order_is_refused_with_one_alert(
     # One line per notify: the ALERT, not an ALERT plus a "temporary failure" or a warning.
     per_notify = [r for r in mine if r.levelno >= logging.WARNING]
     assert per_notify == alerts
+
+
+@pytest.mark.gen_test
+async def test_a_payment_needs_no_savepoint_and_no_separate_plugin_lookup(
+        http_client, base_url, tp_settings, monkeypatch):
+    # Each statement is a round trip on PostgreSQL: the pay UPDATE's own guard
+    # replaces the savepoint, and the Delivery INSERT looks the plugins up itself.
+    order = await new_order(http_client, tp_settings)
+    db = database_proxy.obj
+    statements, real = [], db.execute_sql
+
+    def spy(sql, params=None, *args, **kwargs):
+        statements.append(sql)
+        return real(sql, params, *args, **kwargs)
+
+    monkeypatch.setattr(db, "execute_sql", spy)
+    reply = await post(http_client, base_url, signed_notify(notify_fields(order), KEY))
+    monkeypatch.undo()
+    assert reply["return_code"] == "SUCCESS"
+    assert order_row(order.out_trade_no).state == "PAID"
+    pay = [s for s in statements
+           if s.startswith('UPDATE "tornpay_order"') and '"transaction_id" = ' in s]
+    assert len(pay) == 1 and "NOT EXISTS" in pay[0]
+    assert not [s for s in statements if "SAVEPOINT" in s.upper()]
+    assert not [s for s in statements if s.startswith("SELECT") and '"on_paid"' in s]
+    assert [s for s in statements if s.startswith('INSERT INTO "tornpay_delivery" (')
+            and "SELECT" in s]
+
+
+@pytest.mark.gen_test
+async def test_a_reuse_the_guard_did_not_see_changes_nothing(
+        http_client, base_url, tp_settings, monkeypatch):
+    # Two orders paid with one transaction_id in the same instant: the guard of
+    # the later UPDATE cannot see the other's uncommitted row, and the unique
+    # index stops it. Provoked here by switching the guard off.
+    first = await new_order(http_client, tp_settings)
+    second = await new_order(http_client, tp_settings, "coach-101")
+    ok = await post(http_client, base_url, signed_notify(notify_fields(first, transaction_id=TX),
+                                                         KEY))
+    assert ok["return_code"] == "SUCCESS"
+    real = transitions.pay_in_transaction
+    monkeypatch.setattr(transitions, "pay_in_transaction",
+                        lambda *a, **kw: real(*a, **dict(kw, only_unused_transaction=False)))
+    before = order_snapshot(second.out_trade_no), Event.select().count()
+    reply = await post(http_client, base_url,
+                       signed_notify(notify_fields(second, transaction_id=TX), KEY))
+    assert reply["return_code"] == "FAIL"
+    # SQLite undoes just the statement and refuses; PostgreSQL has aborted the
+    # transaction, so it answers FAIL and WeChat's retry meets the guard.
+    expected = ("temporary failure, retry" if is_postgres(database_proxy.obj)
+                else "transaction_id already used by another order")
+    assert reply["return_msg"] == expected
+    assert (order_snapshot(second.out_trade_no), Event.select().count()) == before

@@ -139,7 +139,7 @@ SCHEMA: Mapping[str, Mapping[str, Setting]] = {
         "cert_file": Setting("", str, "client certificate (PEM) for refunds"),
         "key_file": Setting("", str, "client certificate key (PEM) for refunds", secret=True),
         "timeout": Setting(10.0, float, "seconds per upstream call", check=_min(0.1)),
-        "max_concurrent_calls": Setting(256, int, "WeChat calls in flight at once; more wait "
+        "max_concurrent_calls": Setting(384, int, "WeChat calls in flight at once; more wait "
                                         "their turn (checkouts/s x WeChat latency)",
                                         check=_min(1)),
         # API v3 (SPEC §10); checked together at start by tornpay.gateway.v3settings.

@@ -1,6 +1,5 @@
 """The payment-notify pipeline (SPEC §5): every check, one atomic PAID move, a row per POST."""
 
-import contextlib
 import logging
 from typing import Optional
 
@@ -10,32 +9,23 @@ from tornpay.interfaces import ServingContext
 from tornpay.orders import transitions
 from tornpay.orders.notify_body import Refusal, is_v3_body  # noqa: F401 (is_v3_body: API)
 from tornpay.orders.notify_body import decode_body as _decode
+from tornpay.orders.notify_apply import (ACCEPTED, DUPLICATE, IGNORED, REFUSED,  # noqa: F401
+                                         apply_checked, record)
 from tornpay.orders.notify_checks import OrderRef, check_parties, check_v2_signature
 from tornpay.orders.paid_cache import repeats
-from tornpay.orders.trade_state import transaction_holder
 from tornpay.protocol.ids import is_valid_out_trade_no
 from tornpay.storage.db import database_proxy as db
-from tornpay.storage.db import is_postgres
 from tornpay.storage.executor import is_busy
 from tornpay.storage.fastsql import Statement, param
-from tornpay.storage.models import Notification, Order, utcnow
+from tornpay.storage.models import Order
 
 logger = logging.getLogger(__name__)
-
-ACCEPTED, DUPLICATE, REFUSED, IGNORED = "accepted", "duplicate", "refused", "ignored"
-
 
 # Compiled once per database: peewee rebuilding these per notify cost more than
 # running them (bench/README.md).
 _LOOKUP = Statement("notify_lookup", lambda: Order.select(
     Order.out_trade_no, Order.sign_type, Order.total_fee, Order.api_version, Order.appid).where(
     Order.out_trade_no == param(Order.out_trade_no)))
-_CURRENT = Statement("notify_current", lambda: Order.select(
-    Order.state, Order.transaction_id).where(Order.out_trade_no == param(Order.out_trade_no)))
-_INSERT_NOTIFICATION = Statement("insert_notification", lambda: Notification.insert(
-    kind="pay", out_trade_no=param(Notification.out_trade_no),
-    received_at=param(Notification.received_at), remote_ip=param(Notification.remote_ip),
-    outcome=param(Notification.outcome), reason=param(Notification.reason)))
 
 
 class NotifyResult(tuple):
@@ -104,7 +94,7 @@ async def handle_pay_notify(ctx: ServingContext, body: bytes, remote_ip: str,
 async def _repeat(ctx: ServingContext, out_trade_no: str, remote_ip: str) -> NotifyResult:
     try:
         # Its audit row is all a repeat writes; answered once that is durable too.
-        await ctx.db_write(_record, out_trade_no, remote_ip, DUPLICATE, "order already paid",
+        await ctx.db_write(record, out_trade_no, remote_ip, DUPLICATE, "order already paid",
                            group=True, one_statement=True)
     except Exception as exc:
         return _unavailable(remote_ip, exc)
@@ -152,10 +142,10 @@ def apply_pay_notify(ctx: ServingContext, body: bytes, remote_ip: str,
         why = f"result_code {fields.get('result_code')} {fields.get('err_code', '')}".strip()
         logger.warning("notify for order %s from %s not a payment: %s", order.out_trade_no,
                        remote_ip, why)
-        _record(order.out_trade_no, remote_ip, IGNORED, why)
+        record(order.out_trade_no, remote_ip, IGNORED, why)
         return NotifyResult(True, "OK", IGNORED)
     try:
-        paid, paid_by = _apply(ctx, order, fields, remote_ip)
+        paid, paid_by = apply_checked(ctx, order, fields, remote_ip)
     except Refusal as refusal:
         return _refused(ctx, refusal, remote_ip, out_trade_no)
     # Only v2 repeats are answered from the cache (a v3 body is decrypted first).
@@ -170,13 +160,13 @@ def _refused(ctx: ServingContext, refusal: Refusal, remote_ip: str,
              out_trade_no: Optional[str]) -> NotifyResult:
     if refusal.alerted:
         # Its ALERT line is logged already: one line per incident, and always stored.
-        _record(refusal.out_trade_no, remote_ip, REFUSED, refusal.reason)
+        record(refusal.out_trade_no, remote_ip, REFUSED, refusal.reason)
     else:
         # Logged and stored at a bounded rate, attacker text quoted (orders/refusals.py).
         ctx.refusals.refused("pay", remote_ip, refusal.reply, refusal.reason,
                              claimed=refusal.out_trade_no or out_trade_no,
                              verified=refusal.out_trade_no if refusal.signed else None,
-                             record=_record)
+                             record=record)
     return NotifyResult(False, refusal.reply, REFUSED)
 
 
@@ -205,68 +195,6 @@ def _check(ctx: ServingContext, fields: dict, generation: str = "v2") -> OrderRe
         refusal.signed = True  # signed by WeChat: its out_trade_no may name the log line
         raise
     return order
-
-
-def _apply(ctx: ServingContext, order: OrderRef, fields: dict, remote_ip: str):
-    """PAID once, with its Notification row.
-
-    ``((event_id, close_reason), transaction_id)`` if this call won, else
-    ``(None, the transaction_id that paid the order)``.
-    """
-    try:
-        # SQLite undoes a failed statement by itself (the order UPDATE, the first
-        # statement, is the one the unique transaction_id can fail); PostgreSQL
-        # aborts the whole transaction, so there the attempt has a savepoint.
-        with db.atomic() if is_postgres(db.obj) else contextlib.nullcontext():
-            return _apply_once(ctx, order, fields, remote_ip)
-    except peewee.IntegrityError:
-        # transaction_id is unique: a signed notify naming another order's
-        # transaction is no database hiccup, and retrying can never succeed, so
-        # refuse it (WeChat may still repeat it; each repeat is refused the same
-        # way, without a traceback).
-        holder = transaction_holder(fields["transaction_id"], order.out_trade_no)
-        if holder is None:
-            raise
-        logger.error("ALERT order %s: signed notify carries transaction_id %s, which already "
-                     "paid order %s; refused, nothing changed", order.out_trade_no,
-                     fields["transaction_id"], holder)
-        raise Refusal(f"transaction_id {fields['transaction_id']} belongs to order {holder}",
-                      "transaction_id already used by another order", order.out_trade_no,
-                      alerted=True) from None
-
-
-def _apply_once(ctx: ServingContext, order: OrderRef, fields: dict, remote_ip: str):
-    cash_fee = fields.get("cash_fee")
-    # Inside the caller's transaction, no savepoint: the PAID update, the outbox
-    # rows and the Notification row commit together or not at all.
-    paid = transitions.pay_in_transaction(
-        order.out_trade_no, transaction_id=fields["transaction_id"],
-        time_end=fields.get("time_end"), bank_type=fields.get("bank_type"),
-        cash_fee=int(cash_fee) if cash_fee and cash_fee.isdigit() else None,
-        source="notify", hooks=ctx.hooks, openid=fields.get("openid"))
-    if paid is not None:
-        _record(order.out_trade_no, remote_ip, ACCEPTED, "")
-        return paid, fields["transaction_id"]
-    state, transaction_id = _CURRENT.one(out_trade_no=order.out_trade_no)
-    reason = f"order already {state}"
-    if transaction_id != fields["transaction_id"]:
-        # Signed by WeChat, so a real second payment: someone must refund it.
-        logger.error("ALERT order %s: notify with transaction_id %s but the order was "
-                     "paid by %s", order.out_trade_no, fields["transaction_id"],
-                     transaction_id)
-        reason += f"; other transaction_id {fields['transaction_id']}"
-    _record(order.out_trade_no, remote_ip, DUPLICATE, reason)
-    # WeChat repeats every notify until answered: routine, not news.
-    logger.debug("notify for order %s: duplicate, nothing changed", order.out_trade_no)
-    return None, transaction_id
-
-
-def _record(out_trade_no: Optional[str], remote_ip: str, outcome: str, reason: str) -> None:
-    # One INSERT: atomic on its own outside a transaction, and part of the
-    # caller's inside one (no savepoint round trips on the hot path).
-    _INSERT_NOTIFICATION.execute(out_trade_no=(out_trade_no or None) and out_trade_no[:64],
-                                 received_at=utcnow(), remote_ip=(remote_ip or "")[:64],
-                                 outcome=outcome, reason=reason[:255])
 
 
 def _rollback_quietly() -> None:

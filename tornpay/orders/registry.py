@@ -23,7 +23,6 @@ import socket
 from typing import Any, Dict, List, Optional
 
 from tornpay.orders.periodic import PeriodicWorker
-from tornpay.storage import fastsql
 from tornpay.storage.db import database_proxy as db
 from tornpay.storage.executor import run_write
 from tornpay.storage.models import FAILED, PENDING, Delivery, KnownPlugin, ProcessRow, utcnow
@@ -46,18 +45,6 @@ def loaded_plugins(hooks: Any) -> Optional[List[str]]:
     for hook in DURABLE_HOOKS:
         out.extend(n for n in names(hook) if n not in out)
     return out
-
-
-_KNOWN = fastsql.Family("known_plugins", lambda hook: (
-    KnownPlugin.select(KnownPlugin.name).where(getattr(KnownPlugin, hook) == True)  # noqa: E712
-    .order_by(KnownPlugin.name)))
-
-
-def with_known_plugins(hook: str, local: List[str]) -> List[str]:
-    """``local`` (this process's plugins for ``hook``) plus every other serving process's."""
-    names = list(local)
-    names.extend(row[0] for row in _KNOWN[hook].all() if row[0] not in names)
-    return names
 
 
 def machine_id() -> str:

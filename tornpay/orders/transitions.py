@@ -11,7 +11,8 @@ function returns True (the transaction has committed by then).
 It is the state machine of both orders and refunds: the two tables below say
 which state each move starts from, and this module is the only writer of a
 state or of the columns that go with it (paid, close and refund fields), which
-tests/test_architecture.py checks.
+tests/test_architecture.py checks; its hot statements, compiled once, are in
+``transition_sql`` (only this module uses them).
 """
 
 import datetime
@@ -22,10 +23,9 @@ from peewee import Case
 
 from tornpay.orders.events import RefundView
 from tornpay.orders.outbox import Hooks, write_event
+from tornpay.orders.transition_sql import INSERT_ORDER, PAY, UPDATES
 from tornpay.protocol.wechat_time import beijing_to_utc
-from tornpay.storage import fastsql
 from tornpay.storage.db import database_proxy as db
-from tornpay.storage.fastsql import param
 from tornpay.storage.models import OrderState as O
 from tornpay.storage.models import ORDER_STATES, Order, Refund
 from tornpay.storage.models import RefundState as R
@@ -59,48 +59,18 @@ CLOSE_REASONS = ("expired", "closed", "user_cancelled")  # payerror is its own m
 class RefundError(Exception):
     """A refund that cannot be made or applied; the message is one line for a person."""
 
-# Keyed by (the columns set, the states allowed): always the same conditional
-# UPDATE ... WHERE out_trade_no = ? AND state IN (...), whatever it sets.
-_UPDATES = fastsql.Family("update_order", lambda key: Order.update(
-    {getattr(Order, column): param(getattr(Order, column)) for column in key[0]}).where(
-    (Order.out_trade_no == param(Order.out_trade_no, "_key")) & Order.state.in_(list(key[1]))))
-_PAID_COLUMNS = (Order.transaction_id, Order.time_end, Order.bank_type, Order.cash_fee,
-                 Order.paid_at, Order.updated_at)
-# The pay move in one statement (was three): it also learns the payer's openid when
-# the order had none (NATIVE, MWEB; SPEC §9) and returns close_reason, which
-# survives the payment and tells us we had closed the order. Key: "a payer named".
-_PAY = fastsql.Family("pay_order", lambda with_openid: Order.update(
-    {**{column: param(column) for column in _PAID_COLUMNS}, Order.state: O.PAID,
-     Order.last_error: None,
-     **({Order.openid: Case(None, [(Order.openid == "", param(Order.openid))],
-                                   Order.openid)} if with_openid else {})}).where(
-    (Order.out_trade_no == param(Order.out_trade_no))
-    & Order.state.in_(list(ORDER_TRANSITIONS["pay"][0]))).returning(Order.close_reason))
-
 
 def _update(out_trade_no: str, states: Iterable[str], **values: Any) -> bool:
     if "updated_at" not in values:
         values["updated_at"] = utcnow()
-    stmt = _UPDATES[(tuple(sorted(values)), tuple(states))]
+    stmt = UPDATES[(tuple(sorted(values)), tuple(states))]
     return stmt.rowcount(_key=out_trade_no, **values) == 1
-
-
-# Every NOT NULL column of a new order: peewee's per-call INSERT building was
-# the largest single CPU cost of a checkout, so the statement is compiled once.
-_NEW_ORDER_COLUMNS = (
-    Order.out_trade_no, Order.product_id, Order.openid, Order.body, Order.attach,
-    Order.total_fee, Order.fee_type, Order.sign_type, Order.state, Order.spbill_create_ip,
-    Order.unified_request, Order.refunded_fee, Order.reserved_refund_fee, Order.check_attempts,
-    Order.api_version, Order.created_at, Order.updated_at, Order.expire_at, Order.trade_type,
-    Order.payer, Order.appid)
-_INSERT_ORDER = fastsql.Statement("insert_order", lambda: Order.insert(
-    {column: param(column) for column in _NEW_ORDER_COLUMNS}))
 
 
 def create(values: dict) -> None:
     """A new order, born CREATED with nothing refunded, inside the caller's transaction."""
     values.update(state=O.CREATED, refunded_fee=0, reserved_refund_fee=0, check_attempts=0)
-    _INSERT_ORDER.execute(**values)
+    INSERT_ORDER.execute(**values)
 
 
 def mark_prepaid(out_trade_no: str, prepay_id: str, unified_request: str,
@@ -153,15 +123,18 @@ def mark_paid(out_trade_no: str, *, transaction_id: str, time_end: Optional[str]
 def pay_in_transaction(out_trade_no: str, *, transaction_id: str, time_end: Optional[str],
                        bank_type: Optional[str], cash_fee: Optional[int], hooks: Hooks,
                        source: str = "notify",
-                       openid: Optional[str] = None) -> Optional[Tuple[str, Optional[str]]]:
+                       openid: Optional[str] = None, only_unused_transaction: bool = False,
+                       ) -> Optional[Tuple[str, Optional[str]]]:
     """``mark_paid``'s work, for a caller already inside ``db.atomic()``.
 
     Returns None if the order was not payable (another caller won), else
     ``(event_id, close_reason)`` for ``log_paid`` once the caller committed.
-    The notify path uses it so its own transaction needs no savepoint.
+    The notify path uses it so its own transaction needs no savepoint; with
+    ``only_unused_transaction`` it also returns None, changing nothing, when
+    another order holds ``transaction_id`` (instead of failing on the unique index).
     """
     now = utcnow()
-    rows = _PAY[bool(openid)].all(
+    rows = PAY[(bool(openid), only_unused_transaction, PAYABLE_STATES)].all(
         out_trade_no=out_trade_no, transaction_id=transaction_id, time_end=time_end,
         bank_type=bank_type, cash_fee=int(cash_fee) if cash_fee not in (None, "") else None,
         paid_at=_paid_at(time_end, now), updated_at=now, openid=openid)
