@@ -15,7 +15,7 @@ from flow_helpers import (ALICE, Browser, notify_fields, order_snapshot, signed_
 from helpers_orders import make_order
 from tornpay.orders import notify as notify_module
 from tornpay.protocol.xmlcodec import decode_xml
-from tornpay.storage.db import is_sqlite
+from tornpay.storage.db import database_proxy, is_sqlite
 from tornpay.storage.models import Event, Notification, Order
 
 KEY = "192006250b4c09247ec02edce69f6a2d"
@@ -210,3 +210,40 @@ async def test_a_failing_notify_never_takes_its_group_down(ctx, send, monkeypatc
     check_paid_once(numbers + ["ONCE"], 1)
     if ctx.dbx.group_max > 1:  # SQLite: the others still shared commits
         assert ctx.dbx.commits < ctx.dbx.jobs
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_job_atomic_alone_is_its_own_transaction(ctx, http_server, monkeypatch):
+    # http_server: it owns (and closes) the port pytest-tornado bound for ctx's base_url.
+    # Its own db.atomic() is the whole transaction: on PostgreSQL no BEGIN of
+    # the executor's around it, so no savepoint (two round trips) inside.
+    db, in_job = database_proxy.obj, threading.local()
+    statements, real = [], db.execute_sql
+
+    def spy(sql, params=None, *args, **kwargs):
+        if getattr(in_job, "active", False):  # not the registry's or the dispatcher's
+            statements.append(sql.upper())
+        return real(sql, params, *args, **kwargs)
+
+    def note(reason, fail=False):
+        in_job.active = True
+        try:
+            with db.atomic():
+                for outcome in ("x", "y"):
+                    Notification.create(kind="pay", out_trade_no="ALONE", remote_ip="",
+                                        outcome=outcome, reason=reason)
+                if fail:
+                    raise RuntimeError("the second half failed")
+        finally:
+            in_job.active = False
+
+    monkeypatch.setattr(db, "execute_sql", spy)
+    await ctx.dbx.write(note, "kept", atomic_alone=True)
+    with pytest.raises(RuntimeError):
+        await ctx.dbx.write(note, "undone", fail=True, atomic_alone=True)
+    monkeypatch.undo()
+    rows = Notification.select().where(Notification.out_trade_no == "ALONE")
+    assert sorted(r.reason for r in rows) == ["kept", "kept"]  # all or nothing, each time
+    assert len([s for s in statements if s.startswith("INSERT")]) == 4
+    if not is_sqlite(db):  # SQLite runs it in its group's transaction, as before
+        assert [s for s in statements if "SAVEPOINT" in s] == []

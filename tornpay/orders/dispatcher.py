@@ -183,7 +183,7 @@ class Dispatcher:
     async def _write_done(self, batch: list) -> Dict[str, BaseException]:
         self._done_batch = None  # runs on the next turn: later successes start a new batch
         try:
-            await run_write(self.dbx, self._done_many, batch, group=True)
+            await run_write(self.dbx, self._done_many, batch, group=True, atomic_alone=True)
             return {}
         except Exception as exc:
             if len(batch) == 1:

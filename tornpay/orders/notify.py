@@ -95,7 +95,7 @@ async def _repeat(ctx: ServingContext, out_trade_no: str, remote_ip: str) -> Not
     try:
         # Its audit row is all a repeat writes; answered once that is durable too.
         await ctx.db_write(record, out_trade_no, remote_ip, DUPLICATE, "order already paid",
-                           group=True, one_statement=True)
+                           group=True, atomic_alone=True)
     except Exception as exc:
         return _unavailable(remote_ip, exc)
     logger.debug("notify for order %s: duplicate, nothing changed", out_trade_no)

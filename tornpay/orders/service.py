@@ -142,7 +142,7 @@ async def _prepay(ctx: CoreContext, gateway, values: dict) -> Order:
     if not prepay_id or pay_url == "":
         await ctx.db_write(transitions.record_error, out_trade_no,
                            "unified order reply without prepay_id (or code_url / mweb_url)",
-                           group=True)
+                           group=True, atomic_alone=True)
         raise CheckoutError("WeChat Pay did not return a payment session. Please try again.",
                             out_trade_no=out_trade_no)
     order = await _prepaid(ctx, values, prepay_id,
@@ -156,7 +156,7 @@ async def _prepaid(ctx: CoreContext, values: dict, prepay_id: str,
     """The order once its prepay_id is stored: as inserted plus the PREPAID move."""
     no, moment = values["out_trade_no"], utcnow()
     if await ctx.db_write(transitions.mark_prepaid, no, prepay_id, values["unified_request"],
-                          code_url=code_url, now=moment, group=True):
+                          code_url=code_url, now=moment, group=True, atomic_alone=True):
         # Built here rather than read back (a full-row SELECT cost a third of a
         # checkout's CPU, bench/README.md).
         return Order(**dict(values, state=PREPAID, prepay_id=prepay_id, prepay_at=moment,
@@ -195,7 +195,8 @@ async def _send_unified_order(gateway, ctx: CoreContext, out_trade_no: str,
     code = error.err_code if isinstance(error, BusinessError) else type(error).__name__
     why = f"unified order failed after {attempt} attempt(s): {code}: {error}"
     logger.error("order %s: %s", out_trade_no, why)
-    await ctx.db_write(transitions.record_error, out_trade_no, why, group=True)
+    await ctx.db_write(transitions.record_error, out_trade_no, why, group=True,
+                       atomic_alone=True)
     if error.retryable:
         message = ("WeChat Pay is not answering right now (%(code)s). "
                    "Please try again in a minute.")

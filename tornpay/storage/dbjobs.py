@@ -16,12 +16,12 @@ class DbBusy(Exception):
 
 
 class _Job:
-    __slots__ = ("fn", "args", "kwargs", "group", "deadline", "loop", "future", "one_statement")
+    __slots__ = ("fn", "args", "kwargs", "group", "deadline", "loop", "future", "atomic_alone")
 
-    def __init__(self, fn, args, kwargs, group, deadline, loop, future, one_statement=False):
+    def __init__(self, fn, args, kwargs, group, deadline, loop, future, atomic_alone=False):
         self.fn, self.args, self.kwargs = fn, args, kwargs
         self.group, self.deadline, self.loop, self.future = group, deadline, loop, future
-        self.one_statement = one_statement
+        self.atomic_alone = atomic_alone
 
     def run(self):
         return self.fn(*self.args, **self.kwargs)
@@ -107,11 +107,11 @@ def is_busy(exc: BaseException) -> bool:
 
 
 async def run_write(dbx: Optional[Any], fn: Callable, *args, group: bool = False,
-                    **kwargs) -> Any:
+                    atomic_alone: bool = False, **kwargs) -> Any:
     """``dbx.write`` when the caller has an executor, else ``fn`` on this thread (CLI, tests)."""
     if dbx is None:
         return fn(*args, **kwargs)
-    return await dbx.write(fn, *args, group=group, **kwargs)
+    return await dbx.write(fn, *args, group=group, atomic_alone=atomic_alone, **kwargs)
 
 
 async def run_read(dbx: Optional[Any], fn: Callable, *args, **kwargs) -> Any:

@@ -71,19 +71,22 @@ class DbExecutor:
 
     # -- the loop side --------------------------------------------------
 
-    async def write(self, fn: Callable, *args, group: bool = False, one_statement: bool = False,
+    async def write(self, fn: Callable, *args, group: bool = False, atomic_alone: bool = False,
                     timeout: Optional[float] = None, **kwargs) -> Any:
         """Run ``fn(*args, **kwargs)`` in a writer's transaction; its result once committed.
 
-        ``one_statement``: ``fn`` runs a single statement, atomic by itself, so on
-        PostgreSQL it runs without BEGIN and COMMIT (two round trips fewer).
+        ``atomic_alone``: ``fn`` is atomic by itself (a single statement, or one
+        ``db.atomic()`` around everything it writes), so on PostgreSQL it runs
+        without the executor's own BEGIN and COMMIT: a single statement saves
+        those two round trips, and an ``fn`` with its own ``db.atomic()`` the
+        two of the savepoint that block would otherwise be.
         """
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         deadline = time.monotonic() + (self.wait_timeout if timeout is None else timeout)
         self._start()
         self.submitted += 1
-        job = _Job(fn, args, kwargs, group, deadline, loop, future, one_statement)
+        job = _Job(fn, args, kwargs, group, deadline, loop, future, atomic_alone)
         if self.writers > 1:
             self._queue.put(job)  # one job each, so idle writers take them in parallel
         else:
@@ -241,9 +244,9 @@ class DbExecutor:
         # No savepoint per job: a failing job rolls the whole batch back and
         # ``_recover`` re-runs the others (failures are rare; savepoints are not free).
         outcomes = []
-        if len(live) == 1 and live[0].one_statement and not self.sqlite:
+        if len(live) == 1 and live[0].atomic_alone and not self.sqlite:
             prepare_connection(self.db, self.sqlite, self.wait_timeout)
-            outcomes.append((live[0], True, live[0].run()))  # autocommitted
+            outcomes.append((live[0], True, live[0].run()))  # its own transaction
             self.jobs += 1
             return outcomes
         deadline = min(job.deadline for job in live)
