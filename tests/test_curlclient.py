@@ -51,7 +51,7 @@ def test_the_cap_is_wechat_max_concurrent_calls(tmp_path, io_loop):
     finally:
         client.close()
     default = make_http_client(settings(tmp_path))
-    assert default.max_clients == 384  # ~1,300 checkouts/s x a 300 ms WeChat (docs/security.md)
+    assert default.max_clients == 384  # ~1,300 checkouts/s x ~300 ms of WeChat (docs/security.md)
     default.close()
 
 
