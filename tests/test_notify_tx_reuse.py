@@ -30,15 +30,20 @@ async def post(http_client, base_url, body):
     return decode_xml(reply.body)
 
 
-@pytest.mark.gen_test
-async def test_transaction_id_of_another_order_is_refused_with_one_alert(
-        http_client, base_url, tp_settings, caplog):
+async def two_orders_the_first_paid_by_tx(http_client, base_url, tp_settings):
     first = await new_order(http_client, tp_settings)
     # Another product: the same payer's open order for one product is reused.
     second = await new_order(http_client, tp_settings, "coach-101")
     ok = await post(http_client, base_url, signed_notify(notify_fields(first, transaction_id=TX),
                                                          KEY))
     assert ok["return_code"] == "SUCCESS"
+    return first, second
+
+
+@pytest.mark.gen_test
+async def test_transaction_id_of_another_order_is_refused_with_one_alert(
+        http_client, base_url, tp_settings, caplog):
+    first, second = await two_orders_the_first_paid_by_tx(http_client, base_url, tp_settings)
     before = (order_snapshot(first.out_trade_no), order_snapshot(second.out_trade_no))
     events = Event.select().count()
 
@@ -98,11 +103,7 @@ async def test_a_reuse_the_guard_did_not_see_changes_nothing(
     # Two orders paid with one transaction_id in the same instant: the guard of
     # the later UPDATE cannot see the other's uncommitted row, and the unique
     # index stops it. Provoked here by switching the guard off.
-    first = await new_order(http_client, tp_settings)
-    second = await new_order(http_client, tp_settings, "coach-101")
-    ok = await post(http_client, base_url, signed_notify(notify_fields(first, transaction_id=TX),
-                                                         KEY))
-    assert ok["return_code"] == "SUCCESS"
+    _, second = await two_orders_the_first_paid_by_tx(http_client, base_url, tp_settings)
     real = transitions.pay_in_transaction
     monkeypatch.setattr(transitions, "pay_in_transaction",
                         lambda *a, **kw: real(*a, **dict(kw, only_unused_transaction=False)))
